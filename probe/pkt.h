@@ -1,0 +1,81 @@
+/* pkt.h: the probe's packet parser. One pass over a frame, every field read through a
+ * bounds-checked cursor (common/bytes.h), never an unaligned load. It turns a frame into
+ * the flow key and the few per-packet facts the flow table needs, or names the reason
+ * it could not.
+ */
+#ifndef TF_PKT_H
+#define TF_PKT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Link types the parser understands (our own numbering; capture backends map theirs). */
+enum pkt_link {
+	PKT_LINK_ETH = 0,   /* Ethernet II, 802.1Q / 802.1ad tags */
+	PKT_LINK_RAW,       /* raw IP: version from the first nibble */
+	PKT_LINK_IPV4,      /* raw IPv4 */
+	PKT_LINK_IPV6,      /* raw IPv6 */
+	PKT_LINK_SLL,       /* Linux cooked capture v1 (16-byte header) */
+	PKT_LINK_SLL2,      /* Linux cooked capture v2 (20-byte header) */
+	PKT_LINK_NULL,      /* BSD loopback: 4-byte host-order family */
+};
+
+/* Outcome of parsing one frame. PKT_OK and PKT_NOT_IP are not errors; every other value
+ * is a reason the frame was dropped, and each has its own counter. */
+enum pkt_result {
+	PKT_OK = 0,
+	PKT_NOT_IP,          /* valid frame that carries no IP (ARP, LLDP, ...) */
+	PKT_TRUNC_L2,        /* shorter than its link header or VLAN tags */
+	PKT_TOO_MANY_TAGS,   /* more VLAN tags than we follow */
+	PKT_TRUNC_IP,        /* shorter than the IP header */
+	PKT_BAD_IP_VERSION,  /* version nibble disagrees with the link type */
+	PKT_BAD_IP_HDRLEN,   /* IPv4 IHL < 5, or header longer than the packet */
+	PKT_BAD_IP_LEN,      /* IP total/payload length smaller than its header */
+	PKT_TRUNC_EXTHDR,    /* IPv6 extension header runs past the capture */
+	PKT_TOO_MANY_EXTHDR, /* extension header chain longer than we follow */
+	PKT_TRUNC_L4,        /* transport header cut short by the capture (first fragment) */
+	PKT_BAD_L4,          /* transport header invalid (TCP data offset < 5) */
+	PKT_NRESULTS
+};
+
+/* The flow key: 7-tuple plus VLAN and IP version. Fixed layout, no padding holes left
+ * undefined: pkt_parse zeroes the whole key first so it can be hashed and compared as
+ * bytes. IPv4 addresses are v4-mapped. */
+struct pkt_key {
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint32_t in_if;
+	uint16_t sport;
+	uint16_t dport;   /* ICMP and ICMPv6: type << 8 | code */
+	uint16_t vlan;    /* outermost 802.1Q/802.1ad VLAN id, 0 if untagged */
+	uint8_t proto;
+	uint8_t tos;      /* IPv4 ToS byte / IPv6 traffic class */
+	uint8_t ipver;    /* 4 or 6 */
+	uint8_t pad[3];
+};
+
+/* Fragment state of the packet. */
+enum pkt_frag {
+	PKT_FRAG_NONE = 0,  /* not fragmented */
+	PKT_FRAG_FIRST,     /* offset 0, more fragments follow: ports are present */
+	PKT_FRAG_LATER,     /* offset > 0: no transport header, ports are 0 */
+};
+
+struct pkt_info {
+	struct pkt_key key;
+	uint32_t ip_len;    /* IP-layer bytes: IPv4 total length, IPv6 payload length + 40 */
+	uint32_t frag_id;   /* IPv4 identification or IPv6 fragment id, when fragmented */
+	uint8_t tcp_flags;
+	uint8_t frag;       /* enum pkt_frag */
+};
+
+/* Parses one frame of caplen bytes captured on a link of type link. in_if is the
+ * input interface index to put in the key. Fills *pi on PKT_OK only; returns the
+ * enum pkt_result. Never reads outside [frame, frame + caplen). */
+int pkt_parse(const uint8_t *frame, size_t caplen, enum pkt_link link, uint32_t in_if,
+	      struct pkt_info *pi);
+
+/* Short stable name of a result, for statistics ("trunc_ip"). */
+const char *pkt_result_name(int r);
+
+#endif

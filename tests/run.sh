@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests (cmocka, under ASan+UBSan), fuzz targets for a bounded
+# time, then the integration tests (network namespaces, peer tools). Prints each
+# result and a closing "N passed, N failed" line; exits non-zero if anything failed.
+#   tests/run.sh [unit|fuzz|integ]... [-k PATTERN]
+set -u
+cd "$(dirname "$0")/.."
+TOP=$PWD
+export TOP
+FUZZ_SECS=${FUZZ_SECS:-30}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+kinds=()
+pat=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-k) pat=$2; shift 2 ;;
+	*) kinds+=("$1"); shift ;;
+	esac
+done
+[ ${#kinds[@]} -eq 0 ] && kinds=(unit fuzz integ)
+
+pass=0; fail=0; skip=0; failed=()
+logdir=$TOP/build/test-logs
+mkdir -p "$logdir"
+
+record() { # name rc seconds
+	case $2 in
+	0) pass=$((pass + 1)); printf 'PASS  %-40s %4ss\n' "$1" "$3" ;;
+	77) skip=$((skip + 1)); printf 'SKIP  %-40s %s\n' "$1" "$(tail -n 1 "$logdir/$1.log")" ;;
+	*) fail=$((fail + 1)); failed+=("$1"); printf 'FAIL  %-40s %4ss (log: %s)\n' "$1" "$3" "$logdir/$1.log"
+	   tail -n 30 "$logdir/$1.log" | sed 's/^/      | /' ;;
+	esac
+}
+
+run_one() { # name cmd...
+	local name=$1; shift
+	[ -n "$pat" ] && [[ "$name" != *$pat* ]] && return
+	local t0=$SECONDS
+	"$@" >"$logdir/$name.log" 2>&1
+	local rc=$?
+	record "$name" $rc $((SECONDS - t0))
+}
+
+for kind in "${kinds[@]}"; do
+case $kind in
+unit)
+	for t in build-san/tests/test_*; do
+		[ -x "$t" ] || continue
+		name=unit/$(basename "$t")
+		[ -n "$pat" ] && [[ "$name" != *$pat* ]] && continue
+		t0=$SECONDS
+		mkdir -p "$logdir/unit"; "$t" >"$logdir/$name.log" 2>&1; rc=$?
+		grep -E '^\[  (PASSED|FAILED)  \]' "$logdir/$name.log" | sed "s|^|      $name: |"
+		record "$name" $rc $((SECONDS - t0))
+	done ;;
+fuzz)
+	for f in build-fuzz/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		b=$(basename "$f")
+		corpus=$TOP/build/fuzz-corpus/$b
+		mkdir -p "$corpus" "$logdir/fuzz"
+		seeds=()
+		[ -d "tests/fuzz/seeds/$b" ] && seeds+=("tests/fuzz/seeds/$b")
+		[ -x "tests/fuzz/$b.seeds.sh" ] && { "tests/fuzz/$b.seeds.sh" "$corpus" >/dev/null 2>&1 || true; }
+		run_one "fuzz/$b" "$f" -max_total_time="$FUZZ_SECS" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 "$corpus" "${seeds[@]}"
+	done ;;
+integ)
+	mkdir -p "$logdir/integ"
+	for t in tests/integ/*.sh; do
+		[ -f "$t" ] || continue
+		run_one "integ/$(basename "$t" .sh)" bash "$t"
+	done ;;
+esac
+done
+
+echo
+if [ $fail -gt 0 ]; then echo "failed: ${failed[*]}"; fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
