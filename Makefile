@@ -55,7 +55,7 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all check check-build unit tools fuzz bench install clean deps
+.PHONY: all check check-build unit tools fuzz bench install clean deps demo
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -95,6 +95,12 @@ fuzz: $(FUZZ_BINS)
 
 deps:
 	bash deploy/deps.sh
+
+# The main job end to end on this machine: capture -> probe -> collector -> query.
+demo:
+	bash deploy/deps.sh --build
+	$(MAKE) --no-print-directory all tools
+	bash deploy/demo.sh
 
 # Every build the tests use: release (integration, peers), sanitizers (unit tests and
 # the pcap corpus), libFuzzer targets.

@@ -7,9 +7,9 @@
 set -eu
 
 build_pkgs="make gcc clang llvm pkg-config libpcap-dev libconfig-dev liblz4-dev libzstd-dev
-libmicrohttpd-dev libbpf-dev libelf-dev zlib1g-dev libcmocka-dev"
+libmicrohttpd-dev libbpf-dev libelf-dev zlib1g-dev libcmocka-dev python3 iproute2"
 test_pkgs="libclang-rt-14-dev valgrind nfdump softflowd fprobe pmacct tshark tcpreplay hping3
-iperf3 bpftool iproute2 ethtool python3 procps"
+iperf3 bpftool iproute2 ethtool python3 procps bc"
 cross_pkgs="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static"
 
 want="$build_pkgs"

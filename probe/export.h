@@ -22,15 +22,18 @@ struct export_cfg {
 	uint32_t mtu;               /* IP MTU of the path; datagrams are sized to fit */
 	uint32_t tpl_every_pkts;    /* re-send templates every N datagrams (0: never by count) */
 	uint32_t tpl_every_secs;    /* ... and every T seconds (0: never by time) */
-	uint32_t sampling_interval; /* 1 = unsampled */
-	uint64_t boot_ms;           /* Unix ms that sysUptime counts from */
+	uint32_t sampling_interval; /* 1 = unsampled (0 taken as 1); > 1 is announced as
+				     * deterministic sampling (SAMPLING_ALGORITHM 1) */
+	uint64_t boot_ms;           /* Unix ms that sysUptime counts from; 0: the first
+				     * export clock the exporter sees, less one hour */
 	uint32_t sndbuf;            /* SO_SNDBUF bytes, 0 = system default */
 };
 
 struct export_stats {
 	uint64_t flows;       /* flow records handed to the exporter */
 	uint64_t records;     /* flow records sent (per collector counted once) */
-	uint64_t datagrams;   /* datagrams sent (per collector counted once) */
+	uint64_t datagrams;   /* datagrams sent (per collector counted once; a datagram
+			       * a collector refused still counts here and in send_errors) */
 	uint64_t templates;   /* template refreshes */
 	uint64_t send_errors; /* datagrams a collector did not take (by sendmmsg) */
 };
@@ -44,8 +47,10 @@ struct exporter *export_new(const struct export_cfg *cfg, char *err, size_t errl
 /* Queues one flow; sends full datagrams as needed. now_ms is the export clock. */
 void export_flow(struct exporter *x, const struct flow_rec *rec, uint64_t now_ms);
 
-/* Time passes: sends the open datagram if it has waited long enough and re-sends
- * templates when T seconds elapsed. Call at least once a second. */
+/* Time passes: sends the open datagram if it has waited long enough (1 s of export
+ * clock), sends datagrams queued for a batch, and re-sends templates when T seconds
+ * elapsed (a templates-only datagram on a quiet link; the first tick sends templates
+ * if no flow has yet). Call at least once a second. */
 void export_tick(struct exporter *x, uint64_t now_ms);
 
 /* Sends everything queued now (end of file, shutdown). */

@@ -4,6 +4,24 @@
  *
  * Time is whatever the caller says it is (packet timestamps in ms): the pcap reader
  * passes the file's clock, live capture the wall clock, tests an injected one.
+ *
+ * Expiry rules, applied the same way by flowtab_expire and by flowtab_update when a
+ * packet arrives for a flow that is already due (so records do not depend on how often
+ * the caller ticks):
+ *   - a flow that saw TCP FIN or RST ends (FLOW_END_EOF) once now >= last + fin_grace_ms;
+ *     it keeps counting packets until then, and is never idle-expired;
+ *   - any other flow ends (FLOW_END_IDLE) once now >= last + inactive_ms;
+ *   - failing those, a flow ends (FLOW_END_ACTIVE) once now >= first + active_ms.
+ * A timeout of 0 ends a flow after each packet. Timestamps older than a flow's last
+ * (out of order) are counted; first/last stay the min/max seen. Such packets may only
+ * delay, never hasten, the expiry of other flows.
+ *
+ * The emit callback gets each record leaving the table. It must not call back into
+ * the same table (the table is mid-update while it runs). emit may be NULL: records
+ * are then dropped (still counted in the stats).
+ *
+ * Memory: 104 bytes per entry plus an index of 8-byte slots at most 3/4 full, in all
+ * under 128 bytes per flow of budget. Not thread safe: one table per worker.
  */
 #ifndef TF_FLOWTAB_H
 #define TF_FLOWTAB_H
@@ -26,6 +44,9 @@ struct flowtab_stats {
 	uint64_t expired[6];    /* by enum flow_end */
 	uint64_t table_full;    /* flows expired early because the table was full */
 	uint64_t active;        /* flows in the table now */
+	/* Instrumentation: flows examined by flowtab_expire. Each call examines the flows
+	 * it expires plus at most one not-due flow per list (3), never the rest. */
+	uint64_t expire_checks;
 };
 
 /* Called for every flow leaving the table. The record is only valid during the call. */
@@ -33,13 +54,19 @@ typedef void (*flowtab_emit_fn)(const struct flow_rec *rec, void *arg);
 
 struct flowtab;
 
+#define FLOWTAB_MAX_FLOWS (1u << 30)
+
 /* Allocates a table for cfg->max_flows entries (all memory up front). NULL on failure
- * or on a zero budget. */
+ * or on a zero budget (or one over FLOWTAB_MAX_FLOWS); errno says which. The caller
+ * owns the table and frees it with flowtab_free (which does not emit). */
 struct flowtab *flowtab_new(const struct flowtab_cfg *cfg);
 void flowtab_free(struct flowtab *ft);
 
-/* Accounts one parsed packet seen at now_ms. If the table is full the oldest flow is
- * expired first (FLOW_END_RESOURCE) through emit. */
+/* Accounts one parsed packet seen at now_ms: packets, bytes (pi->ip_len), first/last,
+ * OR of pi->tcp_flags. If the packet's flow is already due it is emitted and restarted
+ * with this packet. If a new flow finds the table full, the oldest flow (the FIN/RST
+ * list's head, else the least recently seen) is expired first (FLOW_END_RESOURCE)
+ * through emit. pi is only read during the call. */
 void flowtab_update(struct flowtab *ft, const struct pkt_info *pi, uint64_t now_ms,
 		    flowtab_emit_fn emit, void *arg);
 
@@ -50,9 +77,14 @@ size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit,
 /* Expires every flow in the table (FLOW_END_FORCED). Returns how many. */
 size_t flowtab_flush(struct flowtab *ft, flowtab_emit_fn emit, void *arg);
 
+/* Counters since flowtab_new; the pointer stays valid, owned by the table. */
 const struct flowtab_stats *flowtab_stats(const struct flowtab *ft);
 
 /* Bytes of memory the table allocated for its budget (for the memory-per-flow figure). */
 size_t flowtab_mem_bytes(const struct flowtab *ft);
+
+/* The 32-bit index hash of key under this table's (random) seed. For tests and
+ * diagnostics: it lets a test build keys whose hashes collide. */
+uint32_t flowtab_hash(const struct flowtab *ft, const struct pkt_key *key);
 
 #endif

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PKT_MAX_TAGS 4    /* VLAN tags followed; one more is PKT_TOO_MANY_TAGS */
+#define PKT_MAX_EXTHDR 8  /* IPv6 extension headers followed; one more is PKT_TOO_MANY_EXTHDR */
+
 /* Link types the parser understands (our own numbering; capture backends map theirs). */
 enum pkt_link {
 	PKT_LINK_ETH = 0,   /* Ethernet II, 802.1Q / 802.1ad tags */
@@ -71,7 +74,29 @@ struct pkt_info {
 
 /* Parses one frame of caplen bytes captured on a link of type link. in_if is the
  * input interface index to put in the key. Fills *pi on PKT_OK only; returns the
- * enum pkt_result. Never reads outside [frame, frame + caplen). */
+ * enum pkt_result. Never reads outside [frame, frame + caplen); *pi is not written
+ * unless the result is PKT_OK. frame may be NULL when caplen is 0.
+ * How the edge cases come out (for whoever reads the counters):
+ * - Headers are read only up to the IP length (IPv4 total length, IPv6 payload length
+ *   + 40), never into link padding; an IP length of 0 (TSO/GSO, jumbograms) means the
+ *   captured length from the IP header on, and that is what ip_len then says.
+ * - IPv4: IHL < 5 is PKT_BAD_IP_HDRLEN; total length < IHL * 4 is PKT_BAD_IP_LEN; a
+ *   header (options included) cut by the capture is PKT_TRUNC_IP.
+ * - IPv6: an extension header running past the capture or past the payload length is
+ *   PKT_TRUNC_EXTHDR. Followed: hop-by-hop, routing, destination options, fragment,
+ *   AH; key.proto is the first other next-header value (ESP 50 and 59 included).
+ * - Fragments: IPv4 MF with offset 0, or an IPv6 fragment header with offset 0 and M
+ *   set, is PKT_FRAG_FIRST and keeps its ports; a non-zero offset is PKT_FRAG_LATER
+ *   (ports and flags 0, key.proto = the fragmented protocol). An IPv6 fragment header
+ *   with offset 0 and M clear (atomic fragment, RFC 6946) is a whole packet:
+ *   PKT_FRAG_NONE. frag_id is set for FIRST and LATER.
+ * - Transport: ports need 4 bytes (ICMP type/code 2), else PKT_TRUNC_L4, also when the
+ *   IP length rather than the capture cuts them. TCP with only the ports captured is
+ *   PKT_OK with tcp_flags 0; the data offset (< 5: PKT_BAD_L4) is checked when byte 12
+ *   is captured, the flags read when byte 13 is. Other protocols: ports 0, PKT_OK.
+ * - VLAN tags (0x8100, 0x88a8, 0x9100) are followed after Ethernet and after SLL/SLL2.
+ *   BSD NULL families are read in both byte orders. A link value outside enum pkt_link
+ *   is PKT_NOT_IP. */
 int pkt_parse(const uint8_t *frame, size_t caplen, enum pkt_link link, uint32_t in_if,
 	      struct pkt_info *pi);
 

@@ -1,0 +1,144 @@
+/* rxq.c: see rxq.h. Positions only grow; the ring index is position % cap. An entry
+ * never wraps: when it does not fit before the end, a skip marker fills the rest. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rxq.h"
+
+#define RXQ_HDR 32u
+#define RXQ_SKIP 0xffffffffu
+
+struct rxq_hdr {
+	uint32_t len;
+	uint32_t pad;
+	uint64_t ts_ms;
+	uint8_t addr[16];
+};
+
+static size_t round8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+int rxq_init(struct rxq *q, size_t cap)
+{
+	memset(q, 0, sizeof(*q));
+	q->cap = round8(cap < 1u << 16 ? 1u << 16 : cap);
+	q->buf = aligned_alloc(64, q->cap);
+	if (!q->buf)
+		return -ENOMEM;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	return 0;
+}
+
+void rxq_fini(struct rxq *q)
+{
+	free(q->buf);
+	q->buf = NULL;
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+}
+
+int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *data,
+	     uint32_t len)
+{
+	uint64_t head = q->head; /* only we write it */
+	uint64_t tail = __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE);
+	size_t need = RXQ_HDR + round8(len);
+	size_t pos = (size_t)(head % q->cap);
+	size_t skip = q->cap - pos < need ? q->cap - pos : 0;
+	if (need > q->cap / 2 || head + skip + need - tail > q->cap) {
+		q->dropped++;
+		return -ENOSPC;
+	}
+	if (skip) {
+		uint32_t m = RXQ_SKIP;
+		memcpy(q->buf + pos, &m, sizeof(m));
+		head += skip;
+		pos = 0;
+	}
+	struct rxq_hdr h = { len, 0, ts_ms, { 0 } };
+	memcpy(h.addr, addr, 16);
+	memcpy(q->buf + pos, &h, sizeof(h));
+	memcpy(q->buf + pos + RXQ_HDR, data, len);
+	q->enqueued++;
+	__atomic_store_n(&q->head, head + need, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void rxq_wake(struct rxq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+void rxq_close(struct rxq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	__atomic_store_n(&q->closed, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Takes the next entry if there is one. */
+static int try_pop(struct rxq *q, struct rxq_item *it)
+{
+	uint64_t tail = q->tail;
+	for (;;) {
+		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
+		if (tail == head)
+			return 0;
+		size_t pos = (size_t)(tail % q->cap);
+		struct rxq_hdr h;
+		memcpy(&h.len, q->buf + pos, sizeof(h.len));
+		if (h.len == RXQ_SKIP) {
+			tail += q->cap - pos;
+			__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
+			continue;
+		}
+		memcpy(&h, q->buf + pos, sizeof(h));
+		it->data = q->buf + pos + RXQ_HDR;
+		it->len = h.len;
+		it->ts_ms = h.ts_ms;
+		it->addr = q->buf + pos + offsetof(struct rxq_hdr, addr);
+		it->next = tail + RXQ_HDR + round8(h.len);
+		return 1;
+	}
+}
+
+int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms)
+{
+	if (try_pop(q, it))
+		return 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&q->mu);
+	int r = 0;
+	while (!(r = try_pop(q, it))) {
+		if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
+			r = try_pop(q, it) ? 1 : -1;
+			break;
+		}
+		if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT) {
+			r = try_pop(q, it);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return r;
+}
+
+void rxq_pop_done(struct rxq *q, const struct rxq_item *it)
+{
+	__atomic_store_n(&q->tail, it->next, __ATOMIC_RELEASE);
+}

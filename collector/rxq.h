@@ -1,0 +1,51 @@
+/* rxq.h: the bounded queue between the collector's receiver and its decoder/writer.
+ * One producer, one consumer, a fixed byte ring: datagrams are copied in with their
+ * exporter address and receive time. When the ring is full the datagram is counted as
+ * dropped (never blocks the receiver, never grows).
+ */
+#ifndef TF_RXQ_H
+#define TF_RXQ_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rxq {
+	uint8_t *buf;
+	size_t cap;                 /* bytes, multiple of 8 */
+	uint64_t head;              /* producer position (atomic) */
+	uint64_t tail;              /* consumer position (atomic) */
+	uint64_t dropped;           /* datagrams refused because the ring was full */
+	uint64_t enqueued;
+	pthread_mutex_t mu;         /* only for sleeping and waking the consumer */
+	pthread_cond_t cv;
+	int closed;
+};
+
+/* A datagram as the consumer sees it; data points into the ring until rxq_pop_done. */
+struct rxq_item {
+	const uint8_t *data;
+	uint32_t len;
+	uint64_t ts_ms;
+	const uint8_t *addr;        /* 16 bytes, IPv4 v4-mapped */
+	uint64_t next;              /* internal: tail after this item */
+};
+
+/* Allocates a ring of cap bytes. 0 or -ENOMEM. */
+int rxq_init(struct rxq *q, size_t cap);
+void rxq_fini(struct rxq *q);
+
+/* Producer: copies one datagram in. 0, or -ENOSPC when full (counted as dropped). */
+int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *data,
+	     uint32_t len);
+/* Producer: wakes the consumer after a batch of pushes. */
+void rxq_wake(struct rxq *q);
+/* Producer: no more data; the consumer drains and then sees end. */
+void rxq_close(struct rxq *q);
+
+/* Consumer: takes the oldest datagram, waiting up to timeout_ms. 1 with *it filled,
+ * 0 on timeout, -1 when closed and empty. Release it with rxq_pop_done. */
+int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms);
+void rxq_pop_done(struct rxq *q, const struct rxq_item *it);
+
+#endif

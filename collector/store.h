@@ -1,0 +1,387 @@
+/* store.h: the collector's flow store. Owns the on-disk format, the writer (column
+ * encoding, compression, rotation, crash recovery), the reader (files in time order,
+ * blocks, zone maps, column decoding), retention, and a scan/summary over a store.
+ *
+ * Layout under DIR, files named by the UTC start of their receive interval (as nfcapd):
+ *
+ *   DIR/YYYY/MM/DD/tf-YYYYMMDDhhmm.tfs
+ *
+ * File format, version 1. Every integer is little-endian, whatever the host; nothing is a
+ * struct dump. Hashes are XXH32 (seed 0, store_hash32()).
+ *
+ *   +----------------------+ 0
+ *   | file header (64 B)   |
+ *   +----------------------+ 64
+ *   | data block           |  header + column directory + payload, written with one
+ *   +----------------------+  write; a flush makes a (possibly short) block
+ *   | data block ...       |
+ *   +----------------------+
+ *   | footer block (144 B) |  only in a closed file; written last, then fsync
+ *   +----------------------+
+ *
+ * File header:
+ *    0  4  magic       "TFST"
+ *    4  4  byte order  u32 0x01020304 (on disk 04 03 02 01; 01 02 03 04 means a
+ *                      big-endian writer, refused)
+ *    8  2  version     1
+ *   10  2  hdr_len     64
+ *   12  4  interval_s  rotation interval the writer used
+ *   16  8  start_ms    interval start the file is named by (Unix ms, UTC)
+ *   24  8  created_ms
+ *   32  4  block_recs  the writer's block size
+ *   36  1  codec       the writer's compressor (0 none, 1 LZ4, 2 zstd)
+ *   37 23  reserved    zero
+ *   60  4  hash        XXH32 of bytes 0..59
+ *
+ * Block header (data and footer blocks), hdr_len = 128 + 12 * ncols bytes:
+ *    0  4  magic       "TFB1"
+ *    4  1  kind        1 data, 2 footer
+ *    5  1  ncols       entries in the column directory (0..24)
+ *    6  2  hdr_len
+ *    8  4  nrec        records in the block (footer: in the whole file)
+ *   12  4  payload_len bytes after the header
+ *   16  4  payload_hash XXH32 of the payload
+ *   20  4  flags       zero
+ *   24 56  zone map    u64 first_min, first_max, last_min, last_max, packets (sum),
+ *                      bytes (sum), then u16 sport_min, sport_max, dport_min, dport_max
+ *   80 32  proto set   bit p (byte p / 8, bit p % 8) set if IP protocol p occurs
+ *  112  1  ipver set   bit 0 IPv4 occurs, bit 1 IPv6 occurs
+ *  113  1  codec       compressor the block mostly used (informational)
+ *  114 10  reserved    zero
+ *  124 12n directory   per column, in increasing column order:
+ *                      u8 col (enum store_col), u8 enc, u8 codec, u8 xform,
+ *                      u32 disk_len, u32 raw_len
+ *  124+12n 4 hdr_hash  XXH32 of bytes 0 .. hdr_len-5
+ *
+ * The payload is the columns' chunks back to back in directory order. A column missing
+ * from the directory is all zeros. Each chunk is compressed alone (codec 1 LZ4 block,
+ * 2 zstd frame, 0 stored) so a reader inflates only the columns it asks for; raw_len is
+ * its size inflated. Inflated, a chunk holds (xform DELTA first puts u64 v0 in front and
+ * codes zigzag(v[i] - v[i-1]); LASTDIFF, first_ms only, codes last - first mod 2^64):
+ *   enc 1 CONST      u64 value (addresses: 16 bytes)
+ *   enc 2 FOR        u64 base, u8 width, u8 layout, then n values - base in width bits:
+ *                    layout 0 bit-packed LSB first, layout 1 width/8 byte planes
+ *   enc 3 DICT       u32 ndict, FOR of the ndict values, FOR of n indices
+ *   enc 4 VARINT     u64 base, n LEB128 values - base
+ *   enc 5 ADDR_RAW   16 byte planes of n bytes
+ *   enc 6 ADDR_DICT  u32 ndict, 16 byte planes of ndict bytes, FOR of n indices
+ *   enc 7 PDICT      u32 nf, FOR of the nf frequent values, FOR of n codes (c >= 1: value
+ *                    c-1, 0: the next exception), u32 nexc, FOR of the nexc exceptions
+ * Column 24 (internal) holds mirror references, u8 r per record: r >= 1 says the record's
+ * src, dst, sport, dport are the dst, src, dport, sport of record i - r (a reply after
+ * its request). Columns 0, 1, 14, 15 then hold only the records with r = 0.
+ * The footer is a block of kind 2 with no columns, nrec and zone map over the whole file,
+ * and a 16-byte payload: u64 data blocks, u64 its own offset.
+ *
+ * Durability: a block is one write at the end of the last complete block; flush adds
+ * fdatasync. A torn write leaves a tail that readers skip (and count) and that the next
+ * writer to open the file truncates. A writer holds flock(LOCK_EX) on DIR/.tapflow.lock
+ * (one writer a store) and on its open file; retention never deletes a locked file.
+ */
+#ifndef TF_STORE_H
+#define TF_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowrec.h"
+
+#define STORE_VERSION 1
+#define STORE_DEFAULT_INTERVAL_S 300
+#define STORE_DEFAULT_BLOCK_RECS 32768
+#define STORE_MAX_BLOCK_RECS 262144     /* readers refuse more (memory bound) */
+#define STORE_FILE_HDR_LEN 64
+#define STORE_BLK_HDR_MIN 128
+#define STORE_NAME_SLACK_MS (3600 * 1000ULL) /* see store_list_files() */
+
+enum store_codec {
+	STORE_CODEC_NONE = 0,
+	STORE_CODEC_LZ4 = 1,
+	STORE_CODEC_ZSTD = 2,
+};
+
+/* Columns, in directory order. Every flow_rec field but pad is one column. */
+enum store_col {
+	STORE_COL_SRC, STORE_COL_DST, STORE_COL_NEXTHOP, STORE_COL_EXPORTER,
+	STORE_COL_PACKETS, STORE_COL_BYTES, STORE_COL_FIRST, STORE_COL_LAST,
+	STORE_COL_IN_IF, STORE_COL_OUT_IF, STORE_COL_SRC_AS, STORE_COL_DST_AS,
+	STORE_COL_DOMAIN_ID, STORE_COL_SAMPLING,
+	STORE_COL_SPORT, STORE_COL_DPORT, STORE_COL_VLAN,
+	STORE_COL_PROTO, STORE_COL_TOS, STORE_COL_TCP_FLAGS, STORE_COL_IPVER,
+	STORE_COL_SRC_MASK, STORE_COL_DST_MASK, STORE_COL_END_REASON,
+	STORE_NCOLS
+};
+#define STORE_COLBIT(c) (1u << (c))
+#define STORE_COLS_ALL ((1u << STORE_NCOLS) - 1)
+
+/* Records as columns (struct of arrays). Arrays hold cap records; only columns in mask
+ * hold data. Owned by whoever called store_cols_init(); free with store_cols_free(). */
+struct store_cols {
+	uint32_t n;
+	uint32_t cap;
+	uint32_t mask;
+	uint32_t alloc;             /* columns with an allocated array */
+	uint8_t (*src)[16];
+	uint8_t (*dst)[16];
+	uint8_t (*nexthop)[16];
+	uint8_t (*exporter)[16];
+	uint64_t *packets;
+	uint64_t *bytes;
+	uint64_t *first_ms;
+	uint64_t *last_ms;
+	uint32_t *in_if;
+	uint32_t *out_if;
+	uint32_t *src_as;
+	uint32_t *dst_as;
+	uint32_t *domain_id;
+	uint32_t *sampling;
+	uint16_t *sport;
+	uint16_t *dport;
+	uint16_t *vlan;
+	uint8_t *proto;
+	uint8_t *tos;
+	uint8_t *tcp_flags;
+	uint8_t *ipver;
+	uint8_t *src_mask;
+	uint8_t *dst_mask;
+	uint8_t *end_reason;
+};
+
+void store_cols_init(struct store_cols *c);
+/* Makes sure the columns in mask have arrays for cap records (contents not kept when an
+ * array grows). Returns 0 or -ENOMEM. */
+int store_cols_reserve(struct store_cols *c, uint32_t cap, uint32_t mask);
+void store_cols_free(struct store_cols *c);
+/* Copies record i out of c into *r; columns not in c->mask read as zero. */
+void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r);
+
+/* Per-block (and, in the footer, per-file) summary a reader gets without inflating.
+ * An empty zone has first_min > first_max. */
+struct store_zone {
+	uint64_t first_min, first_max;
+	uint64_t last_min, last_max;
+	uint64_t packets, bytes;        /* sums */
+	uint16_t sport_min, sport_max;
+	uint16_t dport_min, dport_max;
+	uint8_t proto[32];              /* bit p set: IP protocol p occurs */
+	uint8_t ipver;                  /* bit 0: IPv4 occurs, bit 1: IPv6 */
+};
+
+/* Time window: records whose [first_ms, last_ms] overlaps [from_ms, to_ms] (inclusive). */
+struct store_window {
+	uint64_t from_ms, to_ms;
+};
+
+/* 1 if the zone may hold records overlapping w, 0 if none can (skip the block or file). */
+int store_zone_overlaps(const struct store_zone *z, const struct store_window *w);
+
+/* XXH32 of p[0..len) with seed: the store's checksum. */
+uint32_t store_hash32(const void *p, size_t len, uint32_t seed);
+
+/* Writes "YYYY-MM-DDThh:mm:ss.mmmZ" (UTC) for Unix ms into buf (at least 32 bytes);
+ * returns buf. Works for any 64-bit time, also on 32-bit time_t hosts. */
+char *store_time_str(uint64_t ms, char *buf, size_t len);
+
+/* ---- writer ---- */
+
+struct store_cfg {
+	const char *dir;        /* store root; created if missing; copied by open */
+	uint32_t interval_s;    /* rotation interval, a multiple of 60 */
+	uint32_t block_recs;    /* records per block, 1..STORE_MAX_BLOCK_RECS */
+	uint8_t codec;          /* enum store_codec */
+	int level;              /* zstd level; LZ4 acceleration */
+	int nosync;             /* 1: no fdatasync/fsync (benchmarks, tests) */
+};
+
+/* Fills *cfg with the defaults (300 s, 32768 records, LZ4, sync on) for dir. */
+void store_cfg_default(struct store_cfg *cfg, const char *dir);
+
+struct store_writer_stats {
+	uint64_t records;         /* accepted by store_writer_add() */
+	uint64_t blocks;          /* data blocks written */
+	uint64_t file_bytes;      /* bytes written to files (blocks, headers, footers) */
+	uint64_t files_opened, files_closed;
+	uint64_t syncs;
+	uint64_t recovered_files; /* files found unclosed and repaired */
+	uint64_t truncated_bytes; /* torn tails cut off by recovery */
+	uint64_t dropped;         /* records lost to write errors */
+	uint64_t col_bytes[STORE_NCOLS]; /* bytes on disk per column (encoded, compressed) */
+	uint64_t mirror_bytes;    /* ... and for the mirror references */
+	uint64_t mirrored;        /* records stored as mirrors of an earlier one */
+};
+
+struct store_writer;
+
+/* Opens a writer on cfg->dir at Unix ms now_ms. If the newest file in the store was left
+ * open by a crash it is cut back to its last complete block and either continued (same
+ * interval) or closed. Memory: one block of records plus its encoding scratch (about
+ * 470 bytes a record of block_recs: 15 MB at the default). Returns NULL with errno set
+ * (EINVAL bad cfg, EBUSY another writer has the store, or errors from the file system). */
+struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now_ms);
+
+/* Buffers one record (copied). A full block is written (no sync). Returns 0, or -errno
+ * from writing the full block (its records are then dropped and counted). */
+int store_writer_add(struct store_writer *w, const struct flow_rec *rec);
+
+/* Writes the buffered records as one block with one write, then fdatasync: durable and
+ * visible to readers when it returns. No-op if nothing is pending. Returns 0 or -errno. */
+int store_writer_flush(struct store_writer *w);
+
+/* If now_ms falls in another interval than the current file's: flushes, closes the
+ * current file (footer, fsync file and directory) and makes the next block go to the
+ * file of now_ms's interval. Files are created at their first block. Returns 0/-errno. */
+int store_writer_rotate(struct store_writer *w, uint64_t now_ms);
+
+/* Path of the file open for writing, or NULL if none is open. Owned by w. */
+const char *store_writer_path(const struct store_writer *w);
+const struct store_writer_stats *store_writer_stats(const struct store_writer *w);
+
+/* Flushes, closes the open file and frees w. Returns 0 or the first -errno met. */
+int store_writer_close(struct store_writer *w);
+
+/* ---- reader ---- */
+
+struct store_file_hdr {
+	uint32_t version, interval_s, block_recs;
+	uint64_t start_ms, created_ms;
+	uint8_t codec;
+};
+
+struct store_block_info {
+	uint64_t off;           /* file offset of the block */
+	uint32_t nrec;
+	uint32_t disk_bytes;    /* header + payload */
+	uint32_t colmask;       /* columns stored (missing ones are all zero) */
+	uint8_t codec;
+	struct store_zone zone;
+};
+
+struct store_read_stats {
+	uint64_t blocks;        /* data blocks with a valid header */
+	uint64_t records;       /* records in those */
+	uint64_t bad_blocks;    /* skipped: bad header (found by resync), payload hash,
+				   malformed column, decompression failure */
+	uint64_t bad_hash, bad_format, bad_inflate;  /* bad_blocks by reason */
+	uint64_t tail_bytes;    /* incomplete data at the end (write in progress, crash) */
+	int closed;             /* a valid footer ends the file */
+};
+
+struct store_reader;
+
+/* Opens a store file. NULL with errno: ENOENT etc. from open, EILSEQ not a store file,
+ * ENOTSUP other version or byte order, EBADMSG damaged file header, ENOMEM. An empty or
+ * half-written header (a file being created) opens as a file with no blocks. */
+struct store_reader *store_reader_open(const char *path);
+
+/* Same over buf[0..len), which the caller keeps valid until close (fuzzing, tests). */
+struct store_reader *store_reader_open_mem(const uint8_t *buf, size_t len);
+
+void store_reader_close(struct store_reader *r);
+
+/* verify 0 skips the hash checks (forensics, fuzzing the decoders); default 1. */
+void store_reader_set_verify(struct store_reader *r, int verify);
+
+const struct store_file_hdr *store_reader_hdr(const struct store_reader *r);
+
+/* If the file is closed, fills *z with its footer's zone and returns 1 (cheap: reads the
+ * last 144 bytes). Returns 0 for a file still open or left open, -errno on I/O error. */
+int store_reader_file_zone(struct store_reader *r, struct store_zone *z);
+
+/* Moves to the next data block and fills *bi from its header (nothing inflated). Damaged
+ * blocks are skipped and counted. Returns 1, 0 at the end (footer, end of file or a
+ * partial tail, counted in tail_bytes), or -errno on an I/O error. */
+int store_reader_next(struct store_reader *r, struct store_block_info *bi);
+
+/* Decodes the columns in mask of the current block into out (arrays grown as needed,
+ * out->n = records, out->mask = columns decoded; LAST may come along with FIRST).
+ * Returns 0, or -EBADMSG payload hash mismatch, -EPROTO malformed column, -EIO failed
+ * decompression or short read, -ENOMEM, -EINVAL no current block. A failed block is
+ * counted in bad_blocks; carry on with store_reader_next(). */
+int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols *out);
+
+const struct store_read_stats *store_reader_stats(const struct store_reader *r);
+
+/* Text for the error codes above, store-flavoured (EILSEQ: "not a tapflow store file"). */
+const char *store_strerror(int err);
+
+/* ---- files, retention ---- */
+
+struct store_file {
+	char *path;             /* owned by the list */
+	uint64_t start_ms;      /* interval start from the name */
+};
+
+struct store_list {
+	struct store_file *v;
+	size_t n;
+};
+
+/* Lists the store files under dir in time order (by name, then path). With w non-NULL,
+ * drops files that by their names cannot overlap w: a file named S followed by one named
+ * S' holds records received in [S, S'), so it goes if S - slack > to or S' + slack <
+ * from. slack_ms covers how far record times stray from their arrival (active timeouts,
+ * exporter clocks): STORE_NAME_SLACK_MS. Zone maps then decide exactly. Returns 0 or
+ * -errno; free *out with store_list_free(). */
+int store_list_files(const char *dir, const struct store_window *w, uint64_t slack_ms,
+		     struct store_list *out);
+void store_list_free(struct store_list *l);
+
+/* 0 if path is a store directory (holds store files or date directories, or nothing) or
+ * a store file; -ENOENT etc. if it cannot be read; -EILSEQ if it is something else. */
+int store_check(const char *path);
+
+struct store_retention_result {
+	uint64_t files, bytes;  /* deleted */
+	uint64_t dirs;          /* empty date directories removed */
+	uint64_t kept_files, kept_bytes;
+};
+
+/* Deletes whole files, oldest first, until every file left ended less than max_age_secs
+ * before now_ms and all files total at most max_total_bytes (0: no such limit). Never
+ * deletes a file a writer holds open. Removes date directories left empty. Returns 0 or
+ * -errno; *res says what went (may be NULL). */
+int store_retention(const char *dir, uint64_t max_age_secs, uint64_t max_total_bytes,
+		    uint64_t now_ms, struct store_retention_result *res);
+
+/* ---- scanning ---- */
+
+struct store_scan_stats {
+	uint64_t files;          /* files read */
+	uint64_t files_skipped;  /* listed, but the footer zone misses the window */
+	uint64_t bad_files;      /* could not be opened as store files */
+	uint64_t blocks;         /* blocks decoded */
+	uint64_t blocks_skipped; /* outside the window by zone map */
+	uint64_t bad_blocks;
+	uint64_t tail_bytes;
+};
+
+struct store_scan_opts {
+	const struct store_window *win;  /* NULL: everything */
+	uint64_t slack_ms;               /* see store_list_files() */
+	uint32_t mask;                   /* columns the callback reads */
+	/* Called per decoded block (records are not window-filtered: the block overlaps).
+	 * Non-zero stops the scan and becomes its return value. */
+	int (*block)(const struct store_cols *c, const struct store_block_info *bi, void *arg);
+	void *arg;
+	/* Optional: told about each damaged file or block (err is negative errno). */
+	void (*warn)(const char *path, int err, const char *what, void *warn_arg);
+	void *warn_arg;
+};
+
+/* Scans path (a store directory or one store file) file by file, block by block,
+ * skipping what the window excludes. Returns 0, the callback's stop value, or -errno
+ * if path cannot be listed. *st may be NULL. */
+int store_scan(const char *path, const struct store_scan_opts *o, struct store_scan_stats *st);
+
+struct store_summary {
+	uint64_t flows, packets, bytes;
+	uint64_t first_ms, last_ms;     /* earliest first, latest last; 0 when no flows */
+	struct store_scan_stats scan;
+};
+
+/* Totals over the flows in path that overlap win (NULL: all). Returns as store_scan(). */
+int store_summary(const char *path, const struct store_window *win,
+		  void (*warn)(const char *path, int err, const char *what, void *arg),
+		  void *arg, struct store_summary *s);
+
+#endif

@@ -1,0 +1,225 @@
+/* udprx.c: see udprx.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flowrec.h"
+#include "udprx.h"
+
+#define UDPRX_BATCH 64
+#define UDPRX_MAXDG 65536
+
+int udprx_parse_prefix(const char *s, struct udprx_prefix *p)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	uint8_t a4[4];
+	int max;
+	if (inet_pton(AF_INET, buf, a4) == 1) {
+		flowrec_addr4(p->addr, a4);
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, p->addr) == 1) {
+		max = 128;
+	} else {
+		return -EINVAL;
+	}
+	int len = max;
+	if (slash) {
+		char *end;
+		long v = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || v < 0 || v > max)
+			return -EINVAL;
+		len = (int)v;
+	}
+	p->bits = (uint8_t)(max == 32 ? 96 + len : len);
+	return 0;
+}
+
+void udprx_set_allow(struct udprx *rx, const struct udprx_prefix *p, int n)
+{
+	pthread_mutex_lock(&rx->mu);
+	rx->nallow = n < UDPRX_MAX_ALLOW ? n : UDPRX_MAX_ALLOW;
+	memcpy(rx->allow, p, (size_t)rx->nallow * sizeof(*p));
+	pthread_mutex_unlock(&rx->mu);
+}
+
+static int prefix_match(const struct udprx_prefix *p, const uint8_t a[16])
+{
+	int full = p->bits / 8, rest = p->bits % 8;
+	if (memcmp(p->addr, a, (size_t)full))
+		return 0;
+	if (rest) {
+		uint8_t m = (uint8_t)(0xff << (8 - rest));
+		return (p->addr[full] & m) == (a[full] & m);
+	}
+	return 1;
+}
+
+int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t rcvbuf,
+	       char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int e, fam = AF_INET6;
+	memset(&ss, 0, sizeof(ss));
+	rx->fd = -1;
+	pthread_mutex_init(&rx->mu, NULL);
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	if (!bind_addr || !*bind_addr || !strcmp(bind_addr, "::")) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_any;
+		s6->sin6_port = htons(port);
+		sl = sizeof(*s6);
+	} else if (inet_pton(AF_INET, bind_addr, &s4->sin_addr) == 1) {
+		fam = AF_INET;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		sl = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, bind_addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		sl = sizeof(*s6);
+	} else {
+		snprintf(err, errlen, "bind address '%s' is not an IPv4 or IPv6 address",
+			 bind_addr);
+		return -EINVAL;
+	}
+	rx->fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (rx->fd < 0 && fam == AF_INET6 && (!bind_addr || !*bind_addr)) {
+		/* A host without IPv6: fall back to IPv4 any. */
+		fam = AF_INET;
+		memset(&ss, 0, sizeof(ss));
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		sl = sizeof(*s4);
+		rx->fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	}
+	if (rx->fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "socket: %s", strerror(e));
+		return -e;
+	}
+	int zero = 0, one = 1;
+	if (fam == AF_INET6)
+		setsockopt(rx->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(rx->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+	int want = (int)rcvbuf;
+	/* Privileged: past rmem_max, so a burst survives with default sysctls. */
+	if (setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+		setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+	int got = 0;
+	socklen_t gl = sizeof(got);
+	getsockopt(rx->fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+	rx->rcvbuf = (uint32_t)got;
+	struct timeval tv = { 0, 200000 }; /* wake to notice stop */
+	setsockopt(rx->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(rx->fd, (struct sockaddr *)&ss, sl) < 0) {
+		e = errno;
+		snprintf(err, errlen, "bind %s port %u: %s", bind_addr && *bind_addr ? bind_addr :
+			 "any", port, strerror(e));
+		close(rx->fd);
+		rx->fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int udprx_run(struct udprx *rx, struct rxq *q, volatile int *stop)
+{
+	struct mmsghdr msgs[UDPRX_BATCH];
+	struct iovec iov[UDPRX_BATCH];
+	struct sockaddr_storage from[UDPRX_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint32_t))];
+		struct cmsghdr align;
+	} ctl[UDPRX_BATCH];
+	uint8_t *bufs = malloc((size_t)UDPRX_BATCH * UDPRX_MAXDG);
+	if (!bufs)
+		return -ENOMEM;
+	int rc = 0;
+	while (!*stop) {
+		for (int i = 0; i < UDPRX_BATCH; i++) {
+			iov[i].iov_base = bufs + (size_t)i * UDPRX_MAXDG;
+			iov[i].iov_len = UDPRX_MAXDG;
+			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+			msgs[i].msg_hdr.msg_control = ctl[i].buf;
+			msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+		}
+		int n = recvmmsg(rx->fd, msgs, UDPRX_BATCH, MSG_WAITFORONE, NULL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		uint64_t ts = now_ms();
+		pthread_mutex_lock(&rx->mu);
+		for (int i = 0; i < n; i++) {
+			struct msghdr *h = &msgs[i].msg_hdr;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+					uint32_t v;
+					memcpy(&v, CMSG_DATA(c), sizeof(v));
+					/* Cumulative since the socket was made. */
+					rx->kernel_drops = v;
+				}
+			}
+			uint8_t addr[16];
+			if (from[i].ss_family == AF_INET6) {
+				memcpy(addr, &((struct sockaddr_in6 *)&from[i])->sin6_addr, 16);
+			} else {
+				uint8_t a4[4];
+				memcpy(a4, &((struct sockaddr_in *)&from[i])->sin_addr, 4);
+				flowrec_addr4(addr, a4);
+			}
+			rx->datagrams++;
+			rx->bytes += msgs[i].msg_len;
+			if (rx->nallow) {
+				int ok = 0;
+				for (int k = 0; k < rx->nallow && !ok; k++)
+					ok = prefix_match(&rx->allow[k], addr);
+				if (!ok) {
+					rx->denied++;
+					continue;
+				}
+			}
+			if (rxq_push(q, addr, ts, iov[i].iov_base, msgs[i].msg_len) < 0)
+				rx->queue_full++;
+		}
+		pthread_mutex_unlock(&rx->mu);
+		rxq_wake(q);
+	}
+	free(bufs);
+	return rc;
+}
+
+void udprx_close(struct udprx *rx)
+{
+	if (rx->fd >= 0)
+		close(rx->fd);
+	rx->fd = -1;
+}

@@ -1,0 +1,610 @@
+/* probe_main.c: tapflow-probe. Parses options, opens the capture and the exporter,
+ * drops privileges, runs the workers until end of file or a signal, flushes, reports. */
+#include <errno.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cap.h"
+#include "export.h"
+#include "flowtab.h"
+#include "log.h"
+#include "opts.h"
+#include "worker.h"
+
+#define MAX_WORKERS 16
+
+struct probe_cfg {
+	const char *config;
+	const char *read;
+	struct opt_list iface;
+	struct opt_list collector;
+	uint32_t active_timeout;
+	uint32_t inactive_timeout;
+	uint32_t tcp_end_timeout;
+	uint32_t max_flows;
+	uint32_t workers;
+	uint32_t source_id;
+	uint32_t mtu;
+	uint32_t template_packets;
+	uint32_t template_secs;
+	uint32_t sample;
+	uint32_t snaplen;
+	uint32_t ring_mb;
+	uint32_t stats_interval;
+	int promisc;
+	const char *direction;
+	const char *capture;
+	const char *user;
+	int help;
+	int version;
+};
+
+static const struct probe_cfg defaults = {
+	.active_timeout = 60,
+	.inactive_timeout = 15,
+	.tcp_end_timeout = 2,
+	.max_flows = 262144,
+	.workers = 1,
+	.mtu = 1500,
+	.template_packets = 20,
+	.template_secs = 30,
+	.sample = 1,
+	.snaplen = 256,
+	.ring_mb = 16,
+	.promisc = 1,
+	.direction = "both",
+	.capture = "auto",
+	.user = "nobody",
+};
+
+#define O(f) offsetof(struct probe_cfg, f)
+static const struct opt_def probe_opts[] = {
+	{ "read", 'r', OPT_STR, O(read), 0, 0, "FILE",
+	  "Read packets from a pcap or pcapng file (Ethernet, Linux cooked SLL/SLL2, raw IP)\n"
+	  "and use the file's own timestamps. Every flow still open at the end of the file\n"
+	  "is exported, then the probe exits 0." },
+	{ "interface", 'i', OPT_LIST, O(iface), 0, 0, "IFACE",
+	  "Capture live on IFACE through an AF_PACKET TPACKET_V3 ring, promiscuous. Repeat\n"
+	  "to capture several interfaces (a router): each packet is keyed by the index of\n"
+	  "the interface it was captured on. Runs until SIGINT or SIGTERM." },
+	{ "collector", 'n', OPT_LIST, O(collector), 0, 0, "HOST:PORT",
+	  "Export NetFlow v9 to this collector over UDP; repeat for several. IPv6 addresses\n"
+	  "are written in brackets: [2001:db8::1]:9995." },
+	{ "config", 'c', OPT_STR, O(config), 0, 0, "FILE",
+	  "Read settings from a libconfig file (see deploy/tapflow-probe.conf); flags given\n"
+	  "on the command line override it." },
+	{ "active-timeout", 0, OPT_UINT, O(active_timeout), 1, 86400, "SECS",
+	  "Export a flow that has lasted this long and start a new record for it, so long\n"
+	  "transfers show up in reports within this time." },
+	{ "inactive-timeout", 0, OPT_UINT, O(inactive_timeout), 1, 86400, "SECS",
+	  "Export a flow once no packet has been seen for it this long." },
+	{ "tcp-end-timeout", 0, OPT_UINT, O(tcp_end_timeout), 0, 3600, "SECS",
+	  "After a TCP FIN or RST, export the flow once it has been idle this long (the\n"
+	  "grace lets the last ACKs join it)." },
+	{ "max-flows", 0, OPT_UINT, O(max_flows), 16, 100000000, "N",
+	  "Flow table size per worker, allocated at start (about 112 bytes a flow). When\n"
+	  "full, the least recently seen flow is exported early and counted (table_full)." },
+	{ "workers", 'w', OPT_UINT, O(workers), 1, MAX_WORKERS, "N",
+	  "Capture threads for live capture. With more than one, PACKET_FANOUT spreads\n"
+	  "packets by flow hash so both directions of a flow reach the same worker." },
+	{ "source-id", 0, OPT_UINT, O(source_id), 0, 0xffffffffu, "N",
+	  "NetFlow v9 source ID written in every export packet header." },
+	{ "mtu", 0, OPT_UINT, O(mtu), 576, 65535, "BYTES",
+	  "IP MTU towards the collectors: export datagrams are filled up to it." },
+	{ "template-packets", 0, OPT_UINT, O(template_packets), 0, 1000000, "N",
+	  "Re-send templates every N export packets (0: not by count)." },
+	{ "template-secs", 0, OPT_UINT, O(template_secs), 0, 86400, "SECS",
+	  "... and every SECS seconds, so collectors on quiet links get them too (0: not by\n"
+	  "time). RFC 3954 section 7." },
+	{ "sample", 's', OPT_UINT, O(sample), 1, 1000000, "N",
+	  "Deterministic 1-in-N packet sampling (1: every packet). The interval is exported\n"
+	  "in the options template so collectors can scale the counters." },
+	{ "snaplen", 0, OPT_UINT, O(snaplen), 96, 65535, "BYTES",
+	  "Bytes of each frame copied into the capture ring (headers are all we need)." },
+	{ "ring-mb", 0, OPT_UINT, O(ring_mb), 2, 4096, "MIB",
+	  "Capture ring size per interface and worker, in MiB." },
+	{ "promisc", 0, OPT_BOOL, O(promisc), 0, 0, NULL,
+	  "Put capture interfaces in promiscuous mode (a mirror port needs it)." },
+	{ "direction", 0, OPT_STR, O(direction), 0, 0, "in|out|both",
+	  "Which packets of an interface to account: 'both' (default) as tcpdump sees\n"
+	  "them; 'in' only received ones (use it on a router capturing every interface,\n"
+	  "or forwarded packets are counted twice); 'out' only sent ones." },
+	{ "capture", 0, OPT_STR, O(capture), 0, 0, "auto|afpacket|pcap",
+	  "Capture backend for -i: auto (AF_PACKET) or afpacket. -r always reads files." },
+	{ "user", 'u', OPT_STR, O(user), 0, 0, "USER",
+	  "After opening capture and export sockets, drop root privileges to USER\n"
+	  "(\"root\" or \"\" keeps them)." },
+	{ "stats-interval", 0, OPT_UINT, O(stats_interval), 0, 86400, "SECS",
+	  "Print statistics every SECS seconds (0: only on exit and on SIGUSR1)." },
+	{ "help", 'h', OPT_ACTION, O(help), 0, 0, NULL, "Show this help and exit." },
+	{ "version", 'V', OPT_ACTION, O(version), 0, 0, NULL, "Show the version and exit." },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+};
+#undef O
+
+/* Program-wide: written by signal handlers, read by the loops. */
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stats_flag;
+/* The configuration lives as long as the process (strings from the file point into it). */
+static struct probe_cfg cfg;
+static struct opt_store cfg_strings;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stats_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"NAME\n"
+"    tapflow-probe - turn packets into flows and export them as NetFlow v9\n"
+"\n"
+"SYNOPSIS\n"
+"    tapflow-probe -r FILE -n HOST:PORT [options] [FILTER]\n"
+"    tapflow-probe -i IFACE [-i IFACE...] -n HOST:PORT [options] [FILTER]\n"
+"    tapflow-probe -c FILE [options]\n"
+"\n"
+"DESCRIPTION\n"
+"    tapflow-probe reads packets from a capture file or from live interfaces, keys\n"
+"    them into unidirectional flows by source and destination address, source and\n"
+"    destination port, IP protocol, ToS byte and input interface (plus VLAN id), and\n"
+"    exports each finished flow as a NetFlow v9 (RFC 3954) record to one or more\n"
+"    collectors. ICMP type and code go in the destination port (type*256+code) as\n"
+"    Cisco does. Bytes are IP-layer bytes (the IP total length), as routers count.\n"
+"    Non-first IP fragments join the flow of their first fragment when it was seen\n"
+"    (else a flow with ports 0, counted as frag_orphans).\n"
+"\n"
+"    A flow is exported when idle for --inactive-timeout, when older than\n"
+"    --active-timeout (the flow goes on in a new record), after TCP FIN or RST plus\n"
+"    --tcp-end-timeout, when the table is full (oldest first), and at the end of a\n"
+"    file or on SIGINT/SIGTERM.\n"
+"\n"
+"    FILTER is a capture filter in pcap syntax (as tcpdump), e.g. 'tcp and port 443';\n"
+"    for live capture it runs in the kernel.\n"
+"\n"
+"OPTIONS\n");
+	opt_print_help(probe_opts, &defaults, out);
+	fprintf(out,
+"SIGNALS\n"
+"    SIGINT, SIGTERM  export every open flow, print statistics, exit 0.\n"
+"    SIGUSR1          print statistics to stderr.\n"
+"\n"
+"STATISTICS\n"
+"    Frames, packets and IP bytes, kernel drops (PACKET_STATISTICS), parse errors by\n"
+"    reason, flows created and expired by reason, table-full events, export datagrams\n"
+"    and records sent and send errors; one 'name: value' per line.\n"
+"\n"
+"EXIT STATUS\n"
+"    0 success; 1 runtime error (file, interface, collector); 2 usage error.\n"
+"\n"
+"EXAMPLES\n"
+"    tapflow-probe -r capture.pcap -n 127.0.0.1:9995\n"
+"    tapflow-probe -i eth0 -n [2001:db8::10]:9995 'not port 22'\n"
+"    tapflow-probe -i eth0 -i eth1 --direction in -w 2 -n 192.0.2.10:2055\n");
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Joins the trailing arguments into one filter string (owned by the caller). */
+static char *join_args(int argc, char **argv, int first)
+{
+	size_t n = 1;
+	for (int i = first; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	char *s = calloc(1, n);
+	if (!s)
+		return NULL;
+	for (int i = first; i < argc; i++) {
+		if (i > first)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}
+
+static int drop_privileges(const char *user)
+{
+	if (!user || !*user || !strcmp(user, "root") || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_err("user '%s' does not exist (set --user root to keep privileges)", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_err("cannot drop privileges to '%s': %s", user, strerror(errno));
+		return -1;
+	}
+	log_info("running as user %s", user);
+	return 0;
+}
+
+struct probe {
+	struct worker *w[MAX_WORKERS];
+	struct cap *cap[MAX_WORKERS];
+	pthread_t tid[MAX_WORKERS];
+	int nw;
+	struct export_link exp;
+	int live;
+};
+
+static void print_stats(struct probe *p, FILE *out)
+{
+	struct worker_stats t;
+	struct flowtab_stats f;
+	struct cap_stats cs, c = { 0, 0, 0 };
+	memset(&t, 0, sizeof(t));
+	memset(&f, 0, sizeof(f));
+	for (int i = 0; i < p->nw; i++) {
+		const struct worker_stats *s = &p->w[i]->st;
+		const struct flowtab_stats *fs = flowtab_stats(p->w[i]->ft);
+		t.frames += s->frames;
+		t.sampled_out += s->sampled_out;
+		t.packets += s->packets;
+		t.bytes += s->bytes;
+		t.outgoing += s->outgoing;
+		t.frag_later += s->frag_later;
+		t.frag_orphans += s->frag_orphans;
+		for (int r = 0; r < PKT_NRESULTS; r++)
+			t.parse[r] += s->parse[r];
+		f.created += fs->created;
+		f.active += fs->active;
+		f.table_full += fs->table_full;
+		for (int r = 0; r < 6; r++)
+			f.expired[r] += fs->expired[r];
+		cap_stats(p->cap[i], &cs);
+		c.packets += cs.packets;
+		c.drops += cs.drops;
+	}
+	pthread_mutex_lock(&p->exp.mu);
+	const struct export_stats xs = *export_stats(p->exp.x);
+	pthread_mutex_unlock(&p->exp.mu);
+	uint64_t errs = 0;
+	for (int r = PKT_NOT_IP + 1; r < PKT_NRESULTS; r++)
+		errs += t.parse[r];
+	fprintf(out, "tapflow-probe statistics:\n");
+	fprintf(out, "  frames: %llu\n", (unsigned long long)t.frames);
+	if (p->nw > 1) {
+		fprintf(out, "  worker_frames:");
+		for (int i = 0; i < p->nw; i++)
+			fprintf(out, " %llu", (unsigned long long)p->w[i]->st.frames);
+		fputc('\n', out);
+	}
+	fprintf(out, "  kernel_drops: %llu\n", (unsigned long long)c.drops);
+	fprintf(out, "  sampled_out: %llu\n", (unsigned long long)t.sampled_out);
+	fprintf(out, "  packets: %llu\n", (unsigned long long)t.packets);
+	fprintf(out, "  bytes: %llu\n", (unsigned long long)t.bytes);
+	fprintf(out, "  outgoing: %llu\n", (unsigned long long)t.outgoing);
+	fprintf(out, "  not_ip: %llu\n", (unsigned long long)t.parse[PKT_NOT_IP]);
+	fprintf(out, "  parse_errors: %llu\n", (unsigned long long)errs);
+	for (int r = PKT_NOT_IP + 1; r < PKT_NRESULTS; r++)
+		if (t.parse[r])
+			fprintf(out, "  parse_error_%s: %llu\n", pkt_result_name(r),
+				(unsigned long long)t.parse[r]);
+	fprintf(out, "  frag_later: %llu\n", (unsigned long long)t.frag_later);
+	fprintf(out, "  frag_orphans: %llu\n", (unsigned long long)t.frag_orphans);
+	size_t mem = 0;
+	for (int i = 0; i < p->nw; i++)
+		mem += flowtab_mem_bytes(p->w[i]->ft);
+	fprintf(out, "  flow_table_bytes: %zu (%zu per flow, %u flows per worker)\n", mem,
+		mem / ((size_t)p->nw * cfg.max_flows), cfg.max_flows);
+	fprintf(out, "  flows_created: %llu\n", (unsigned long long)f.created);
+	fprintf(out, "  flows_active: %llu\n", (unsigned long long)f.active);
+	fprintf(out, "  flows_expired_idle: %llu\n", (unsigned long long)f.expired[FLOW_END_IDLE]);
+	fprintf(out, "  flows_expired_active: %llu\n",
+		(unsigned long long)f.expired[FLOW_END_ACTIVE]);
+	fprintf(out, "  flows_expired_tcp_end: %llu\n",
+		(unsigned long long)f.expired[FLOW_END_EOF]);
+	fprintf(out, "  flows_expired_forced: %llu\n",
+		(unsigned long long)f.expired[FLOW_END_FORCED]);
+	fprintf(out, "  flows_expired_table_full: %llu\n", (unsigned long long)f.table_full);
+	fprintf(out, "  export_flows: %llu\n", (unsigned long long)xs.flows);
+	fprintf(out, "  export_records: %llu\n", (unsigned long long)xs.records);
+	fprintf(out, "  export_datagrams: %llu\n", (unsigned long long)xs.datagrams);
+	fprintf(out, "  export_template_refreshes: %llu\n", (unsigned long long)xs.templates);
+	fprintf(out, "  export_send_errors: %llu\n", (unsigned long long)xs.send_errors);
+	fflush(out);
+}
+
+/* Live worker thread: capture, account, tick once a second on the wall clock. */
+static void *live_loop(void *arg)
+{
+	struct worker *w = arg;
+	struct cap_pkt pkts[64];
+	uint64_t next_tick = wall_ms() + 1000;
+	while (!stop_flag) {
+		int n = cap_next(w->cap, pkts, 64, 100);
+		if (n < 0) {
+			log_err("capture: %s", strerror(-n));
+			stop_flag = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			worker_packet(w, &pkts[i]);
+		uint64_t now = wall_ms();
+		if (now >= next_tick) {
+			worker_tick(w, now);
+			next_tick = now + 1000;
+		}
+	}
+	return NULL;
+}
+
+static int run_file(struct probe *p)
+{
+	struct worker *w = p->w[0];
+	struct cap_pkt pkts[64];
+	uint64_t next_tick = 0;
+	int rc = 0;
+	while (!stop_flag) {
+		int n = cap_next(w->cap, pkts, 64, 0);
+		if (n == CAP_EOF)
+			break;
+		if (n < 0) {
+			log_err("%s: read error: %s", cfg.read, strerror(-n));
+			rc = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			worker_packet(w, &pkts[i]);
+			/* The file's clock drives expiry and export, once per second of it. */
+			if (w->clock_ms >= next_tick) {
+				if (next_tick)
+					worker_tick(w, w->clock_ms);
+				next_tick = w->clock_ms + 1000;
+			}
+		}
+		if (stats_flag) {
+			stats_flag = 0;
+			print_stats(p, stderr);
+		}
+	}
+	worker_flush(w, w->clock_ms);
+	return rc;
+}
+
+static int run_live(struct probe *p)
+{
+	uint64_t next_stats = cfg.stats_interval ? wall_ms() + cfg.stats_interval * 1000u : 0;
+	for (int i = 1; i < p->nw; i++) {
+		if (pthread_create(&p->tid[i], NULL, live_loop, p->w[i]) != 0) {
+			log_err("cannot start worker %d", i);
+			stop_flag = 1;
+			p->nw = i;
+			break;
+		}
+	}
+	/* Worker 0 runs here; this thread also answers SIGUSR1. */
+	struct worker *w = p->w[0];
+	struct cap_pkt pkts[64];
+	uint64_t next_tick = wall_ms() + 1000;
+	while (!stop_flag) {
+		int n = cap_next(w->cap, pkts, 64, 100);
+		if (n < 0) {
+			log_err("capture: %s", strerror(-n));
+			stop_flag = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			worker_packet(w, &pkts[i]);
+		uint64_t now = wall_ms();
+		if (now >= next_tick) {
+			worker_tick(w, now);
+			next_tick = now + 1000;
+		}
+		if (stats_flag || (next_stats && now >= next_stats)) {
+			stats_flag = 0;
+			if (next_stats)
+				next_stats = now + cfg.stats_interval * 1000u;
+			print_stats(p, stderr);
+		}
+	}
+	for (int i = 1; i < p->nw; i++)
+		pthread_join(p->tid[i], NULL);
+	uint64_t now = wall_ms();
+	for (int i = 0; i < p->nw; i++)
+		worker_flush(p->w[i], now);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	char *filter = NULL;
+	struct probe p;
+	struct export_cfg xc;
+	int rc = 1;
+
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.exp.mu, NULL);
+	log_init("tapflow-probe", LOG_INFO_);
+	cfg = defaults;
+	int first = opt_parse(probe_opts, &cfg, argc, argv, &cfg_strings, err, sizeof(err));
+	if (first < 0) {
+		fprintf(stderr, "tapflow-probe: %s\nTry 'tapflow-probe --help'.\n", err);
+		return 2;
+	}
+	if (cfg.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (cfg.version) {
+		printf("tapflow-probe %s\n", TF_VERSION);
+		return 0;
+	}
+	if (!!cfg.read == !!cfg.iface.n) {
+		fprintf(stderr, "tapflow-probe: give either -r FILE or -i IFACE\n"
+			"Try 'tapflow-probe --help'.\n");
+		return 2;
+	}
+	if (cfg.collector.n == 0) {
+		fprintf(stderr, "tapflow-probe: no collector: give -n HOST:PORT\n"
+			"Try 'tapflow-probe --help'.\n");
+		return 2;
+	}
+	if (cfg.collector.n > EXPORT_MAX_DEST) {
+		fprintf(stderr, "tapflow-probe: at most %d collectors\n", EXPORT_MAX_DEST);
+		return 2;
+	}
+	int direction;
+	if (!strcmp(cfg.direction, "both"))
+		direction = CAP_DIR_BOTH;
+	else if (!strcmp(cfg.direction, "in"))
+		direction = CAP_DIR_IN;
+	else if (!strcmp(cfg.direction, "out"))
+		direction = CAP_DIR_OUT;
+	else {
+		fprintf(stderr, "tapflow-probe: --direction must be in, out or both, not '%s'\n",
+			cfg.direction);
+		return 2;
+	}
+	if (strcmp(cfg.capture, "auto") && strcmp(cfg.capture, "afpacket") &&
+	    strcmp(cfg.capture, "pcap")) {
+		fprintf(stderr, "tapflow-probe: --capture must be auto, afpacket or pcap, not "
+			"'%s'\n", cfg.capture);
+		return 2;
+	}
+	if (first < argc && !(filter = join_args(argc, argv, first)))
+		return 1;
+
+	struct flowtab_cfg fc = {
+		.max_flows = cfg.max_flows,
+		.active_ms = cfg.active_timeout * 1000u,
+		.inactive_ms = cfg.inactive_timeout * 1000u,
+		.fin_grace_ms = cfg.tcp_end_timeout * 1000u,
+	};
+	p.live = cfg.iface.n > 0;
+	p.nw = p.live ? (int)cfg.workers : 1;
+	if (!p.live && cfg.workers > 1)
+		log_info("-r reads a file in one worker; --workers ignored");
+
+	/* Capture first: a bad file or interface is the likeliest error. */
+	for (int i = 0; i < p.nw; i++) {
+		if (p.live) {
+			struct cap_afp_cfg ac = {
+				.ifaces = cfg.iface.v,
+				.nifaces = cfg.iface.n,
+				.filter = filter,
+				.snaplen = cfg.snaplen,
+				.ring_bytes = cfg.ring_mb << 20,
+				.promisc = cfg.promisc,
+				.fanout_id = p.nw > 1 ? (int)(getpid() & 0x7fff) : -1,
+				.fanout_members = p.nw,
+				.direction = direction,
+			};
+			p.cap[i] = cap_open_afpacket(&ac, err, sizeof(err));
+		} else {
+			p.cap[i] = cap_open_pcap(cfg.read, filter, err, sizeof(err));
+		}
+		if (!p.cap[i]) {
+			log_err("%s", err);
+			p.nw = i;
+			goto out;
+		}
+	}
+
+	/* sysUptime's zero: start of the probe, or for a file a while before its first
+	 * packet, so every flow time is expressed exactly (see nf9enc.h). */
+	uint64_t boot_ms = wall_ms();
+	struct cap_pkt first_pkt;
+	int have_first = 0;
+	if (!p.live) {
+		int n;
+		do
+			n = cap_next(p.cap[0], &first_pkt, 1, 0);
+		while (n == 0);
+		if (n == 1) {
+			have_first = 1;
+			boot_ms = first_pkt.ts_ns / 1000000u;
+			boot_ms = boot_ms > 3600000u ? boot_ms - 3600000u : 0;
+		} else if (n != CAP_EOF) {
+			log_err("%s: read error", cfg.read);
+			goto out;
+		}
+	}
+	memset(&xc, 0, sizeof(xc));
+	for (int i = 0; i < cfg.collector.n; i++)
+		xc.dest[i] = cfg.collector.v[i];
+	xc.ndest = cfg.collector.n;
+	xc.source_id = cfg.source_id;
+	xc.mtu = cfg.mtu;
+	xc.tpl_every_pkts = cfg.template_packets;
+	xc.tpl_every_secs = cfg.template_secs;
+	xc.sampling_interval = cfg.sample;
+	xc.boot_ms = boot_ms;
+	xc.sndbuf = 4u << 20;
+	p.exp.x = export_new(&xc, err, sizeof(err));
+	if (!p.exp.x) {
+		log_err("%s", err);
+		goto out;
+	}
+	for (int i = 0; i < p.nw; i++) {
+		p.w[i] = calloc(1, sizeof(struct worker));
+		if (!p.w[i] || worker_init(p.w[i], &fc, cfg.sample, &p.exp, p.cap[i]) < 0) {
+			log_err("cannot allocate a flow table of %u flows", cfg.max_flows);
+			free(p.w[i]);
+			p.w[i] = NULL;
+			goto out_workers;
+		}
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (drop_privileges(cfg.user) < 0)
+		goto out_workers;
+
+	if (p.live) {
+		log_info("capturing on %d interface%s with %d worker%s (afpacket), exporting to "
+			 "%d collector%s", cfg.iface.n, cfg.iface.n > 1 ? "s" : "", p.nw,
+			 p.nw > 1 ? "s" : "", cfg.collector.n, cfg.collector.n > 1 ? "s" : "");
+		rc = run_live(&p);
+	} else {
+		if (have_first)
+			worker_packet(p.w[0], &first_pkt);
+		rc = run_file(&p);
+	}
+	print_stats(&p, stderr);
+
+out_workers:
+	for (int i = 0; i < p.nw; i++) {
+		if (p.w[i]) {
+			worker_fini(p.w[i]);
+			free(p.w[i]);
+		}
+	}
+	export_free(p.exp.x);
+out:
+	for (int i = 0; i < p.nw; i++)
+		cap_close(p.cap[i]);
+	free(filter);
+	return rc;
+}

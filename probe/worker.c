@@ -1,0 +1,129 @@
+/* worker.c: see worker.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "worker.h"
+
+int worker_init(struct worker *w, const struct flowtab_cfg *fc, uint32_t sample,
+		struct export_link *exp, struct cap *cap)
+{
+	w->ft = flowtab_new(fc);
+	if (!w->ft)
+		return -ENOMEM;
+	w->exp = exp;
+	w->cap = cap;
+	w->sample = sample ? sample : 1;
+	w->sample_left = 1;
+	return 0;
+}
+
+void worker_fini(struct worker *w)
+{
+	flowtab_free(w->ft);
+	w->ft = NULL;
+}
+
+/* Hands the queued records to the exporter under its lock. */
+static void drain(struct worker *w, uint64_t now_ms)
+{
+	if (w->nout == 0)
+		return;
+	pthread_mutex_lock(&w->exp->mu);
+	for (int i = 0; i < w->nout; i++)
+		export_flow(w->exp->x, &w->out[i], now_ms);
+	pthread_mutex_unlock(&w->exp->mu);
+	w->nout = 0;
+}
+
+static void on_expired(const struct flow_rec *rec, void *arg)
+{
+	struct worker *w = arg;
+	if (w->nout == WORKER_OUTQ)
+		drain(w, w->clock_ms);
+	w->out[w->nout++] = *rec;
+}
+
+static uint32_t frag_hash(const struct pkt_info *pi)
+{
+	uint32_t h = pi->frag_id * 2654435761u;
+	h ^= (uint32_t)pi->key.src[15] << 16 ^ (uint32_t)pi->key.dst[15] << 8 ^ pi->key.proto;
+	return (h ^ h >> 15) & (WORKER_FRAG_SLOTS - 1);
+}
+
+/* Gives a later fragment the ports of its first fragment, or counts it as an orphan
+ * (it stays in a flow with ports 0: its bytes are still counted). */
+static void frag_map(struct worker *w, struct pkt_info *pi, uint64_t now_ms)
+{
+	struct frag_slot *s = &w->frag[frag_hash(pi)];
+	if (pi->frag == PKT_FRAG_FIRST) {
+		memcpy(s->src, pi->key.src, 16);
+		memcpy(s->dst, pi->key.dst, 16);
+		s->id = pi->frag_id;
+		s->proto = pi->key.proto;
+		s->sport = pi->key.sport;
+		s->dport = pi->key.dport;
+		s->seen_ms = now_ms;
+		s->used = 1;
+		return;
+	}
+	w->st.frag_later++;
+	/* A datagram's fragments arrive within a reassembly timeout (30 s in Linux). */
+	if (s->used && s->id == pi->frag_id && s->proto == pi->key.proto &&
+	    now_ms - s->seen_ms < 30000 && !memcmp(s->src, pi->key.src, 16) &&
+	    !memcmp(s->dst, pi->key.dst, 16)) {
+		pi->key.sport = s->sport;
+		pi->key.dport = s->dport;
+		return;
+	}
+	w->st.frag_orphans++;
+}
+
+void worker_packet(struct worker *w, const struct cap_pkt *p)
+{
+	struct pkt_info pi;
+	w->st.frames++;
+	if (w->sample > 1) {
+		if (--w->sample_left) {
+			w->st.sampled_out++;
+			return;
+		}
+		w->sample_left = w->sample;
+	}
+	int r = pkt_parse(p->data, p->caplen, (enum pkt_link)p->link, p->ifindex, &pi);
+	w->st.parse[r < PKT_NRESULTS ? r : PKT_NRESULTS - 1]++;
+	if (r != PKT_OK)
+		return;
+	uint64_t now = p->ts_ns / 1000000u;
+	if (now > w->clock_ms)
+		w->clock_ms = now;
+	if (p->vlan) /* the kernel took the outermost tag off the frame */
+		pi.key.vlan = p->vlan;
+	w->st.outgoing += p->outgoing;
+	if (pi.frag != PKT_FRAG_NONE)
+		frag_map(w, &pi, now);
+	w->st.packets++;
+	w->st.bytes += pi.ip_len;
+	flowtab_update(w->ft, &pi, now, on_expired, w);
+}
+
+void worker_tick(struct worker *w, uint64_t now_ms)
+{
+	if (now_ms > w->clock_ms)
+		w->clock_ms = now_ms;
+	flowtab_expire(w->ft, now_ms, on_expired, w);
+	drain(w, now_ms);
+	pthread_mutex_lock(&w->exp->mu);
+	export_tick(w->exp->x, now_ms);
+	pthread_mutex_unlock(&w->exp->mu);
+}
+
+void worker_flush(struct worker *w, uint64_t now_ms)
+{
+	if (now_ms > w->clock_ms)
+		w->clock_ms = now_ms;
+	flowtab_flush(w->ft, on_expired, w);
+	drain(w, now_ms);
+	pthread_mutex_lock(&w->exp->mu);
+	export_flush(w->exp->x, now_ms);
+	pthread_mutex_unlock(&w->exp->mu);
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# make bench: tapflow against its peers, each figure measured in the same run on the
+# same input (this machine is noisy: compare the ratios, not the absolute numbers).
+#   tests/bench/run.sh [probe|live|all]
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=$TOP/build
+W=$(mktemp -d /tmp/tapflow-bench.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	ip netns del tfbench-a 2>/dev/null; ip netns del tfbench-b 2>/dev/null
+	rm -rf "$W"
+	return 0
+}
+trap cleanup EXIT
+what=${1:-all}
+NPKT=${BENCH_PACKETS:-1000000}
+
+secs() { # secs CMD...: wall seconds of CMD (its output discarded)
+	local t0 t1
+	t0=$(date +%s.%N)
+	"$@" >/dev/null 2>&1 || true
+	t1=$(date +%s.%N)
+	echo "$t1 - $t0" | bc -l
+}
+rate() { printf '%.0f' "$(echo "$1 / $2" | bc -l)"; }
+
+# A UDP port that takes export datagrams and throws them away (nobody reads it).
+P=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c "import socket,signal,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',$P)); signal.pause()" &
+pids+=($!)
+
+bench_probe() {
+	echo "== probe: pcap file -> NetFlow, $NPKT packets (genpcap), packets per second"
+	"$B/tools/genpcap" -o "$W/in.pcap" -n "$NPKT" -s 3 >/dev/null
+	"$B/tools/genpcap" -o "$W/tiny.pcap" -n 10 -s 3 >/dev/null
+	cat "$W/in.pcap" >/dev/null # page cache warm for everyone
+	local t_tf t_sf t_nf t_pm t_pm0
+	t_tf=$(secs "$B/tapflow-probe" -r "$W/in.pcap" -n "127.0.0.1:$P")
+	t_sf=$(secs softflowd -r "$W/in.pcap" -n "127.0.0.1:$P" -v 9 -c none -m 1000000 -d)
+	mkdir -p "$W/nfp"
+	t_nf=$(secs nfpcapd -r "$W/in.pcap" -w "$W/nfp")
+	for f in in tiny; do
+		cat >"$W/pm-$f.conf" <<CONF
+daemonize: false
+pcap_savefile: $W/$f.pcap
+plugins: nfprobe
+nfprobe_receiver: 127.0.0.1:$P
+nfprobe_version: 9
+nfprobe_maxflows: 1000000
+plugin_buffer_size: 102400
+plugin_pipe_size: 102400000
+CONF
+	done
+	t_pm0=$(secs timeout 60 pmacctd -f "$W/pm-tiny.conf")
+	t_pm=$(secs timeout 300 pmacctd -f "$W/pm-in.conf")
+	t_pm=$(echo "if ($t_pm - $t_pm0 > 0.001) $t_pm - $t_pm0 else 0.001" | bc -l)
+	local r_tf r_sf r_nf r_pm
+	r_tf=$(rate "$NPKT" "$t_tf"); r_sf=$(rate "$NPKT" "$t_sf")
+	r_nf=$(rate "$NPKT" "$t_nf"); r_pm=$(rate "$NPKT" "$t_pm")
+	printf '  %-34s %10s pkt/s  %6.2fs\n' "tapflow-probe -r" "$r_tf" "$t_tf"
+	printf '  %-34s %10s pkt/s  %6.2fs  (tapflow %.1fx)\n' "softflowd -r -c none -m 1000000" "$r_sf" "$t_sf" "$(echo "$r_tf/$r_sf" | bc -l)"
+	printf '  %-34s %10s pkt/s  %6.2fs  (tapflow %.1fx)\n' "nfpcapd -r" "$r_nf" "$t_nf" "$(echo "$r_tf/$r_nf" | bc -l)"
+	printf '  %-34s %10s pkt/s  %6.2fs  (tapflow %.1fx; start-up %.1fs subtracted)\n' "pmacctd nfprobe (savefile)" "$r_pm" "$t_pm" "$(echo "$r_tf/$r_pm" | bc -l)" "$t_pm0"
+
+	echo "== probe: instructions per packet (callgrind, 100k packets)"
+	"$B/tools/genpcap" -o "$W/c.pcap" -n 100000 -s 3 >/dev/null
+	valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$B/tapflow-probe" -u root -r "$W/c.pcap" -n "127.0.0.1:$P" >/dev/null 2>&1
+	local total per_pkt
+	total=$(callgrind_annotate "$W/cg.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+	per_pkt=$(callgrind_annotate --inclusive=yes "$W/cg.out" 2>/dev/null | awk '/worker_packet/ {gsub(",","",$1); print $1; exit}')
+	printf '  tapflow-probe whole process      %6d instructions/packet\n' $((total / 100000))
+	printf '  parse + flow update (worker_packet, inclusive) %d instructions/packet\n' $((per_pkt / 100000))
+	valgrind --tool=callgrind --callgrind-out-file="$W/cg2.out" softflowd -r "$W/c.pcap" -n "127.0.0.1:$P" -v 9 -c none -m 1000000 -d >/dev/null 2>&1
+	total=$(callgrind_annotate "$W/cg2.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+	printf '  softflowd whole process          %6d instructions/packet\n' $((total / 100000))
+	valgrind --tool=callgrind --callgrind-out-file="$W/cg3.out" nfpcapd -r "$W/c.pcap" -w "$W/nfp" >/dev/null 2>&1
+	total=$(callgrind_annotate "$W/cg3.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+	printf '  nfpcapd whole process            %6d instructions/packet\n' $((total / 100000))
+	echo "== probe: flow table memory"
+	"$B/tapflow-probe" -r "$W/tiny.pcap" -n "127.0.0.1:$P" --max-flows 1000000 2>&1 | grep -E 'flow_table' | sed 's/^/  /'
+}
+
+bench_live() {
+	echo "== probe: live capture on a veth pair (tcpreplay), 2 workers"
+	ip netns add tfbench-a; ip netns add tfbench-b
+	ip link add vtfa netns tfbench-a mtu 1600 type veth peer name vtfb netns tfbench-b mtu 1600
+	for n in tfbench-a tfbench-b; do
+		ip -n $n link set lo up
+		ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	done
+	ip -n tfbench-a link set vtfa up; ip -n tfbench-b link set vtfb up
+	"$B/tools/genpcap" -o "$W/live.pcap" -n 300000 -s 9 >/dev/null
+	for pps in 100000 200000 400000 0; do
+		ip netns exec tfbench-b "$B/tapflow-probe" -i vtfb -w 2 -n 127.0.0.1:9 2>"$W/live.log" &
+		local pp=$!
+		for _ in $(seq 100); do grep -q 'capturing on' "$W/live.log" && break; sleep 0.05; done
+		local args=(--pps "$pps"); [ "$pps" = 0 ] && args=(--topspeed)
+		local out sent
+		out=$(ip netns exec tfbench-a tcpreplay -q -K "${args[@]}" -i vtfa "$W/live.pcap" 2>&1)
+		sent=$(echo "$out" | sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p')
+		local achieved
+		achieved=$(echo "$out" | sed -nE 's/.*Rated: .* ([0-9.]+) pps.*/\1/p')
+		for _ in $(seq 40); do
+			kill -USR1 $pp; sleep 0.05
+			[ "$(sed -n 's/^  frames: //p' "$W/live.log" | tail -n 1)" -ge "$sent" ] 2>/dev/null && break
+		done
+		kill -TERM $pp; wait $pp || true
+		local got drops
+		got=$(sed -n 's/^  frames: //p' "$W/live.log" | tail -n 1)
+		drops=$(sed -n 's/^  kernel_drops: //p' "$W/live.log" | tail -n 1)
+		printf '  rate %-9s achieved %8.0f pkt/s: sent %d, captured %d, kernel drops %d, lost %d\n' \
+			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$sent" "$got" "$drops" $((sent - got))
+	done
+}
+
+case $what in
+probe) bench_probe ;;
+live) bench_live ;;
+all) bench_probe; bench_live ;;
+esac

@@ -1,0 +1,130 @@
+/* test_rxq.c: the receiver-to-decoder queue keeps order, wraps, refuses when full
+ * (counting it), and hands everything over across threads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <string.h>
+
+#include "rxq.h"
+
+static const uint8_t addr[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1 };
+
+static void test_order_and_wrap(void **st)
+{
+	(void)st;
+	struct rxq q;
+	assert_int_equal(rxq_init(&q, 1 << 16), 0);
+	uint8_t buf[1500];
+	uint32_t next_out = 0;
+	/* many rounds through a small ring, lengths varied so entries straddle the end */
+	for (uint32_t i = 0; i < 5000; i++) {
+		uint32_t len = 1 + (i * 37) % 1400;
+		memset(buf, (int)(i & 0xff), len);
+		memcpy(buf, &i, 4 < len ? 4 : len);
+		assert_int_equal(rxq_push(&q, addr, i, buf, len), 0);
+		if (i % 3 == 2) { /* consumer lags, then catches up */
+			struct rxq_item it;
+			while (rxq_pop(&q, &it, 0) == 1) {
+				uint32_t exp_len = 1 + (next_out * 37) % 1400;
+				assert_int_equal(it.len, exp_len);
+				assert_int_equal(it.ts_ms, next_out);
+				assert_memory_equal(it.addr, addr, 16);
+				assert_int_equal(it.data[it.len - 1],
+						 it.len > 4 ? (next_out & 0xff) : it.data[it.len - 1]);
+				rxq_pop_done(&q, &it);
+				next_out++;
+			}
+		}
+	}
+	assert_int_equal(q.dropped, 0);
+	rxq_fini(&q);
+}
+
+static void test_full_is_counted(void **st)
+{
+	(void)st;
+	struct rxq q;
+	assert_int_equal(rxq_init(&q, 1 << 16), 0);
+	uint8_t buf[1000] = { 0 };
+	int ok = 0, full = 0;
+	for (int i = 0; i < 200; i++) {
+		if (rxq_push(&q, addr, 0, buf, sizeof(buf)) == 0)
+			ok++;
+		else
+			full++;
+	}
+	assert_true(ok > 50 && ok < 70); /* 64 KiB of 1032-byte entries */
+	assert_int_equal(q.dropped, (uint64_t)full);
+	struct rxq_item it;
+	int got = 0;
+	while (rxq_pop(&q, &it, 0) == 1) {
+		rxq_pop_done(&q, &it);
+		got++;
+	}
+	assert_int_equal(got, ok);
+	/* room again after draining */
+	assert_int_equal(rxq_push(&q, addr, 0, buf, sizeof(buf)), 0);
+	rxq_fini(&q);
+}
+
+struct prod {
+	struct rxq *q;
+	uint32_t n;
+};
+
+static void *producer(void *arg)
+{
+	struct prod *p = arg;
+	uint8_t buf[512];
+	for (uint32_t i = 0; i < p->n;) {
+		memcpy(buf, &i, 4);
+		if (rxq_push(p->q, addr, i, buf, 4 + i % 500) == 0)
+			i++;
+		else
+			p->q->dropped--; /* the test retries; not a loss */
+		if (i % 64 == 0)
+			rxq_wake(p->q);
+	}
+	rxq_close(p->q);
+	return NULL;
+}
+
+static void test_threads(void **st)
+{
+	(void)st;
+	struct rxq q;
+	assert_int_equal(rxq_init(&q, 1 << 17), 0);
+	struct prod p = { &q, 200000 };
+	pthread_t t;
+	pthread_create(&t, NULL, producer, &p);
+	uint32_t expect = 0;
+	struct rxq_item it;
+	int r;
+	while ((r = rxq_pop(&q, &it, 1000)) != -1) {
+		if (r == 0)
+			continue;
+		uint32_t v;
+		memcpy(&v, it.data, 4);
+		assert_int_equal(v, expect);
+		assert_int_equal(it.len, 4 + expect % 500);
+		rxq_pop_done(&q, &it);
+		expect++;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(expect, p.n);
+	rxq_fini(&q);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_and_wrap),
+		cmocka_unit_test(test_full_is_counted),
+		cmocka_unit_test(test_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
