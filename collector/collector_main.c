@@ -505,15 +505,15 @@ int main(int argc, char **argv)
 		now = wall_ms();
 		if (stop_flag && !c.rx_stop)
 			c.rx_stop = 1;
-		if (now < next_tick && !stats_flag && !hup_flag)
-			continue;
-		next_tick = now + 1000;
-		nfdec_tick(c.dec, now);
-		if (now >= next_flush) {
+		if (now >= next_flush) { /* the durability promise: keep it to the ms */
 			if (store_writer_flush(c.w) < 0)
 				log_err("store: flush failed: %s", strerror(errno));
 			next_flush = now + cfg.flush * 1000ull;
 		}
+		if (now < next_tick && !stats_flag && !hup_flag)
+			continue;
+		next_tick = now + 1000;
+		nfdec_tick(c.dec, now);
 		store_writer_rotate(c.w, now);
 		if (now >= next_retention) {
 			retention();

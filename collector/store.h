@@ -215,7 +215,7 @@ struct store_writer;
 /* Opens a writer on cfg->dir at Unix ms now_ms. If the newest file in the store was left
  * open by a crash it is cut back to its last complete block and either continued (same
  * interval) or closed. Memory: one block of records plus its encoding scratch (about
- * 470 bytes a record of block_recs: 15 MB at the default). Returns NULL with errno set
+ * 450 bytes a record of block_recs: 15 MB at the default). Returns NULL with errno set
  * (EINVAL bad cfg, EBUSY another writer has the store, or errors from the file system). */
 struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now_ms);
 

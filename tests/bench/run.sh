@@ -115,8 +115,112 @@ bench_live() {
 	done
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# collector_run NAME CMD...: starts a collector on port $CP, blasts $EXPORT at $RATE,
+# stops it; prints "cpu_seconds" into $W/NAME.cpu.
+collector_run() {
+	local name=$1
+	shift
+	"$@" >"$W/$name.log" 2>&1 &
+	local pid=$!
+	for _ in $(seq 100); do ss -Hlnu "sport = :$CP" | grep -q . && break; sleep 0.05; done
+	local c0 c1
+	c0=$(cpu_ticks $pid)
+	"$B/tools/nfblast" -r "$EXPORT" -d "127.0.0.1:$CP" --rate "$RATE" --loop "$LOOPS" >"$W/$name.blast"
+	for _ in $(seq 200); do
+		[ "$(ss -Hlnu "sport = :$CP" | awk '{s+=$2} END{print s+0}')" = 0 ] && break
+		sleep 0.05
+	done
+	sleep 0.5
+	c1=$(cpu_ticks $pid)
+	kill -INT $pid; wait $pid || true
+	echo "scale=3; ($c1 - $c0) / $(getconf CLK_TCK)" | bc -l >"$W/$name.cpu"
+}
+
+bench_collector() {
+	echo "== collector: a softflowd NetFlow v9 export replayed at fixed rates (nfblast)"
+	"$B/tools/genpcap" -o "$W/col.pcap" -n 2000000 -f 40000 --rate 40000 -s 21 >/dev/null
+	CP=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	python3 "$TOP/tests/tools/udpsink.py" "$CP" "$W/export.pcap" "$W/sink.ready" --idle 3 &
+	local sink=$!
+	for _ in $(seq 100); do [ -f "$W/sink.ready" ] && break; sleep 0.05; done
+	softflowd -r "$W/col.pcap" -n "127.0.0.1:$CP" -v 9 -c none -m 1000000 -d >/dev/null 2>&1
+	wait $sink || true
+	EXPORT=$W/export.pcap
+	local dgrams flows
+	dgrams=$(tshark -r "$EXPORT" 2>/dev/null | wc -l)
+	mkdir -p "$W/ref"; nfcapd -w "$W/ref" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 >/dev/null 2>&1 &
+	local np=$!
+	for _ in $(seq 100); do ss -Hlnu "sport = :$CP" | grep -q . && break; sleep 0.05; done
+	"$B/tools/nfblast" -r "$EXPORT" -d "127.0.0.1:$CP" --rate 20000 >/dev/null
+	sleep 1; kill -INT $np; wait $np || true
+	flows=$(nfdump -R "$W/ref" -I | sed -n 's/^Flows: //p')
+	echo "  export: $dgrams datagrams, $flows flows per pass"
+	local old_rmem
+	old_rmem=$(sysctl -n net.core.rmem_max)
+	sysctl -qw net.core.rmem_max=67108864
+	for RATE in 20000 40000 80000; do
+		LOOPS=$(( RATE * 4 / dgrams + 1 ))
+		for coll in tapflow-lz4 tapflow-zstd nfcapd-B64M nfcapd-lz4; do
+			local dir=$W/c-$coll-$RATE; mkdir -p "$dir"
+			case $coll in
+			tapflow-lz4) collector_run "$coll" "$B/tapflow-collector" -l "$dir" -p "$CP" -b 127.0.0.1 ;;
+			tapflow-zstd) collector_run "$coll" "$B/tapflow-collector" -l "$dir" -p "$CP" -b 127.0.0.1 -z zstd ;;
+			nfcapd-B64M) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 ;;
+			nfcapd-lz4) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 -y ;;
+			esac
+			local stored size cpu sent
+			sent=$((flows * LOOPS))
+			case $coll in
+			tapflow*) stored=$("$B/tapflow-query" -R "$dir" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["flows"])') ;;
+			*) stored=$(nfdump -R "$dir" -I | sed -n 's/^Flows: //p') ;;
+			esac
+			size=$(du -sb "$dir" | cut -f1)
+			cpu=$(cat "$W/$coll.cpu")
+			printf '  %-13s %6s dgram/s (%8s flows/s): stored %9s of %9s (loss %5.2f%%), %7.0f flows per CPU-second, %5.1f bytes/flow\n' \
+				"$coll" "$RATE" "$((RATE * flows / dgrams))" "$stored" "$sent" \
+				"$(echo "100 * ($sent - $stored) / $sent" | bc -l)" \
+				"$(echo "if ($cpu > 0) $stored / $cpu else 0" | bc -l)" "$(echo "$size / ($stored + 1)" | bc -l)"
+			rm -rf "$dir"
+		done
+	done
+	sysctl -qw net.core.rmem_max="$old_rmem"
+	echo "== collector: a burst of about 200k flows at full speed, default sysctls"
+	RATE=0 LOOPS=$(( 200000 / flows + 1 ))
+	for coll in tapflow nfcapd; do
+		local dir=$W/b-$coll; mkdir -p "$dir"
+		case $coll in
+		tapflow) collector_run "$coll" "$B/tapflow-collector" -l "$dir" -p "$CP" -b 127.0.0.1 ;;
+		nfcapd) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -t 3600 ;;
+		esac
+		local stored sent=$((flows * LOOPS))
+		case $coll in
+		tapflow) stored=$("$B/tapflow-query" -R "$dir" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["flows"])') ;;
+		*) stored=$(nfdump -R "$dir" -I | sed -n 's/^Flows: //p') ;;
+		esac
+		printf '  %-13s stored %8s of %8s (loss %5.2f%%)\n' "$coll" "$stored" "$sent" "$(echo "100 * ($sent - $stored) / $sent" | bc -l)"
+	done
+	echo "== collector: bytes per flow on disk, one pass of the export"
+	RATE=20000 LOOPS=1
+	for coll in tapflow-lz4 tapflow-zstd nfcapd-raw nfcapd-lz4 nfcapd-lzo; do
+		local dir=$W/d-$coll; mkdir -p "$dir"
+		case $coll in
+		tapflow-lz4) collector_run "$coll" "$B/tapflow-collector" -l "$dir" -p "$CP" -b 127.0.0.1 ;;
+		tapflow-zstd) collector_run "$coll" "$B/tapflow-collector" -l "$dir" -p "$CP" -b 127.0.0.1 -z zstd ;;
+		nfcapd-raw) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 ;;
+		nfcapd-lz4) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 -y ;;
+		nfcapd-lzo) collector_run "$coll" nfcapd -w "$dir" -p "$CP" -b 127.0.0.1 -B 67108864 -t 3600 -z ;;
+		esac
+		local size
+		size=$(find "$dir" -type f -name '*tf*' -o -type f -name 'nfcapd.2*' | xargs cat | wc -c)
+		printf '  %-13s %6.1f bytes/flow\n' "$coll" "$(echo "$size / $flows" | bc -l)"
+	done
+}
+
 case $what in
 probe) bench_probe ;;
 live) bench_live ;;
-all) bench_probe; bench_live ;;
+collector) bench_collector ;;
+all) bench_probe; bench_live; bench_collector ;;
 esac

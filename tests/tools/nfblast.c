@@ -188,8 +188,10 @@ static int replay(const char *file, const char *dest, const char *src, double ra
 	int big = 8 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	if (src) {
-		if (parse_dest(src, &ss, &sl) < 0 && (strcat(strcpy((char *)eb, src), ":0"),
-						      parse_dest(eb, &ss, &sl) < 0)) {
+		char with_port[128];
+		snprintf(with_port, sizeof(with_port), strchr(src, ':') && src[0] != '[' &&
+			 strchr(src, '.') ? "%s" : "%s:0", src);
+		if (parse_dest(with_port, &ss, &sl) < 0) {
 			fprintf(stderr, "nfblast: bad source '%s'\n", src);
 			return 2;
 		}

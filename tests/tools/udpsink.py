@@ -5,7 +5,8 @@
 
 Binds ADDR:PORT (default 127.0.0.1), writes READY_FILE once listening, and stores every
 datagram as Ethernet/IPv4/UDP 127.0.0.1:9 -> 127.0.0.1:PORT with the receive time.
-Exits on SIGTERM/SIGINT or after --idle seconds without a datagram. Tests use it to hand
+Exits on SIGTERM/SIGINT, or --idle seconds after the last datagram (the clock starts
+with the first one, so a slow exporter is waited for). Tests use it to hand
 an exporter's exact datagrams to tshark, with no capture drops in between."""
 import signal
 import socket
@@ -39,7 +40,7 @@ def main():
         try:
             data = s.recv(65535)
         except socket.timeout:
-            if idle and time.time() - last > idle:
+            if idle and n and time.time() - last > idle:
                 break
             continue
         now = time.time()
