@@ -506,8 +506,9 @@ int main(int argc, char **argv)
 		if (stop_flag && !c.rx_stop)
 			c.rx_stop = 1;
 		if (now >= next_flush) { /* the durability promise: keep it to the ms */
-			if (store_writer_flush(c.w) < 0)
-				log_err("store: flush failed: %s", strerror(errno));
+			int e = store_writer_flush(c.w);
+			if (e < 0)
+				log_err("store: flush failed: %s", store_strerror(e));
 			next_flush = now + cfg.flush * 1000ull;
 		}
 		if (now < next_tick && !stats_flag && !hup_flag)
@@ -536,8 +537,9 @@ int main(int argc, char **argv)
 	if (c.rx_rc < 0)
 		log_err("receive: %s", strerror(-c.rx_rc));
 	report_loss(&c);
-	if (store_writer_flush(c.w) < 0)
-		log_err("store: flush failed: %s", strerror(errno));
+	int fe = store_writer_flush(c.w);
+	if (fe < 0)
+		log_err("store: flush failed: %s", store_strerror(fe));
 	print_stats(&c, stderr);
 	rc = store_writer_close(c.w) < 0 ? 1 : (c.rx_rc < 0 ? 1 : 0);
 	c.w = NULL;

@@ -36,7 +36,7 @@
  * Block header (data and footer blocks), hdr_len = 128 + 12 * ncols bytes:
  *    0  4  magic       "TFB1"
  *    4  1  kind        1 data, 2 footer
- *    5  1  ncols       entries in the column directory (0..24)
+ *    5  1  ncols       entries in the column directory (0..25)
  *    6  2  hdr_len
  *    8  4  nrec        records in the block (footer: in the whole file)
  *   12  4  payload_len bytes after the header
@@ -49,7 +49,7 @@
  *  113  1  codec       compressor the block mostly used (informational)
  *  114 10  reserved    zero
  *  124 12n directory   per column, in increasing column order:
- *                      u8 col (enum store_col), u8 enc, u8 codec, u8 xform,
+ *                      u8 col (enum store_col, or 24), u8 enc, u8 codec, u8 xform,
  *                      u32 disk_len, u32 raw_len
  *  124+12n 4 hdr_hash  XXH32 of bytes 0 .. hdr_len-5
  *
@@ -172,7 +172,8 @@ struct store_window {
 	uint64_t from_ms, to_ms;
 };
 
-/* 1 if the zone may hold records overlapping w, 0 if none can (skip the block or file). */
+/* 1 if the zone may hold records overlapping w (NULL: any records), 0 if none can (skip
+ * the block or file). */
 int store_zone_overlaps(const struct store_zone *z, const struct store_window *w);
 
 /* XXH32 of p[0..len) with seed: the store's checksum. */
@@ -189,7 +190,7 @@ struct store_cfg {
 	uint32_t interval_s;    /* rotation interval, a multiple of 60 */
 	uint32_t block_recs;    /* records per block, 1..STORE_MAX_BLOCK_RECS */
 	uint8_t codec;          /* enum store_codec */
-	int level;              /* zstd level; LZ4 acceleration */
+	int level;              /* zstd level (0: 3); LZ4 acceleration (0: 1) */
 	int nosync;             /* 1: no fdatasync/fsync (benchmarks, tests) */
 };
 
