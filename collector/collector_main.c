@@ -2,9 +2,7 @@
  * into a bounded queue; this thread decodes them, writes the store, flushes it every few
  * seconds, rotates, enforces retention and reports. Receiving never waits on disk. */
 #include <errno.h>
-#include <grp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +18,7 @@
 #include "opts.h"
 #include "rxq.h"
 #include "store.h"
+#include "sys.h"
 #include "udprx.h"
 
 struct coll_cfg {
@@ -174,13 +173,6 @@ static void usage(FILE *out)
 "    tapflow-collector -l /var/lib/tapflow -p 9995\n"
 "    tapflow-collector -l /srv/flows -t 1m --max-age 30d --max-size 50G -a 192.0.2.0/24\n"
 "    tapflow-query -R /var/lib/tapflow -o json\n");
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 struct coll {
@@ -360,29 +352,13 @@ static void retention(void)
 	struct store_retention_result r;
 	if (!cfg.max_age && !cfg.max_size)
 		return;
-	int e = store_retention(cfg.dir, cfg.max_age, cfg.max_size, wall_ms(), &r);
+	int e = store_retention(cfg.dir, cfg.max_age, cfg.max_size, sys_wall_ms(), &r);
 	if (e < 0)
 		log_warn("retention: %s", store_strerror(e));
 	else if (r.files)
 		log_info("retention: deleted %llu files (%llu bytes); %llu files, %llu bytes "
 			 "kept", (unsigned long long)r.files, (unsigned long long)r.bytes,
 			 (unsigned long long)r.kept_files, (unsigned long long)r.kept_bytes);
-}
-
-static int drop_privileges(const char *user)
-{
-	if (!user || !*user || !strcmp(user, "root") || geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		log_err("user '%s' does not exist", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_err("cannot drop privileges to '%s': %s", user, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -457,9 +433,9 @@ int main(int argc, char **argv)
 	}
 	if (load_allow(&c, &cfg.allow) < 0)
 		goto out;
-	if (drop_privileges(cfg.user) < 0)
+	if (sys_drop_privileges(cfg.user) < 0)
 		goto out;
-	c.w = store_writer_open(&sc, wall_ms());
+	c.w = store_writer_open(&sc, sys_wall_ms());
 	if (!c.w) {
 		log_err("store %s: %s", cfg.dir, errno == EBUSY ?
 			"another collector is writing this store" : store_strerror(-errno));
@@ -488,7 +464,7 @@ int main(int argc, char **argv)
 		 "%u s, files of %u s", cfg.bind && *cfg.bind ? cfg.bind : "[::]", cfg.port,
 		 c.rx.rcvbuf, cfg.dir, cfg.flush, cfg.rotate);
 
-	uint64_t now = wall_ms();
+	uint64_t now = sys_wall_ms();
 	uint64_t next_flush = now + cfg.flush * 1000ull;
 	uint64_t next_tick = now + 1000;
 	uint64_t next_report = now + cfg.stats_interval * 1000ull;
@@ -502,7 +478,7 @@ int main(int argc, char **argv)
 			nfdec_datagram(c.dec, it.addr, it.data, it.len, it.ts_ms, on_record, &c);
 			rxq_pop_done(&c.q, &it);
 		}
-		now = wall_ms();
+		now = sys_wall_ms();
 		if (stop_flag && !c.rx_stop)
 			c.rx_stop = 1;
 		if (now >= next_flush) { /* the durability promise: keep it to the ms */
