@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "httpapi.h"
 #include "log.h"
 #include "nfdec.h"
 #include "opts.h"
@@ -42,6 +43,14 @@ struct coll_cfg {
 	uint32_t pending_age;
 	uint32_t stats_interval;
 	const char *user;
+	const char *http;
+	const char *http_token;
+	uint32_t http_query_timeout_ms;
+	uint64_t http_query_memory;
+	uint32_t http_max_rows;
+	uint64_t http_max_body;
+	uint32_t http_max_queries;
+	uint32_t http_query_threads;
 	int help;
 	int version;
 };
@@ -61,6 +70,13 @@ static const struct coll_cfg defaults = {
 	.pending_age = 60,
 	.stats_interval = 60,
 	.user = "",
+	.http = "",
+	.http_token = "",
+	.http_query_timeout_ms = 30000,
+	.http_query_memory = QUERY_DEFAULT_MEMORY,
+	.http_max_rows = 100000,
+	.http_max_body = 16ull << 20,
+	.http_max_queries = 2,
 };
 
 #define O(f) offsetof(struct coll_cfg, f)
@@ -114,6 +130,27 @@ static const struct opt_def coll_opts[] = {
 	  "and print full statistics on SIGUSR1 and at exit." },
 	{ "user", 'u', OPT_STR, O(user), 0, 0, "USER",
 	  "After binding, drop root privileges to USER (who must be able to write DIR)." },
+	{ "http", 0, OPT_STR, O(http), 0, 0, "[ADDR:]PORT",
+	  "Serve the HTTP API (queries as tapflow-query answers them, status, exporters,\n"
+	  "Prometheus /metrics) on PORT of 127.0.0.1, or of ADDR (IPv6 as [::1]:PORT).\n"
+	  "An address beyond loopback needs http_token. \"\": no HTTP API." },
+	{ "http-token", 0, OPT_STR, O(http_token), 0, 0, "TOKEN",
+	  "Every request must carry 'Authorization: Bearer TOKEN' (16 to 256 characters of\n"
+	  "A-Z a-z 0-9 -._~+/=). Put it in the config file: command lines are visible." },
+	{ "http-query-timeout-ms", 0, OPT_UINT, O(http_query_timeout_ms), 1, 3600000, "MS",
+	  "A query running longer is stopped and answered 504." },
+	{ "http-query-memory", 0, OPT_SIZE, O(http_query_memory), 0, 0, "SIZE",
+	  "Memory for one query's tables and rows (tapflow-query --max-memory), and the\n"
+	  "most a request may ask for." },
+	{ "http-max-rows", 0, OPT_UINT, O(http_max_rows), 1, 1000000000, "N",
+	  "Rows (and series points) in one answer; more is answered 413." },
+	{ "http-max-body", 0, OPT_SIZE, O(http_max_body), 0, 0, "SIZE",
+	  "Bytes in one answer; more is answered 413." },
+	{ "http-max-queries", 0, OPT_UINT, O(http_max_queries), 1, 64, "N",
+	  "Queries running at once; more are answered 503 (Retry-After)." },
+	{ "http-query-threads", 0, OPT_UINT, O(http_query_threads), 0, 64, "N",
+	  "Threads one query scans with (0: one per CPU). Queries run at a lower CPU\n"
+	  "priority than receiving and storing." },
 	{ "help", 'h', OPT_ACTION, O(help), 0, 0, NULL, "Show this help and exit." },
 	{ "version", 'V', OPT_ACTION, O(version), 0, 0, NULL, "Show the version and exit." },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
@@ -172,7 +209,9 @@ static void usage(FILE *out)
 "EXAMPLES\n"
 "    tapflow-collector -l /var/lib/tapflow -p 9995\n"
 "    tapflow-collector -l /srv/flows -t 1m --max-age 30d --max-size 50G -a 192.0.2.0/24\n"
-"    tapflow-query -R /var/lib/tapflow -o json\n");
+"    tapflow-collector -l /var/lib/tapflow --http 9996\n"
+"    tapflow-query -R /var/lib/tapflow -o json\n"
+"    tapflow-query --remote http://127.0.0.1:9996 -s srcip/bytes -o json\n");
 }
 
 struct coll {
@@ -180,6 +219,7 @@ struct coll {
 	struct rxq q;
 	struct nfdec *dec;
 	struct store_writer *w;
+	struct httpapi *api;            /* NULL without --http */
 	volatile int rx_stop;
 	int rx_rc;
 	uint64_t write_errors;
@@ -413,6 +453,39 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	struct httpapi_cfg hc;
+	char udp_listen[80];
+	memset(&hc, 0, sizeof(hc));
+	if (*cfg.http) {
+		struct sockaddr_storage hs;
+		socklen_t hl;
+		int lo;
+		if (httpapi_parse_listen(cfg.http, &hs, &hl, &lo, err, sizeof(err)) < 0) {
+			fprintf(stderr, "tapflow-collector: %s\n", err);
+			return 2;
+		}
+		if (!lo && !*cfg.http_token) {
+			fprintf(stderr, "tapflow-collector: --http %s is reachable beyond this host: "
+				"set http_token in the config file, or listen on 127.0.0.1\n",
+				cfg.http);
+			return 2;
+		}
+		snprintf(udp_listen, sizeof(udp_listen), "%s%s%s:%u",
+			 cfg.bind && *cfg.bind && strchr(cfg.bind, ':') ? "[" : "",
+			 cfg.bind && *cfg.bind ? cfg.bind : "[::]",
+			 cfg.bind && *cfg.bind && strchr(cfg.bind, ':') ? "]" : "", cfg.port);
+		hc.listen = cfg.http;
+		hc.token = cfg.http_token;
+		hc.store_dir = cfg.dir;
+		hc.udp_listen = udp_listen;
+		hc.lim.timeout_ms = cfg.http_query_timeout_ms;
+		hc.lim.max_memory = cfg.http_query_memory;
+		hc.lim.max_rows = cfg.http_max_rows;
+		hc.lim.max_body = cfg.http_max_body;
+		hc.lim.max_queries = cfg.http_max_queries;
+		hc.lim.threads = cfg.http_query_threads;
+	}
+
 	struct nfdec_cfg dc;
 	nfdec_cfg_default(&dc);
 	dc.max_templates = cfg.max_templates;
@@ -433,6 +506,15 @@ int main(int argc, char **argv)
 	}
 	if (load_allow(&c, &cfg.allow) < 0)
 		goto out;
+	if (*cfg.http) { /* before dropping root: the port may be privileged */
+		c.api = httpapi_start(&hc, err, sizeof(err));
+		if (!c.api) {
+			log_err("%s", err);
+			goto out;
+		}
+		log_info("HTTP API serving on http://%s%s", httpapi_address(c.api),
+			 *cfg.http_token ? " (bearer token required)" : "");
+	}
 	if (sys_drop_privileges(cfg.user) < 0)
 		goto out;
 	c.w = store_writer_open(&sc, sys_wall_ms());
@@ -487,6 +569,10 @@ int main(int argc, char **argv)
 				log_err("store: flush failed: %s", store_strerror(e));
 			next_flush = now + cfg.flush * 1000ull;
 		}
+		/* the API's statistics: once a second, or now if a request waits for them */
+		if (c.api && (now >= next_tick || httpapi_wants_snapshot(c.api)))
+			httpapi_publish(c.api, &c.rx, c.dec, store_writer_stats(c.w), c.write_errors,
+					now);
 		if (now < next_tick && !stats_flag && !hup_flag)
 			continue;
 		next_tick = now + 1000;
@@ -510,6 +596,8 @@ int main(int argc, char **argv)
 		}
 	}
 	pthread_join(tid, NULL);
+	httpapi_stop(c.api); /* waits for running queries (each within its time limit) */
+	c.api = NULL;
 	if (c.rx_rc < 0)
 		log_err("receive: %s", strerror(-c.rx_rc));
 	report_loss(&c);
@@ -522,6 +610,7 @@ int main(int argc, char **argv)
 	if (rc)
 		log_err("store: closing the last file failed");
 out:
+	httpapi_stop(c.api);
 	if (c.w)
 		store_writer_close(c.w);
 	udprx_close(&c.rx);

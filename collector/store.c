@@ -24,21 +24,27 @@
 #define BLK_FIXED 124                   /* header bytes before the directory */
 #define DIRENT_LEN 12
 #define COL_MIRROR STORE_NCOLS          /* internal column: mirror references */
-#define NCOLS_ALL (STORE_NCOLS + 1)
+#define COL_TDICT (STORE_NCOLS + 1)     /* internal column: the tuple dictionary */
+#define COL_TIDX (STORE_NCOLS + 2)      /* internal column: each record's tuple */
+#define NCOLS_ALL (STORE_NCOLS + 3)
 #define MIRROR_MAX 255                  /* how far back a mirror reference reaches */
 #define MIRROR_TAB_BITS 14
 #define MIRROR_TAB (1u << MIRROR_TAB_BITS)
 #define BLK_HDR_MAX (BLK_FIXED + DIRENT_LEN * NCOLS_ALL + 4)
 #define FOOTER_PAYLOAD 16
 #define FOOTER_LEN (STORE_BLK_HDR_MIN + FOOTER_PAYLOAD)
-#define SLACK 16            /* readable bytes past any column chunk (bit unpacking) */
+#define SLACK 32            /* readable bytes past any column chunk (bit unpacking) */
 #define MIN_COMPRESS 64     /* smaller chunks are stored as they are */
 #define DICT_SAMPLE 4096    /* a dictionary attempt gives up if 3/4 of a sample differ */
-#define VARINT_UNDONE ((size_t)1 << (sizeof(size_t) * 8 - 1))  /* write_pick() fell back */
 
-enum { ENC_CONST = 1, ENC_FOR, ENC_DICT, ENC_VARINT, ENC_ADDR_RAW, ENC_ADDR_DICT, ENC_PDICT };
+/* Encodings 1-7 are version 1's; 8-13 came with version 2 (writers use only 1, 2, 5 and
+ * 8-13 now; readers take them all). */
+enum {
+	ENC_CONST = 1, ENC_FOR, ENC_DICT, ENC_VARINT, ENC_ADDR_RAW, ENC_ADDR_DICT, ENC_PDICT,
+	ENC_HUF, ENC_BITLEN, ENC_HDICT, ENC_HPDICT, ENC_ADDR_DICT2, ENC_TDICT
+};
 enum { XF_NONE = 0, XF_DELTA, XF_LASTDIFF };
-enum { K_ADDR, K_INT };
+enum { K_ADDR, K_INT, K_TDICT };
 
 static const uint8_t zero_addr[16];
 static const size_t dir_digits[3] = { 4, 2, 2 };      /* YYYY/MM/DD */
@@ -212,6 +218,8 @@ static const struct colinfo colinfo[NCOLS_ALL] = {
 	[STORE_COL_DST_MASK] = { K_INT, 1, 0, 0 },
 	[STORE_COL_END_REASON] = { K_INT, 1, 0, 0 },
 	[COL_MIRROR] = { K_INT, 1, 0, 0 },
+	[COL_TDICT] = { K_TDICT, 1, 0, 0 },
+	[COL_TIDX] = { K_INT, 4, 0, 0 },
 };
 
 static void *cols_arr(const struct store_cols *c, int id)
@@ -362,35 +370,6 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		r->end_reason = c->end_reason[i];
 }
 
-/* Writer side: every array is there. */
-static void cols_put(struct store_cols *c, uint32_t i, const struct flow_rec *r)
-{
-	memcpy(c->src[i], r->src, 16);
-	memcpy(c->dst[i], r->dst, 16);
-	memcpy(c->nexthop[i], r->nexthop, 16);
-	memcpy(c->exporter[i], r->exporter, 16);
-	c->packets[i] = r->packets;
-	c->bytes[i] = r->bytes;
-	c->first_ms[i] = r->first_ms;
-	c->last_ms[i] = r->last_ms;
-	c->in_if[i] = r->in_if;
-	c->out_if[i] = r->out_if;
-	c->src_as[i] = r->src_as;
-	c->dst_as[i] = r->dst_as;
-	c->domain_id[i] = r->domain_id;
-	c->sampling[i] = r->sampling;
-	c->sport[i] = r->sport;
-	c->dport[i] = r->dport;
-	c->vlan[i] = r->vlan;
-	c->proto[i] = r->proto;
-	c->tos[i] = r->tos;
-	c->tcp_flags[i] = r->tcp_flags;
-	c->ipver[i] = r->ipver;
-	c->src_mask[i] = r->src_mask;
-	c->dst_mask[i] = r->dst_mask;
-	c->end_reason[i] = r->end_reason;
-}
-
 /* ---- zone maps ---- */
 
 static void zone_empty(struct store_zone *z)
@@ -412,48 +391,12 @@ static void zone_merge(struct store_zone *z, const struct store_zone *b)
 	if (b->sport_max > z->sport_max) z->sport_max = b->sport_max;
 	if (b->dport_min < z->dport_min) z->dport_min = b->dport_min;
 	if (b->dport_max > z->dport_max) z->dport_max = b->dport_max;
-	z->packets += b->packets;
-	z->bytes += b->bytes;
+	/* saturating: the sums are upper bounds for filters */
+	z->packets = z->packets + b->packets < z->packets ? UINT64_MAX : z->packets + b->packets;
+	z->bytes = z->bytes + b->bytes < z->bytes ? UINT64_MAX : z->bytes + b->bytes;
 	for (int i = 0; i < 32; i++)
 		z->proto[i] |= b->proto[i];
 	z->ipver |= b->ipver;
-}
-
-static void zone_of_cols(struct store_zone *z, const struct store_cols *c, uint32_t n)
-{
-	uint64_t fmin = UINT64_MAX, fmax = 0, lmin = UINT64_MAX, lmax = 0, pk = 0, by = 0;
-	uint16_t smin = UINT16_MAX, smax = 0, dmin = UINT16_MAX, dmax = 0;
-	uint8_t ipver = 0;
-
-	zone_empty(z);
-	for (uint32_t i = 0; i < n; i++) {
-		fmin = c->first_ms[i] < fmin ? c->first_ms[i] : fmin;
-		fmax = c->first_ms[i] > fmax ? c->first_ms[i] : fmax;
-		lmin = c->last_ms[i] < lmin ? c->last_ms[i] : lmin;
-		lmax = c->last_ms[i] > lmax ? c->last_ms[i] : lmax;
-		pk += c->packets[i];
-		by += c->bytes[i];
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		smin = c->sport[i] < smin ? c->sport[i] : smin;
-		smax = c->sport[i] > smax ? c->sport[i] : smax;
-		dmin = c->dport[i] < dmin ? c->dport[i] : dmin;
-		dmax = c->dport[i] > dmax ? c->dport[i] : dmax;
-		ipver |= c->ipver[i] == 6 ? 2 : 1;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		z->proto[c->proto[i] >> 3] |= (uint8_t)(1u << (c->proto[i] & 7));
-	z->first_min = fmin;
-	z->first_max = fmax;
-	z->last_min = lmin;
-	z->last_max = lmax;
-	z->packets = pk;
-	z->bytes = by;
-	z->sport_min = smin;
-	z->sport_max = smax;
-	z->dport_min = dmin;
-	z->dport_max = dmax;
-	z->ipver = ipver;
 }
 
 static void zone_put(uint8_t *h, const struct store_zone *z)
@@ -527,11 +470,6 @@ static inline uint64_t zigzag(uint64_t d)
 static inline uint64_t unzigzag(uint64_t z)
 {
 	return z >> 1 ^ (uint64_t)-(int64_t)(z & 1);
-}
-
-static inline unsigned varint_len(uint64_t x)
-{
-	return (bits64(x | 1) + 6) / 7;
 }
 
 static size_t pack_bits(uint8_t *out, const uint64_t *v, size_t n, uint64_t base, unsigned w)
@@ -644,17 +582,6 @@ static int get_for(struct cur *c, size_t n, uint64_t *out)
 	return 0;
 }
 
-static size_t put_varint(uint8_t *o, uint64_t x)
-{
-	size_t i = 0;
-	while (x >= 0x80) {
-		o[i++] = (uint8_t)(x | 0x80);
-		x >>= 7;
-	}
-	o[i++] = (uint8_t)x;
-	return i;
-}
-
 static int get_varints(struct cur *c, size_t n, uint64_t base, uint64_t *out)
 {
 	const uint8_t *p = c->p, *end = c->end;
@@ -677,7 +604,355 @@ static int get_varints(struct cur *c, size_t n, uint64_t base, uint64_t *out)
 	return 0;
 }
 
+/* ---- entropy coding: canonical Huffman over small alphabets ----
+ *
+ * LZ4 finds repeats but codes no probabilities, so skewed columns (counters, time deltas,
+ * dictionary indices, the tuple) are Huffman coded here and stored as they are. A stream:
+ * u16 A (alphabet size), A 4-bit code lengths (low nibble first, 0: symbol unused),
+ * u32 nbytes, then nbytes of codes, LSB first. Codes are canonical (deflate's order). */
+
+#define HUF_MAXSYM 1024         /* largest alphabet */
+#define HUF_MAXLEN 12           /* longest code: decoding tables of 4096 entries */
+#define BITLEN_SYMS 65          /* BITLEN codes bit lengths 0..64 */
+
+/* Moffat and Katajainen's in-place minimum-redundancy code: a[0..n) holds weights in
+ * ascending order (n >= 2) and gets the code lengths (a[0] the longest). */
+static void mk_lengths(uint32_t *a, int n)
+{
+	int root = 0, leaf = 2, next, avbl, used, dpth;
+
+	a[0] += a[1];
+	for (next = 1; next < n - 1; next++) {
+		if (leaf >= n || a[root] < a[leaf]) {
+			a[next] = a[root];
+			a[root++] = (uint32_t)next;
+		} else {
+			a[next] = a[leaf++];
+		}
+		if (leaf >= n || (root < next && a[root] < a[leaf])) {
+			a[next] += a[root];
+			a[root++] = (uint32_t)next;
+		} else {
+			a[next] += a[leaf++];
+		}
+	}
+	a[n - 2] = 0;
+	for (next = n - 3; next >= 0; next--)
+		a[next] = a[a[next]] + 1;
+	avbl = 1;
+	used = dpth = 0;
+	root = n - 2;
+	next = n - 1;
+	while (avbl > 0) {
+		while (root >= 0 && (int)a[root] == dpth) {
+			used++;
+			root--;
+		}
+		while (avbl > used) {
+			a[next--] = (uint32_t)dpth;
+			avbl--;
+		}
+		avbl = 2 * used;
+		dpth++;
+		used = 0;
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Scratch for building codes (writer side). */
+struct hufwork {
+	uint64_t key[HUF_MAXSYM];
+	uint32_t wt[HUF_MAXSYM];
+};
+
+/* Code lengths len[0..A) for counts cnt[0..A) (A >= 2), none longer than HUF_MAXLEN;
+ * unused symbols get 0. A lone used symbol gets a partner so that the code is always
+ * complete (what readers insist on). Returns the coded size in bits. */
+static uint64_t huf_lengths(struct hufwork *hw, const uint32_t *cnt, unsigned A, uint8_t *len)
+{
+	unsigned m = 0;
+	uint64_t bits = 0;
+
+	memset(len, 0, A);
+	for (unsigned s = 0; s < A; s++)
+		if (cnt[s])
+			hw->key[m++] = (uint64_t)cnt[s] << 32 | s;
+	if (m < 2) {
+		unsigned s = m ? (uint32_t)hw->key[0] : 0;
+		len[s] = 1;
+		len[s + 1 < A ? s + 1 : s - 1] = 1;
+		return m ? (uint64_t)cnt[s] : 0;
+	}
+	qsort(hw->key, m, sizeof(*hw->key), cmp_u64);
+	/* too deep a tree: flatten the weights (order kept) until it fits */
+	for (unsigned shift = 0;; shift++) {
+		for (unsigned i = 0; i < m; i++) {
+			uint32_t x = (uint32_t)(hw->key[i] >> 32) >> shift;
+			hw->wt[i] = x ? x : 1;
+		}
+		mk_lengths(hw->wt, (int)m);
+		if (hw->wt[0] <= HUF_MAXLEN)
+			break;
+	}
+	for (unsigned i = 0; i < m; i++) {
+		unsigned s = (uint32_t)hw->key[i];
+		len[s] = (uint8_t)hw->wt[i];
+		bits += (uint64_t)cnt[s] * hw->wt[i];
+	}
+	return bits;
+}
+
+/* Canonical codes for len[0..A), bit-reversed for LSB-first streams. */
+static void huf_codes(const uint8_t *len, unsigned A, uint16_t *code)
+{
+	unsigned cnt[HUF_MAXLEN + 1] = { 0 }, next[HUF_MAXLEN + 1], c = 0;
+
+	for (unsigned s = 0; s < A; s++)
+		cnt[len[s]]++;
+	cnt[0] = 0;
+	for (unsigned l = 1; l <= HUF_MAXLEN; l++) {
+		c = (c + cnt[l - 1]) << 1;
+		next[l] = c;
+	}
+	for (unsigned s = 0; s < A; s++) {
+		unsigned l = len[s], v, r = 0;
+		if (!l)
+			continue;
+		v = next[l]++;
+		for (unsigned k = 0; k < l; k++)
+			r |= (v >> k & 1) << (l - 1 - k);
+		code[s] = (uint16_t)r;
+	}
+}
+
+/* Decoding table for len[0..A): entry sym << 4 | length for every index whose low bits
+ * are the symbol's code. Returns the table's bits (the longest code), -EPROTO if the
+ * lengths are not a complete code. */
+static int huf_table(const uint8_t *len, unsigned A, uint16_t *code, uint16_t *tab)
+{
+	uint32_t kraft = 0;
+	unsigned maxl = 0;
+
+	for (unsigned s = 0; s < A; s++) {
+		if (!len[s])
+			continue;
+		if (len[s] > HUF_MAXLEN)
+			return -EPROTO;
+		kraft += 1u << (HUF_MAXLEN - len[s]);
+		maxl = len[s] > maxl ? len[s] : maxl;
+	}
+	if (kraft != 1u << HUF_MAXLEN)
+		return -EPROTO;
+	huf_codes(len, A, code);
+	for (unsigned s = 0; s < A; s++)
+		for (unsigned j = code[s]; len[s] && j < 1u << maxl; j += 1u << len[s])
+			tab[j] = (uint16_t)(s << 4 | len[s]);
+	return (int)maxl;
+}
+
+static inline uint64_t huf_hdr_size(unsigned A)
+{
+	return 2 + (A + 1) / 2 + 4;
+}
+
+/* Bit writer: n <= 56 bits at a time; writes up to 8 bytes past its position. */
+struct bitw {
+	uint8_t *p;
+	uint64_t acc;
+	unsigned cnt;
+};
+
+/* Always inlined: the writer's state must live in registers in the coding loops. */
+#define BW_INLINE static inline __attribute__((always_inline))
+
+BW_INLINE void bw_put(struct bitw *b, uint64_t v, unsigned n)
+{
+	b->acc |= v << b->cnt;
+	b->cnt += n;
+	st_le64(b->p, b->acc);
+	b->p += b->cnt >> 3;
+	b->acc >>= b->cnt & ~7u;
+	b->cnt &= 7;
+}
+
+/* The stream's header at o; returns where the codes go (after the u32 nbytes). */
+static uint8_t *huf_put_hdr(uint8_t *o, const uint8_t *len, unsigned A)
+{
+	st_le16(o, (uint16_t)A);
+	o += 2;
+	for (unsigned s = 0; s < A; s += 2)
+		*o++ = (uint8_t)(len[s] | (s + 1 < A ? len[s + 1] << 4 : 0));
+	return o + 4;
+}
+
+/* Ends a stream begun at hdr_end (huf_put_hdr's result): returns its end. */
+static uint8_t *huf_put_end(uint8_t *body, struct bitw *b)
+{
+	uint8_t *end = b->p + (b->cnt ? 1 : 0);
+	st_le32(body - 4, (uint32_t)(end - body));
+	return end;
+}
+
+/* Stream of symbols v[i] - base. Codes are at most 12 bits, so four go in before each
+ * flush. */
+static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
+		      const uint8_t *len, unsigned A, uint16_t *code)
+{
+	uint8_t *body = huf_put_hdr(o, len, A), *p = body;
+	uint32_t ct[HUF_MAXSYM];
+	uint64_t acc = 0;
+	unsigned cnt = 0;
+	uint32_t i = 0;
+	struct bitw b;
+
+	huf_codes(len, A, code);
+	for (unsigned s = 0; s < A; s++)
+		ct[s] = (uint32_t)code[s] << 4 | len[s];
+	for (; i + 4 <= n; i += 4) {
+		for (unsigned k = 0; k < 4; k++) {
+			uint32_t e = ct[(uint32_t)(v[i + k] - base)];
+			acc |= (uint64_t)(e >> 4) << cnt;
+			cnt += e & 15;
+		}
+		st_le64(p, acc);
+		p += cnt >> 3;
+		acc >>= cnt & ~7u;
+		cnt &= 7;
+	}
+	b = (struct bitw){ p, acc, cnt };
+	for (; i < n; i++) {
+		uint32_t e = ct[(uint32_t)(v[i] - base)];
+		bw_put(&b, e >> 4, e & 15);
+	}
+	return (size_t)(huf_put_end(body, &b) - o);
+}
+
+/* BITLEN stream: v - base as its bit length k (Huffman coded), then its k-1 bits below
+ * the top one: near the entropy for counters, durations and deltas whatever their
+ * spread. */
+static size_t put_bitlen(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
+			 const uint8_t *len, uint16_t *code)
+{
+	uint8_t *body = huf_put_hdr(o, len, BITLEN_SYMS);
+	struct bitw b = { body, 0, 0 };
+
+	huf_codes(len, BITLEN_SYMS, code);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t x = v[i] - base;
+		unsigned k = bits64(x), l = len[k], m = k ? k - 1 : 0;
+		uint64_t mant = x & ((1ULL << m) - 1);
+		if (l + m <= 56) {
+			bw_put(&b, code[k] | mant << l, l + m);
+		} else {
+			bw_put(&b, code[k], l);
+			bw_put(&b, mant & 0xffffffffu, 32);
+			bw_put(&b, mant >> 32, m - 32);
+		}
+	}
+	return (size_t)(huf_put_end(body, &b) - o);
+}
+
+/* Bits of a BITLEN stream from the histogram of bit lengths, given code lengths. */
+static uint64_t bitlen_bits(const uint32_t *hist, const uint8_t *len)
+{
+	uint64_t bits = 0;
+	for (unsigned k = 0; k < BITLEN_SYMS; k++)
+		bits += (uint64_t)hist[k] * (len[k] + (k ? k - 1 : 0));
+	return bits;
+}
+
+/* Reader side: a parsed stream. */
+struct hufrd {
+	const uint8_t *p;       /* codes; SLACK readable bytes follow */
+	uint64_t nbits;
+	unsigned A, tb;
+	uint16_t tab[1u << HUF_MAXLEN];
+	uint16_t code[HUF_MAXSYM];
+	uint8_t len[HUF_MAXSYM];
+};
+
+/* Parses a stream header at c (alphabet at most maxA) and builds its table. */
+static int huf_get(struct cur *c, unsigned maxA, struct hufrd *h)
+{
+	const uint8_t *p = cur_take(c, 2), *q;
+	int tb;
+
+	if (!p)
+		return -EPROTO;
+	h->A = ld_le16(p);
+	if (h->A < 2 || h->A > maxA || !(q = cur_take(c, (h->A + 1) / 2)))
+		return -EPROTO;
+	for (unsigned s = 0; s < h->A; s++)
+		h->len[s] = (uint8_t)(q[s / 2] >> (s & 1) * 4 & 15);
+	if ((tb = huf_table(h->len, h->A, h->code, h->tab)) < 0 || !(p = cur_take(c, 4)))
+		return -EPROTO;
+	uint32_t nb = ld_le32(p);
+	if (nb > cur_left(c) || !(h->p = cur_take(c, nb)))
+		return -EPROTO;
+	h->nbits = (uint64_t)nb * 8;
+	h->tb = (unsigned)tb;
+	return 0;
+}
+
+static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
+{
+	return ld_le64(p + (pos >> 3)) >> (pos & 7);      /* 57 valid bits */
+}
+
+/* n symbols into out[i] = base + sym. */
+static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
+{
+	uint64_t pos = 0, mask = (1u << h->tb) - 1;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (pos > h->nbits)
+			return -EPROTO;
+		unsigned e = h->tab[br_peek(h->p, pos) & mask];
+		pos += e & 15;
+		out[i] = base + (e >> 4);
+	}
+	return pos <= h->nbits ? 0 : -EPROTO;
+}
+
+static int bitlen_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
+{
+	uint64_t pos = 0, mask = (1u << h->tb) - 1, top[BITLEN_SYMS], mm[BITLEN_SYMS];
+
+	/* per bit length k: the top bit and the mask of the k-1 bits below it (k <= 1: the
+	 * value is k) */
+	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
+		top[k] = k ? 1ULL << (k - 1) : 0;
+		mm[k] = top[k] ? top[k] - 1 : 0;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (pos > h->nbits)
+			return -EPROTO;
+		uint64_t b = br_peek(h->p, pos);
+		unsigned e = h->tab[b & mask], l = e & 15, k = e >> 4, m = k ? k - 1 : 0;
+		if (__builtin_expect(l + m <= 57, 1)) {
+			out[i] = base + (top[k] | (b >> l & mm[k]));
+		} else {
+			uint64_t lo = br_peek(h->p, pos + l) & 0xffffffffu;
+			uint64_t hi = br_peek(h->p, pos + l + 32) & ((1ULL << (m - 32)) - 1);
+			out[i] = base + (top[k] | hi << 32 | lo);
+		}
+		pos += l + m;
+	}
+	return pos <= h->nbits ? 0 : -EPROTO;
+}
+
 /* ---- writer ---- */
+
+#define TUPLE_MAX 1024          /* distinct tuples a block may hold; more: columns apart */
+#define TUPLE_BITS 11           /* tuple hash: 2^11 slots */
+#define TDICT_PLANES 17         /* proto .. end_reason, vlan (2), in_if (4), out_if (4) */
+#define PDICT_ROUNDS 16         /* HPDICT gives up if its frequent set stays too big */
+#define TDICT_MAX_LEN (4 + TDICT_PLANES * TUPLE_MAX)
 
 struct hslot {
 	uint32_t gen;
@@ -697,26 +972,42 @@ struct store_writer {
 	int dirty;              /* written since the last sync */
 	struct store_zone fzone;
 	uint64_t fblocks, frecs;
-	struct store_cols buf;  /* records of the next block */
+	/* Records of the next block, column by column. The tuple's members (proto .. end_reason,
+	 * in_if, out_if) wait in tk0/tk1 and go to their buf arrays only if the tuple fails. */
+	struct store_cols buf;
+	uint64_t *tk0;          /* proto | tos << 8 | ... | end_reason << 48 */
+	uint64_t *tk1;          /* in_if | out_if << 32 */
 	/* encoding scratch, sized for one block */
 	int zstd;               /* byte planes pay only under an entropy coder */
-	uint64_t *t0, *t1, *t2; /* transformed values, codes, exceptions */
-	uint64_t *idx;          /* dictionary index of each record */
+	uint64_t *t0;           /* values as coded (widened) */
+	uint64_t *idx;          /* dictionary index (or code) of each record */
 	uint64_t *dictv;        /* dictionary values, first-appearance order */
 	uint32_t *dcnt;         /* occurrences of each dictionary entry */
-	uint64_t *dkey;         /* sort keys */
-	uint32_t *rank;         /* dictionary entry -> position after reordering */
+	uint32_t *rank;         /* dictionary entry -> its code */
+	uint64_t *t2;           /* dictionary values in code order, exceptions */
 	uint8_t *dicta, *dicta2; /* address dictionaries, 16 bytes an entry */
 	struct hslot *hs;       /* hash for 32/64-bit values and addresses */
 	uint32_t hbits, hgen;
-	uint32_t *sgen, *sidx;  /* direct map for 8/16-bit values */
+	uint32_t *sgen, *sidx;  /* direct map for 16-bit values */
 	uint32_t sgen_cur;
+	uint64_t *tdk0, *tdk1;  /* tuple dictionary */
+	uint16_t *tdvl;
+	uint32_t *tidx;         /* each record's tuple */
+	uint32_t thist[TUPLE_MAX];
+	struct hslot *ts;       /* tuple hash */
+	uint32_t tgen;
 	uint8_t *mref;          /* mirror reference of each record, 0: none */
 	uint32_t *mtab;         /* mirror_plan()'s table */
 	uint8_t (*msrc)[16], (*mdst)[16];  /* the four columns without mirrored records */
 	uint16_t *msport, *mdport;
+	uint32_t hist[HUF_MAXSYM], bhist[3][BITLEN_SYMS];
+	uint8_t hlen[HUF_MAXSYM], blen[HUF_MAXSYM];  /* candidate and chosen code lengths */
+	uint16_t hcode[HUF_MAXSYM];
+	struct hufwork hw;
 	uint8_t *raw;
 	uint8_t *payload;
+	size_t pl;              /* payload bytes so far */
+	unsigned ncols;         /* directory entries so far */
 	uint8_t hdr[BLK_HDR_MAX];
 	ZSTD_CCtx *zc;
 	struct store_writer_stats st;
@@ -761,7 +1052,7 @@ static void h_newgen(struct store_writer *w)
 	}
 }
 
-/* Dictionary of 8/16-bit values (direct map, never gives up): fills w->dictv in
+/* Dictionary of 16-bit values (direct map, never gives up): fills w->dictv in
  * first-appearance order, w->dcnt, w->idx. Returns the number of distinct values. */
 static uint32_t dict_small(struct store_writer *w, const uint64_t *v, uint32_t n)
 {
@@ -787,8 +1078,8 @@ static uint32_t dict_small(struct store_writer *w, const uint64_t *v, uint32_t n
 	return nd;
 }
 
-/* Same for 32/64-bit values through a hash; returns 0 once more than limit distinct
- * values turn up or a sample says the dictionary will not pay. */
+/* Same for wider values through a hash; returns 0 once more than limit distinct values
+ * turn up or a sample says the dictionary will not pay. */
 static uint32_t dict_u64(struct store_writer *w, const uint64_t *v, uint32_t n, uint32_t limit)
 {
 	uint32_t nd = 0, hmask = (1u << w->hbits) - 1;
@@ -835,13 +1126,9 @@ static uint32_t dict_addr(struct store_writer *w, const uint8_t (*a)[16], uint32
 
 	h_newgen(w);
 	for (uint32_t i = 0; i < n; i++) {
-		if (i && addr_eq(a[i], a[i - 1])) {
-			w->idx[i] = w->idx[i - 1];
-			w->dcnt[w->idx[i]]++;
-			continue;
-		}
-		uint64_t k = ld_le64(a[i]) ^ ld_le64(a[i] + 8) * 0xC2B2AE3D27D4EB4FULL;
-		uint32_t h = (uint32_t)((k * 0x9E3779B97F4A7C15ULL) >> shift);
+		uint64_t lo = ld_le64(a[i]), hi = ld_le64(a[i] + 8);
+		uint32_t h = (uint32_t)(((lo ^ hi * 0xC2B2AE3D27D4EB4FULL) * 0x9E3779B97F4A7C15ULL) >>
+					shift);
 		for (;;) {
 			struct hslot *s = &w->hs[h];
 			if (s->gen != w->hgen) {
@@ -854,7 +1141,8 @@ static uint32_t dict_addr(struct store_writer *w, const uint8_t (*a)[16], uint32
 				w->idx[i] = nd++;
 				break;
 			}
-			if (addr_eq(w->dicta + (size_t)s->idx * 16, a[i])) {
+			const uint8_t *d = w->dicta + (size_t)s->idx * 16;
+			if (ld_le64(d) == lo && ld_le64(d + 8) == hi) {
 				w->idx[i] = s->idx;
 				break;
 			}
@@ -865,43 +1153,6 @@ static uint32_t dict_addr(struct store_writer *w, const uint8_t (*a)[16], uint32
 			return 0;
 	}
 	return nd;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Sorts entries [0, nd) of the dictionary by falling count (ties: first appearance) into
- * w->dkey; w->rank[entry] = its position. */
-static void dict_order(struct store_writer *w, uint32_t nd)
-{
-	for (uint32_t j = 0; j < nd; j++)
-		w->dkey[j] = (uint64_t)(UINT32_MAX - w->dcnt[j]) << 32 | j;
-	qsort(w->dkey, nd, sizeof(*w->dkey), cmp_u64);
-	for (uint32_t p = 0; p < nd; p++)
-		w->rank[(uint32_t)w->dkey[p]] = p;
-}
-
-/* Reorders the dictionary most frequent first so the indices' high bytes are mostly
- * zero (worth it under zstd only). */
-static void dict_by_freq(struct store_writer *w, uint32_t nd, uint32_t n, int addr)
-{
-	dict_order(w, nd);
-	if (addr) {
-		for (uint32_t p = 0; p < nd; p++)
-			memcpy(w->dicta2 + (size_t)p * 16, w->dicta + (w->dkey[p] & 0xffffffff) * 16, 16);
-		uint8_t *t = w->dicta;
-		w->dicta = w->dicta2;
-		w->dicta2 = t;
-	} else {
-		for (uint32_t p = 0; p < nd; p++)
-			w->t2[p] = w->dictv[(uint32_t)w->dkey[p]];
-		memcpy(w->dictv, w->t2, nd * sizeof(*w->dictv));
-	}
-	for (uint32_t i = 0; i < n; i++)
-		w->idx[i] = w->rank[w->idx[i]];
 }
 
 static void minmax(const uint64_t *v, uint32_t n, uint64_t *mn, uint64_t *mx)
@@ -952,98 +1203,156 @@ static void widen8(uint64_t *o, const uint8_t *v, uint32_t n, uint64_t *mn, uint
 	*mx = hi;
 }
 
-/* The cheapest way found so far to code one integer column. */
-struct pick {
-	const uint64_t *v;
+/* 1 if the n values of size sz at v are all the same (glibc's memcmp is vectorized). */
+static inline int all_same(const void *v, uint32_t n, size_t sz)
+{
+	return n < 2 || !memcmp(v, (const uint8_t *)v + sz, (size_t)(n - 1) * sz);
+}
+
+/* The cheapest coding found so far of one integer chunk; exact sizes, no trial runs. */
+struct ipick {
+	const uint64_t *v;      /* values as coded (transformed) */
 	uint8_t xform, enc;
-	unsigned w;
+	unsigned w;             /* FOR width */
+	unsigned A;             /* HUF alphabet (dictionary codes for HDICT/HPDICT) */
 	uint64_t v0, min, size;
-	uint32_t nd;            /* DICT, PDICT: dictionary entries used */
+	uint32_t nd;            /* HDICT, HPDICT: dictionary entries */
 	unsigned dw;            /* width of the dictionary values */
 	uint64_t dmin;
-	uint64_t nexc, emin;    /* PDICT exceptions */
+	uint64_t nexc, emin;    /* HPDICT exceptions */
 	unsigned ew;
 };
 
-static void pick_consider(struct pick *b, const uint64_t *v, uint32_t n, uint64_t mn,
-			  uint64_t mx, uint8_t xform, uint64_t v0, int varint, int zstd)
+static void pick_better(struct store_writer *w, struct ipick *b, const struct ipick *c)
 {
-	uint64_t hdr = xform == XF_DELTA ? 8 : 0, size, vs = 0;
-	unsigned w = bits64(mx - mn);
-	uint8_t enc = ENC_FOR;
+	if (c->size >= b->size)
+		return;
+	*b = *c;
+	if (c->enc == ENC_HUF || c->enc == ENC_BITLEN || c->enc == ENC_HDICT ||
+	    c->enc == ENC_HPDICT)
+		memcpy(w->blen, w->hlen, c->A);
+}
 
-	if (mn == mx) {
-		enc = ENC_CONST;
-		size = hdr + 8;
-	} else {
-		size = hdr + for_size(n, w, zstd);
-		if (varint && w > 8) {  /* LEB128 spends a byte at least */
-			/* estimated from every 8th value; write_pick() checks the real size */
-			uint32_t k = 0;
-			for (uint32_t i = 0; i < n; i += 8, k++)
-				vs += varint_len(v[i] - mn);
-			vs = vs * n / k;
-			if (hdr + 8 + vs < size) {
-				enc = ENC_VARINT;
-				size = hdr + 8 + vs;
-			}
+static inline uint64_t xf_hdr(uint8_t xform)
+{
+	return xform == XF_DELTA ? 8 : 0;
+}
+
+/* CONST or FOR for v[0..n) in [mn, mx]. */
+static void pick_for(struct store_writer *w, struct ipick *b, const uint64_t *v, uint32_t n,
+		     uint64_t mn, uint64_t mx, uint8_t xform, uint64_t v0)
+{
+	struct ipick c = { .v = v, .xform = xform, .v0 = v0, .min = mn, .w = bits64(mx - mn) };
+
+	c.enc = mn == mx ? ENC_CONST : ENC_FOR;
+	c.size = xf_hdr(xform) + (mn == mx ? 8 : for_size(n, c.w, w->zstd));
+	pick_better(w, b, &c);
+}
+
+/* HUF over v - mn for a narrow range; hist: counts of v - mn, or NULL to count here. */
+static void pick_huf(struct store_writer *w, struct ipick *b, const uint64_t *v, uint32_t n,
+		     uint64_t mn, uint64_t mx, uint8_t xform, uint64_t v0, const uint32_t *hist)
+{
+	struct ipick c = { .v = v, .xform = xform, .v0 = v0, .min = mn, .enc = ENC_HUF };
+
+	if (mn == mx || mx - mn >= HUF_MAXSYM)
+		return;
+	c.A = (unsigned)(mx - mn) + 1;
+	if (!hist) {
+		memset(w->hist, 0, c.A * sizeof(*w->hist));
+		for (uint32_t i = 0; i < n; i++)
+			w->hist[v[i] - mn]++;
+		hist = w->hist;
+	}
+	c.size = xf_hdr(xform) + 8 + huf_hdr_size(c.A) +
+		 (huf_lengths(&w->hw, hist, c.A, w->hlen) + 7) / 8;
+	pick_better(w, b, &c);
+}
+
+/* BITLEN (base 0) from hist, the counts of bits64(v). */
+static void pick_bitlen(struct store_writer *w, struct ipick *b, const uint64_t *v,
+			const uint32_t *hist, uint8_t xform, uint64_t v0)
+{
+	struct ipick c = { .v = v, .xform = xform, .v0 = v0, .enc = ENC_BITLEN,
+			   .A = BITLEN_SYMS };
+
+	huf_lengths(&w->hw, hist, BITLEN_SYMS, w->hlen);
+	c.size = xf_hdr(xform) + 8 + huf_hdr_size(BITLEN_SYMS) +
+		 (bitlen_bits(hist, w->hlen) + 7) / 8;
+	pick_better(w, b, &c);
+}
+
+/* HDICT: a dictionary of nd values (w->dictv, counts w->dcnt, w->idx) with Huffman coded
+ * indices. */
+static void pick_hdict(struct store_writer *w, struct ipick *b, const uint64_t *v,
+		       uint32_t nd)
+{
+	struct ipick c = { .v = v, .enc = ENC_HDICT, .nd = nd, .A = nd };
+	uint64_t dmax;
+
+	if (nd < 2 || nd > HUF_MAXSYM)
+		return;
+	minmax(w->dictv, nd, &c.dmin, &dmax);
+	c.dw = bits64(dmax - c.dmin);
+	c.size = 4 + for_size(nd, c.dw, w->zstd) + huf_hdr_size(nd) +
+		 (huf_lengths(&w->hw, w->dcnt, nd, w->hlen) + 7) / 8;
+	pick_better(w, b, &c);
+}
+
+/* HPDICT: the values seen at least twice (at most HUF_MAXSYM - 1 of them) get Huffman
+ * codes 1.., the rest code 0 and follow as FOR exceptions: service ports among random
+ * ephemeral ones. Needs dict_small()'s counts; sets w->rank (entry -> code). */
+static void pick_hpdict(struct store_writer *w, struct ipick *b, const uint64_t *v,
+			uint32_t n, uint32_t nd)
+{
+	struct ipick c = { .v = v, .enc = ENC_HPDICT };
+	uint32_t nf = 0, t = 2;
+	uint64_t dmax = 0, emax = 0;
+
+	for (unsigned round = 0;; round++, t++) {
+		nf = 0;
+		for (uint32_t j = 0; j < nd; j++)
+			nf += w->dcnt[j] >= t;
+		if (nf < HUF_MAXSYM)
+			break;
+		if (round == PDICT_ROUNDS)
+			return;
+	}
+	if (nf == 0 || nf == nd)
+		return;
+	c.dmin = c.emin = UINT64_MAX;
+	memset(w->hist, 0, (nf + 1) * sizeof(*w->hist));
+	nf = 0;
+	for (uint32_t j = 0; j < nd; j++) {
+		uint64_t x = w->dictv[j];
+		if (w->dcnt[j] >= t) {
+			w->rank[j] = ++nf;
+			w->hist[nf] = w->dcnt[j];
+			c.dmin = x < c.dmin ? x : c.dmin;
+			dmax = x > dmax ? x : dmax;
+		} else {
+			w->rank[j] = 0;
+			w->hist[0] += w->dcnt[j];
+			c.emin = x < c.emin ? x : c.emin;
+			emax = x > emax ? x : emax;
 		}
 	}
-	if (size < b->size) {
-		b->v = v;
-		b->xform = xform;
-		b->enc = enc;
-		b->w = w;
-		b->v0 = v0;
-		b->min = mn;
-		b->size = size;
-	}
+	c.nd = nf;
+	c.A = nf + 1;
+	c.nexc = w->hist[0];
+	c.dw = bits64(dmax - c.dmin);
+	c.ew = bits64(emax - c.emin);
+	c.size = 4 + for_size(nf, c.dw, w->zstd) + huf_hdr_size(c.A) +
+		 (huf_lengths(&w->hw, w->hist, c.A, w->hlen) + 7) / 8 + 4 +
+		 for_size(c.nexc, c.ew, w->zstd);
+	(void)n;
+	pick_better(w, b, &c);
 }
 
-/* A dictionary of the frequent values (code c >= 1 is entry c-1) plus the rest listed as
- * exceptions (code 0): service ports among random ephemeral ones. Needs full counts
- * (dict_small). Returns its size, UINT64_MAX if it cannot pay. */
-static uint64_t pdict_plan(struct store_writer *w, uint32_t nd, uint32_t n, struct pick *p)
+/* Writes the pick at out (w->raw, or inside it); returns the bytes written. */
+static size_t write_pick(struct store_writer *w, const struct ipick *p, uint32_t n, uint8_t *out)
 {
-	uint32_t nf = 0;
-	uint64_t covered = 0, dmin = UINT64_MAX, dmax = 0, emin = UINT64_MAX, emax = 0;
-
-	for (uint32_t j = 0; j < nd; j++)
-		if (w->dcnt[j] >= 3)
-			w->dkey[nf++] = (uint64_t)(UINT32_MAX - w->dcnt[j]) << 32 | j;
-	if (nf == 0 || nf == nd)
-		return UINT64_MAX;
-	qsort(w->dkey, nf, sizeof(*w->dkey), cmp_u64);
-	if (nf > 255)
-		nf = 255;
-	for (uint32_t j = 0; j < nd; j++)
-		w->rank[j] = 0;
-	for (uint32_t k = 0; k < nf; k++) {
-		uint32_t j = (uint32_t)w->dkey[k];
-		w->rank[j] = k + 1;
-		covered += w->dcnt[j];
-		dmin = w->dictv[j] < dmin ? w->dictv[j] : dmin;
-		dmax = w->dictv[j] > dmax ? w->dictv[j] : dmax;
-	}
-	for (uint32_t j = 0; j < nd; j++) {
-		if (w->rank[j])
-			continue;
-		emin = w->dictv[j] < emin ? w->dictv[j] : emin;
-		emax = w->dictv[j] > emax ? w->dictv[j] : emax;
-	}
-	p->nd = nf;
-	p->dmin = dmin;
-	p->dw = bits64(dmax - dmin);
-	p->nexc = n - covered;
-	p->emin = emin;
-	p->ew = bits64(emax - emin);
-	return 4 + for_size(nf, p->dw, w->zstd) + for_size(n, bits64(nf), w->zstd) + 4 +
-	       for_size(p->nexc, p->ew, w->zstd);
-}
-
-static size_t write_pick(struct store_writer *w, const struct pick *p, uint32_t n)
-{
-	uint8_t *o = w->raw;
+	uint8_t *o = out;
 	int z = w->zstd;
 
 	if (p->xform == XF_DELTA) {
@@ -1052,178 +1361,375 @@ static size_t write_pick(struct store_writer *w, const struct pick *p, uint32_t 
 	}
 	switch (p->enc) {
 	case ENC_CONST:
-		st_le64(o, p->v[0]);
+		st_le64(o, p->min);
 		o += 8;
 		break;
 	case ENC_FOR:
 		o += put_for_auto(o, p->v, n, p->min, p->w, z);
 		break;
-	case ENC_VARINT: {
-		uint8_t *start = o;
+	case ENC_HUF:
 		st_le64(o, p->min);
 		o += 8;
-		for (uint32_t i = 0; i < n; i++)
-			o += put_varint(o, p->v[i] - p->min);
-		/* the choice was made on a sample: never end up larger than FOR */
-		if ((uint64_t)(o - start) > for_size(n, p->w, z)) {
-			o = start;
-			o += put_for_auto(o, p->v, n, p->min, p->w, z);
-			return (size_t)(o - w->raw) | VARINT_UNDONE;
-		}
+		o += put_huf(o, p->v, n, p->min, w->blen, p->A, w->hcode);
 		break;
-	}
-	case ENC_DICT:
+	case ENC_BITLEN:
+		st_le64(o, 0);
+		o += 8;
+		o += put_bitlen(o, p->v, n, 0, w->blen, w->hcode);
+		break;
+	case ENC_HDICT:
 		st_le32(o, p->nd);
 		o += 4;
 		o += put_for_auto(o, w->dictv, p->nd, p->dmin, p->dw, z);
-		o += put_for_auto(o, w->idx, n, 0, bits64(p->nd - 1), z);
+		o += put_huf(o, w->idx, n, 0, w->blen, p->A, w->hcode);
 		break;
-	case ENC_PDICT: {
+	case ENC_HPDICT: {
 		uint64_t ne = 0;
-		for (uint32_t k = 0; k < p->nd; k++)
-			w->t2[k] = w->dictv[(uint32_t)w->dkey[k]];
+		uint32_t nf = 0;
+		for (uint32_t j = 0; nf < p->nd; j++)
+			if (w->rank[j])
+				w->t2[nf++] = w->dictv[j];
 		st_le32(o, p->nd);
 		o += 4;
 		o += put_for_auto(o, w->t2, p->nd, p->dmin, p->dw, z);
 		for (uint32_t i = 0; i < n; i++) {
-			w->t1[i] = w->rank[w->idx[i]];
-			if (!w->t1[i])
+			uint32_t code = w->rank[w->idx[i]];
+			w->idx[i] = code;
+			if (!code)
 				w->t2[ne++] = p->v[i];
 		}
-		o += put_for_auto(o, w->t1, n, 0, bits64(p->nd), z);
+		o += put_huf(o, w->idx, n, 0, w->blen, p->A, w->hcode);
 		st_le32(o, (uint32_t)ne);
 		o += 4;
 		o += put_for_auto(o, w->t2, ne, p->emin, p->ew, z);
 		break;
 	}
 	}
-	return (size_t)(o - w->raw);
+	return (size_t)(o - out);
 }
 
-/* Encodes integer column c of the pending block into w->raw. Returns the chunk length,
- * 0 if the column is all zero (left out). */
-static size_t enc_int(struct store_writer *w, int c, const void *src, uint32_t n, uint8_t *enc,
-		      uint8_t *xform)
+/* Entropy-coded chunks are stored as they are: a compressor would only spend time. */
+static inline int pick_compressible(const struct ipick *p)
 {
-	const struct colinfo *ci = &colinfo[c];
-	const uint64_t *x;
-	uint64_t mn, mx;
-	struct pick b = { .size = UINT64_MAX };
-
-	switch (ci->size) {
-	case 8:
-		x = src;
-		minmax(x, n, &mn, &mx);
-		break;
-	case 4:
-		widen32(w->t0, src, n, &mn, &mx);
-		x = w->t0;
-		break;
-	case 2:
-		widen16(w->t0, src, n, &mn, &mx);
-		x = w->t0;
-		break;
-	default:
-		widen8(w->t0, src, n, &mn, &mx);
-		x = w->t0;
-		break;
-	}
-	if (mn == mx && mn == 0)
-		return 0;
-	pick_consider(&b, x, n, mn, mx, XF_NONE, 0, ci->varint, w->zstd);
-	if (ci->xforms & 1 << XF_DELTA && b.enc != ENC_CONST) {
-		uint64_t lo = 0, hi = 0;
-		w->t0[0] = 0;
-		for (uint32_t i = 1; i < n; i++) {
-			uint64_t d = zigzag(x[i] - x[i - 1]);
-			w->t0[i] = d;
-			hi = d > hi ? d : hi;
-		}
-		pick_consider(&b, w->t0, n, lo, hi, XF_DELTA, x[0], ci->varint, w->zstd);
-	}
-	if (ci->xforms & 1 << XF_LASTDIFF && b.enc != ENC_CONST) {
-		const uint64_t *last = w->buf.last_ms;
-		uint64_t lo = UINT64_MAX, hi = 0;
-		/* durations: never negative in sane data, so no zigzag */
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t d = last[i] - x[i];
-			w->t1[i] = d;
-			lo = d < lo ? d : lo;
-			hi = d > hi ? d : hi;
-		}
-		pick_consider(&b, w->t1, n, lo, hi, XF_LASTDIFF, 0, ci->varint, w->zstd);
-	}
-	/* Dictionaries pay when few distinct values spread over a wide range (ports,
-	 * interface indexes, AS numbers, flags). */
-	if (b.xform == XF_NONE && b.enc != ENC_CONST && b.w >= 3) {
-		uint32_t nd;
-		if (ci->size <= 2) {
-			nd = dict_small(w, x, n);
-		} else {
-			uint32_t limit = n / 2;
-			if (b.w - 1 < 32 && (1u << (b.w - 1)) < limit)
-				limit = 1u << (b.w - 1);
-			nd = dict_u64(w, x, n, limit);
-		}
-		if (nd > 1) {
-			uint64_t dmin, dmax;
-			minmax(w->dictv, nd, &dmin, &dmax);
-			unsigned dw = bits64(dmax - dmin), iw = bits64(nd - 1);
-			uint64_t size = 4 + for_size(nd, dw, w->zstd) + for_size(n, iw, w->zstd);
-			if (size < b.size) {
-				b.v = x;
-				b.enc = ENC_DICT;
-				b.nd = nd;
-				b.dmin = dmin;
-				b.dw = dw;
-				b.size = size;
-			}
-			struct pick pd = b;
-			if (ci->size == 2 && (size = pdict_plan(w, nd, n, &pd)) < b.size) {
-				b = pd;
-				b.v = x;
-				b.enc = ENC_PDICT;
-				b.size = size;
-			} else if (b.enc == ENC_DICT && w->zstd && for_layout(iw, 1)) {
-				dict_by_freq(w, nd, n, 0);
-				minmax(w->dictv, nd, &b.dmin, &dmax);
-			}
-		}
-	}
-	size_t len = write_pick(w, &b, n);
-	*enc = len & VARINT_UNDONE ? ENC_FOR : b.enc;
-	*xform = b.xform;
-	return len & ~VARINT_UNDONE;
+	return p->enc == ENC_FOR || p->enc == ENC_CONST;
 }
 
-static size_t enc_addr(struct store_writer *w, const uint8_t (*a)[16], uint32_t n, uint8_t *enc)
+/* BITLEN columns (counters, times) are planned from a sample of SAMPLE_STEP-spaced values
+ * and coded in one pass that also gathers the zone's exact figures. Every bit length gets
+ * a code, so values the sample missed still code (at some cost). */
+#define SAMPLE_STEP 8
+#define SAMPLE_FROM 4096        /* smaller blocks are planned from every value */
+
+/* BITLEN coding of one symbol (bit length k): its code and widths, and the top bit the
+ * mantissa leaves out. */
+struct blsym {
+	uint64_t top;           /* 1 << (k - 1), 0 for k = 0 */
+	uint32_t code;
+	uint16_t len, total;    /* code length; code plus mantissa */
+};
+
+enum { CAND_NONE, CAND_DELTA, CAND_LASTDIFF };
+
+static inline uint32_t sample_step(uint32_t n)
+{
+	return n >= SAMPLE_FROM ? SAMPLE_STEP : 1;
+}
+
+/* Code lengths (into len) for BITLEN from the sample histogram hist; returns the bits
+ * the sample costs with them. */
+static uint64_t bl_plan(struct store_writer *w, const uint32_t *hist, uint8_t *len)
+{
+	uint32_t wt[BITLEN_SYMS];
+
+	for (unsigned k = 0; k < BITLEN_SYMS; k++)
+		wt[k] = hist[k] * 64 + 1;
+	huf_lengths(&w->hw, wt, BITLEN_SYMS, len);
+	return bitlen_bits(hist, len);
+}
+
+static void bl_table(const uint8_t *len, uint16_t *code, struct blsym *t)
+{
+	huf_codes(len, BITLEN_SYMS, code);
+	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
+		t[k].top = k ? 1ULL << (k - 1) : 0;
+		t[k].code = code[k];
+		t[k].len = len[k];
+		t[k].total = (uint8_t)(len[k] + (k ? k - 1 : 0));
+	}
+}
+
+BW_INLINE void bl_put(struct bitw *b, const struct blsym *t, uint64_t x)
+{
+	const struct blsym *e = &t[bits64(x)];
+	uint64_t mant = x ^ e->top;
+
+	if (__builtin_expect(e->total <= 56, 1)) {
+		bw_put(b, e->code | mant << e->len, e->total);
+	} else {
+		bw_put(b, e->code, e->len);
+		bw_put(b, mant & 0xffffffffu, 32);
+		bw_put(b, mant >> 32, e->total - e->len - 32u);
+	}
+}
+
+/* The value candidate c codes for record i (DELTA: zigzag difference, 0 for the first). */
+static inline uint64_t cand_val(int c, const uint64_t *v, const uint64_t *last, uint32_t i)
+{
+	if (c == CAND_DELTA)
+		return i ? zigzag(v[i] - v[i - 1]) : 0;
+	if (c == CAND_LASTDIFF)
+		return last[i] - v[i];
+	return v[i];
+}
+
+/* Picks the cheapest of the candidates in cmask (bit per CAND_) for v from a sample:
+ * returns it, with its base in *base and code lengths in w->blen. */
+static int bl_choose(struct store_writer *w, const uint64_t *v, const uint64_t *last,
+		     uint32_t n, unsigned cmask, uint64_t *base)
+{
+	uint32_t step = sample_step(n), hist[BITLEN_SYMS];
+	uint64_t best = UINT64_MAX;
+	int pick = CAND_NONE;
+
+	for (int c = CAND_NONE; c <= CAND_LASTDIFF; c++) {
+		uint64_t mn = UINT64_MAX, bits;
+		if (!(cmask & 1u << c))
+			continue;
+		for (uint32_t i = 0; i < n; i += step) {
+			uint64_t x = cand_val(c, v, last, i);
+			mn = x < mn ? x : mn;
+		}
+		memset(hist, 0, sizeof(hist));
+		for (uint32_t i = 0; i < n; i += step)
+			hist[bits64(cand_val(c, v, last, i) - mn)]++;
+		bits = bl_plan(w, hist, w->hlen) + (c == CAND_DELTA ? 64 : 0);
+		if (bits < best) {
+			best = bits;
+			pick = c;
+			*base = mn;
+			memcpy(w->blen, w->hlen, BITLEN_SYMS);
+		}
+	}
+	return pick;
+}
+
+/* BITLEN chunk header at w->raw (the DELTA transform's first value, base, code lengths);
+ * returns where the codes start. */
+static uint8_t *bl_begin(struct store_writer *w, int c, uint64_t v0, uint64_t base,
+			 struct blsym *t)
 {
 	uint8_t *o = w->raw;
-	uint32_t nd = dict_addr(w, a, n, n / 2 > 1 ? n / 2 : 1);
 
-	if (nd == 1) {
+	if (c == CAND_DELTA) {
+		st_le64(o, v0);
+		o += 8;
+	}
+	st_le64(o, base);
+	bl_table(w->blen, w->hcode, t);
+	return huf_put_hdr(o + 8, w->blen, BITLEN_SYMS);
+}
+
+static size_t bl_end(struct store_writer *w, uint8_t *body, struct bitw *b, int c,
+		     struct ipick *p)
+{
+	p->enc = ENC_BITLEN;
+	p->xform = c == CAND_DELTA ? XF_DELTA : c == CAND_LASTDIFF ? XF_LASTDIFF : XF_NONE;
+	return (size_t)(huf_put_end(body, b) - w->raw);
+}
+
+static size_t put_const(struct store_writer *w, uint64_t x, struct ipick *p)
+{
+	p->enc = ENC_CONST;
+	p->xform = XF_NONE;
+	st_le64(w->raw, x);
+	return 8;
+}
+
+/* Counters (packets, bytes), and their sum for the zone. */
+static size_t enc_counter(struct store_writer *w, const uint64_t *v, uint32_t n,
+			  uint64_t *sum, struct ipick *p)
+{
+	struct blsym t[BITLEN_SYMS];
+	uint64_t base, s = 0;
+	uint8_t *body;
+	struct bitw b;
+
+	if (all_same(v, n, sizeof(*v))) {
+		/* Zone sums are upper bounds filters rely on: saturate, never wrap. */
+		*sum = v[0] > UINT64_MAX / (n ? n : 1) ? UINT64_MAX : v[0] * n;
+		return v[0] ? put_const(w, v[0], p) : 0;
+	}
+	bl_choose(w, v, NULL, n, 1u << CAND_NONE, &base);
+	body = bl_begin(w, CAND_NONE, 0, base, t);
+	b = (struct bitw){ body, 0, 0 };
+	for (uint32_t i = 0; i < n; i++) {
+		s = s + v[i] < s ? UINT64_MAX : s + v[i];
+		bl_put(&b, t, v[i] - base);
+	}
+	*sum = s;
+	return bl_end(w, body, &b, CAND_NONE, p);
+}
+
+/* LAST as it is or as deltas (records come roughly in end order); FIRST also as
+ * last - first (durations, mostly short). The zone's range of the column on the way. */
+static size_t enc_time(struct store_writer *w, const uint64_t *v, const uint64_t *last,
+		       uint32_t n, uint64_t *zmin, uint64_t *zmax, struct ipick *p)
+{
+	struct blsym t[BITLEN_SYMS];
+	uint64_t base, mn = UINT64_MAX, mx = 0;
+	unsigned cmask = 1u << CAND_NONE | 1u << CAND_DELTA | (last ? 1u << CAND_LASTDIFF : 0);
+	uint8_t *body;
+	struct bitw b;
+	int c;
+
+	if (all_same(v, n, sizeof(*v))) {
+		*zmin = *zmax = v[0];
+		return v[0] ? put_const(w, v[0], p) : 0;
+	}
+	c = bl_choose(w, v, last, n, cmask, &base);
+	body = bl_begin(w, c, v[0], base, t);
+	b = (struct bitw){ body, 0, 0 };
+	switch (c) {
+	case CAND_NONE:
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = v[i];
+			mn = x < mn ? x : mn;
+			mx = x > mx ? x : mx;
+			bl_put(&b, t, x - base);
+		}
+		break;
+	case CAND_DELTA:
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = v[i];
+			mn = x < mn ? x : mn;
+			mx = x > mx ? x : mx;
+			bl_put(&b, t, (i ? zigzag(x - v[i - 1]) : 0) - base);
+		}
+		break;
+	default:
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = v[i];
+			mn = x < mn ? x : mn;
+			mx = x > mx ? x : mx;
+			bl_put(&b, t, last[i] - x - base);
+		}
+		break;
+	}
+	*zmin = mn;
+	*zmax = mx;
+	return bl_end(w, body, &b, c, p);
+}
+
+/* Other integer columns, widened into w->t0 with their range: FOR, HUF for narrow
+ * ranges, dictionaries with Huffman coded indices for few values over a wide range. */
+static size_t enc_other(struct store_writer *w, uint32_t n, uint64_t mn, uint64_t mx,
+			unsigned size, struct ipick *b)
+{
+	const uint64_t *x = w->t0;
+
+	if (mn == mx && mn == 0)
+		return 0;
+	pick_for(w, b, x, n, mn, mx, XF_NONE, 0);
+	if (b->enc == ENC_CONST)
+		return write_pick(w, b, n, w->raw);
+	if (mx - mn < HUF_MAXSYM) {
+		pick_huf(w, b, x, n, mn, mx, XF_NONE, 0, NULL);
+	} else if (size == 2) {
+		uint32_t nd = dict_small(w, x, n);
+		if (nd <= HUF_MAXSYM)
+			pick_hdict(w, b, x, nd);
+		else
+			pick_hpdict(w, b, x, n, nd);
+	} else {
+		uint32_t nd = dict_u64(w, x, n, HUF_MAXSYM);
+		if (nd)
+			pick_hdict(w, b, x, nd);
+	}
+	return write_pick(w, b, n, w->raw);
+}
+
+static size_t enc_u32(struct store_writer *w, const uint32_t *v, uint32_t n, struct ipick *b)
+{
+	uint64_t mn, mx;
+
+	if (all_same(v, n, sizeof(*v))) {
+		if (!v[0])
+			return 0;
+		w->t0[0] = v[0];
+		return enc_other(w, n, v[0], v[0], 4, b);
+	}
+	widen32(w->t0, v, n, &mn, &mx);
+	return enc_other(w, n, mn, mx, 4, b);
+}
+
+static size_t enc_u16(struct store_writer *w, const uint16_t *v, uint32_t n, struct ipick *b)
+{
+	uint64_t mn, mx;
+
+	widen16(w->t0, v, n, &mn, &mx);
+	return enc_other(w, n, mn, mx, 2, b);
+}
+
+static size_t enc_u8(struct store_writer *w, const uint8_t *v, uint32_t n, struct ipick *b)
+{
+	uint64_t mn, mx;
+
+	widen8(w->t0, v, n, &mn, &mx);
+	return enc_other(w, n, mn, mx, 1, b);
+}
+
+/* Addresses: a dictionary (byte planes: the 12 constant bytes of v4-mapped addresses
+ * become runs) ordered by falling frequency class, so that the indices, BITLEN coded, cost
+ * about their entropy; or the addresses as byte planes. */
+static size_t enc_addr(struct store_writer *w, const uint8_t (*a)[16], uint32_t n, uint8_t *enc,
+		       int *compressible)
+{
+	uint8_t *o = w->raw;
+	uint32_t nd;
+
+	*compressible = 1;
+	if (all_same(a, n, 16)) {
 		if (!memcmp(a[0], zero_addr, 16))
 			return 0;
 		*enc = ENC_CONST;
 		memcpy(o, a[0], 16);
 		return 16;
 	}
-	if (nd) {
-		unsigned iw = bits64(nd - 1);
-		uint64_t size = 4 + 16ULL * nd + for_size(n, iw, w->zstd);
-		if (size < 16ULL * n) {
-			if (w->zstd && for_layout(iw, 1))
-				dict_by_freq(w, nd, n, 1);
-			*enc = ENC_ADDR_DICT;
-			st_le32(o, nd);
-			o += 4;
-			/* byte planes: the 12 constant bytes of v4-mapped addresses become runs */
-			for (unsigned k = 0; k < 16; k++)
-				for (uint32_t j = 0; j < nd; j++)
-					*o++ = w->dicta[(size_t)j * 16 + k];
-			o += put_for_auto(o, w->idx, n, 0, iw, w->zstd);
-			return (size_t)(o - w->raw);
+	nd = dict_addr(w, a, n, n / 2 > 1 ? n / 2 : 1);
+	if (nd > 1) {
+		/* frequency classes 1..19 (counts < 2^19), most frequent first, stable */
+		uint32_t start[21] = { 0 };
+		uint32_t *h = w->bhist[0];
+		for (uint32_t j = 0; j < nd; j++)
+			start[20 - bits64(w->dcnt[j])]++;
+		for (unsigned k = 0, s = 0; k < 21; k++) {
+			uint32_t c = start[k];
+			start[k] = s;
+			s += c;
 		}
+		for (uint32_t j = 0; j < nd; j++) {
+			uint32_t r = start[20 - bits64(w->dcnt[j])]++;
+			w->rank[j] = r;
+			memcpy(w->dicta2 + (size_t)r * 16, w->dicta + (size_t)j * 16, 16);
+		}
+		memset(h, 0, BITLEN_SYMS * sizeof(*h));
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t r = w->rank[w->idx[i]];
+			w->idx[i] = r;
+			h[bits64(r)]++;
+		}
+		struct ipick b = { .size = UINT64_MAX };
+		pick_for(w, &b, w->idx, n, 0, nd - 1, XF_NONE, 0);
+		pick_bitlen(w, &b, w->idx, h, XF_NONE, 0);
+		*enc = ENC_ADDR_DICT2;
+		st_le32(o, nd);
+		o += 4;
+		for (unsigned k = 0; k < 16; k++)
+			for (uint32_t j = 0; j < nd; j++)
+				*o++ = w->dicta2[(size_t)j * 16 + k];
+		*o++ = b.enc;
+		o += write_pick(w, &b, n, o);
+		return (size_t)(o - w->raw);
 	}
 	*enc = ENC_ADDR_RAW;
 	for (unsigned k = 0; k < 16; k++)
@@ -1235,16 +1741,16 @@ static size_t enc_addr(struct store_writer *w, const uint8_t (*a)[16], uint32_t 
 /* Compresses raw[0..len) to dst when that saves bytes; returns the bytes at dst and sets
  * *codec. dst has room for len bytes. */
 static size_t wr_compress(struct store_writer *w, const uint8_t *raw, size_t len, uint8_t *dst,
-			  uint8_t *codec)
+			  int compressible, uint8_t *codec)
 {
-	if (len >= MIN_COMPRESS && w->cfg.codec == STORE_CODEC_LZ4) {
+	if (compressible && len >= MIN_COMPRESS && w->cfg.codec == STORE_CODEC_LZ4) {
 		int r = LZ4_compress_fast((const char *)raw, (char *)dst, (int)len, (int)len - 1,
 					  w->cfg.level > 0 ? w->cfg.level : 1);
 		if (r > 0) {
 			*codec = STORE_CODEC_LZ4;
 			return (size_t)r;
 		}
-	} else if (len >= MIN_COMPRESS && w->cfg.codec == STORE_CODEC_ZSTD) {
+	} else if (compressible && len >= MIN_COMPRESS && w->cfg.codec == STORE_CODEC_ZSTD) {
 		size_t r = ZSTD_compressCCtx(w->zc, dst, len - 1, raw, len,
 					     w->cfg.level ? w->cfg.level : 3);
 		if (!ZSTD_isError(r)) {
@@ -1395,11 +1901,26 @@ static int rd_recover(struct store_reader *r, uint64_t *end, struct store_zone *
 
 /* Takes over an existing file at w->path/fd: cuts it back to its last complete block
  * (also dropping a footer) so that blocks can be appended. */
+/* An older version's file the writer continues gets this version's number: its blocks
+ * stay readable (every version's encodings are still read), the new ones need it. */
+static int wr_upgrade_header(int fd)
+{
+	uint8_t h[STORE_FILE_HDR_LEN];
+	struct iovec iov = { h, sizeof(h) };
+
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return -EIO;
+	st_le16(h + 8, STORE_VERSION);
+	st_le32(h + 60, store_hash32(h, 60, 0));
+	return pwrite_all(fd, &iov, 1, 0);
+}
+
 static int wr_attach(struct store_writer *w, int fd)
 {
 	struct stat sb;
 	struct store_reader *r;
 	uint64_t end, size;
+	unsigned version;
 	int rc;
 
 	if (fstat(fd, &sb) < 0)
@@ -1409,8 +1930,11 @@ static int wr_attach(struct store_writer *w, int fd)
 	if (!r)
 		return -errno;
 	rc = rd_recover(r, &end, &w->fzone, &w->fblocks, &w->frecs);
+	version = store_reader_hdr(r)->version;
 	store_reader_close(r);
 	if (rc < 0)
+		return rc;
+	if (version < STORE_VERSION && (rc = wr_upgrade_header(fd)) < 0)
 		return rc;
 	if (end < size) {
 		if (ftruncate(fd, (off_t)end) < 0)
@@ -1496,40 +2020,43 @@ fail:
 	return rc;
 }
 
-static inline uint64_t conv_hash(const uint8_t *a, const uint8_t *b, uint16_t pa, uint16_t pb)
-{
-	uint64_t h = ld_le64(a) * 0x9E3779B97F4A7C15ULL ^ ld_le64(a + 8);
-	h = h * 0xC2B2AE3D27D4EB4FULL ^ ld_le64(b);
-	h = h * 0x9E3779B97F4A7C15ULL ^ ld_le64(b + 8);
-	h = h * 0xC2B2AE3D27D4EB4FULL ^ ((uint64_t)pa << 16 | pb);
-	return h * 0x9E3779B97F4A7C15ULL;
-}
-
 /* Replies come shortly after their requests with source and destination swapped: finds,
  * for each record, a record at most MIRROR_MAX back whose src, dst, sport, dport are this
  * one's dst, src, dport, sport. Only that window matters, so a small direct-mapped table
- * (in cache; a collision costs a missed mirror, never a wrong one) does. Fills w->mref and
- * the four compacted columns; returns how many records those hold (n if it does not pay). */
-static uint32_t mirror_plan(struct store_writer *w, uint32_t n)
+ * (in cache; a collision costs a missed mirror, never a wrong one) keyed by a hash that
+ * is the same both ways (the latest record of each conversation) does. Fills w->mref and
+ * the four compacted columns, and the zone's port ranges; returns how many records those
+ * columns hold (n if mirroring does not pay). */
+static uint32_t mirror_plan(struct store_writer *w, uint32_t n, struct store_zone *z)
 {
 	const struct store_cols *c = &w->buf;
 	uint32_t *tab = w->mtab, m = 0;
+	uint16_t smin = UINT16_MAX, smax = 0, dmin = UINT16_MAX, dmax = 0;
+	const unsigned sh = 64 - MIRROR_TAB_BITS;
 
 	memset(tab, 0, MIRROR_TAB * sizeof(*tab));
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t h = (uint32_t)(conv_hash(c->dst[i], c->src[i], c->dport[i], c->sport[i]) >>
-					(64 - MIRROR_TAB_BITS));
+		const uint8_t *sa = c->src[i], *da = c->dst[i];
+		uint16_t sp = c->sport[i], dp = c->dport[i];
+		uint64_t k = (ld_le64(sa) ^ ld_le64(sa + 8)) + (ld_le64(da) ^ ld_le64(da + 8)) +
+			     ((uint64_t)(sp + dp) << 17 ^ (uint64_t)(sp ^ dp));
+		uint32_t h = (uint32_t)(k * 0x9E3779B97F4A7C15ULL >> sh);
 		uint32_t j = tab[h] - 1;        /* tab holds row + 1, 0 = empty */
+		smin = sp < smin ? sp : smin;
+		smax = sp > smax ? sp : smax;
+		dmin = dp < dmin ? dp : dmin;
+		dmax = dp > dmax ? dp : dmax;
 		w->mref[i] = 0;
-		if (tab[h] && i - j <= MIRROR_MAX && addr_eq(c->src[j], c->dst[i]) &&
-		    addr_eq(c->dst[j], c->src[i]) && c->sport[j] == c->dport[i] &&
-		    c->dport[j] == c->sport[i])
+		if (tab[h] && i - j <= MIRROR_MAX && c->sport[j] == dp && c->dport[j] == sp &&
+		    addr_eq(c->src[j], da) && addr_eq(c->dst[j], sa))
 			w->mref[i] = (uint8_t)(i - j);
-		h = (uint32_t)(conv_hash(c->src[i], c->dst[i], c->sport[i], c->dport[i]) >>
-			       (64 - MIRROR_TAB_BITS));
 		tab[h] = i + 1;
 		m += !w->mref[i];
 	}
+	z->sport_min = smin;
+	z->sport_max = smax;
+	z->dport_min = dmin;
+	z->dport_max = dmax;
 	if (n - m < n / 16) {
 		memset(w->mref, 0, n);
 		return n;
@@ -1548,11 +2075,216 @@ static uint32_t mirror_plan(struct store_writer *w, uint32_t n)
 	return m;
 }
 
+static inline int tuple_member(int c)
+{
+	return c == STORE_COL_IN_IF || c == STORE_COL_OUT_IF || c == STORE_COL_VLAN ||
+	       (c >= STORE_COL_PROTO && c <= STORE_COL_END_REASON);
+}
+
+/* proto | tos << 8 | tcp_flags << 16 | ipver << 24 | src_mask << 32 | dst_mask << 40 |
+ * end_reason << 48: the seven byte fields lie side by side in flow_rec, pad after them. */
+static inline uint64_t tuple_key0(const struct flow_rec *r)
+{
+	_Static_assert(offsetof(struct flow_rec, end_reason) ==
+		       offsetof(struct flow_rec, proto) + 6 &&
+		       offsetof(struct flow_rec, pad) == offsetof(struct flow_rec, proto) + 7,
+		       "flow_rec's byte fields moved");
+	return ld_le64(&r->proto) & 0x00ffffffffffffffULL;
+}
+
+static void zone_tuple(struct store_zone *z, uint64_t k0)
+{
+	uint8_t proto = (uint8_t)k0;
+	z->proto[proto >> 3] |= (uint8_t)(1u << (proto & 7));
+	z->ipver |= (uint8_t)(k0 >> 24) == 6 ? 2 : 1;
+}
+
+/* The tuple (proto, tos, tcp_flags, ipver, masks, end_reason, vlan, in_if, out_if) as one
+ * dictionary: these vary together and little. Fills w->tdk0/tdk1/tdvl, w->tidx, w->thist and
+ * the zone's protocol and version sets; returns the entries, or 0 if more than TUPLE_MAX
+ * turn up: then the members go to their own columns (w->buf). */
+static uint32_t tuple_plan(struct store_writer *w, uint32_t n, struct store_zone *z)
+{
+	const uint64_t *k0 = w->tk0, *k1 = w->tk1;
+	const uint16_t *vl = w->buf.vlan;
+	const uint32_t mask = (1u << TUPLE_BITS) - 1;
+	uint32_t nd = 0;
+
+	if (++w->tgen == 0) {
+		memset(w->ts, 0, sizeof(*w->ts) << TUPLE_BITS);
+		w->tgen = 1;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = k0[i], b = k1[i];
+		uint16_t v = vl[i];
+		uint32_t h = (uint32_t)(((a ^ b * 0xC2B2AE3D27D4EB4FULL) + v) * 0x9E3779B97F4A7C15ULL >>
+					(64 - TUPLE_BITS)), k;
+		for (;;) {
+			struct hslot *s = &w->ts[h];
+			if (s->gen != w->tgen) {
+				if (nd == TUPLE_MAX)
+					goto apart;
+				s->gen = w->tgen;
+				s->idx = k = nd;
+				w->tdk0[nd] = a;
+				w->tdk1[nd] = b;
+				w->tdvl[nd] = v;
+				w->thist[nd++] = 0;
+				break;
+			}
+			k = s->idx;
+			if (w->tdk0[k] == a && w->tdk1[k] == b && w->tdvl[k] == v)
+				break;
+			h = (h + 1) & mask;
+		}
+		w->tidx[i] = k;
+		w->thist[k]++;
+	}
+	for (uint32_t j = 0; j < nd; j++)
+		zone_tuple(z, w->tdk0[j]);
+	return nd;
+apart:
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = k0[i];
+		struct store_cols *c = &w->buf;
+		c->proto[i] = (uint8_t)a;
+		c->tos[i] = (uint8_t)(a >> 8);
+		c->tcp_flags[i] = (uint8_t)(a >> 16);
+		c->ipver[i] = (uint8_t)(a >> 24);
+		c->src_mask[i] = (uint8_t)(a >> 32);
+		c->dst_mask[i] = (uint8_t)(a >> 40);
+		c->end_reason[i] = (uint8_t)(a >> 48);
+		c->in_if[i] = (uint32_t)k1[i];
+		c->out_if[i] = (uint32_t)(k1[i] >> 32);
+		zone_tuple(z, a);
+	}
+	return 0;
+}
+
+/* The tuple dictionary: u32 entries, then TDICT_PLANES byte planes. */
+static size_t enc_tdict(struct store_writer *w, uint32_t nd)
+{
+	uint8_t *o = w->raw;
+
+	st_le32(o, nd);
+	o += 4;
+	for (unsigned k = 0; k < 7; k++)
+		for (uint32_t j = 0; j < nd; j++)
+			*o++ = (uint8_t)(w->tdk0[j] >> 8 * k);
+	for (unsigned k = 0; k < 2; k++)
+		for (uint32_t j = 0; j < nd; j++)
+			*o++ = (uint8_t)(w->tdvl[j] >> 8 * k);
+	for (unsigned k = 0; k < 8; k++)
+		for (uint32_t j = 0; j < nd; j++)
+			*o++ = (uint8_t)(w->tdk1[j] >> 8 * k);
+	return (size_t)(o - w->raw);
+}
+
+/* Adds raw[0..rl) as column c's chunk (compressed when it pays) to the block. */
+static void wr_chunk(struct store_writer *w, int c, size_t rl, uint8_t enc, uint8_t xf,
+		     int compressible)
+{
+	uint8_t codec;
+	size_t dl = wr_compress(w, w->raw, rl, w->payload + w->pl, compressible, &codec);
+	uint8_t *d = w->hdr + BLK_FIXED + DIRENT_LEN * w->ncols++;
+
+	d[0] = (uint8_t)c;
+	d[1] = enc;
+	d[2] = codec;
+	d[3] = xf;
+	st_le32(d + 4, (uint32_t)dl);
+	st_le32(d + 8, (uint32_t)rl);
+	w->pl += dl;
+	if (c < STORE_NCOLS)
+		w->st.col_bytes[c] += dl + DIRENT_LEN;
+	else if (c == COL_MIRROR)
+		w->st.mirror_bytes += dl + DIRENT_LEN;
+	else
+		w->st.tuple_bytes += dl + DIRENT_LEN;
+}
+
+/* Encodes column c of the pending block (n records, m after mirroring, nt tuple entries)
+ * into w->raw and adds it; all-zero columns are left out. */
+static void wr_column(struct store_writer *w, int c, uint32_t n, uint32_t m, uint32_t nt,
+		      struct store_zone *z)
+{
+	struct store_cols *b = &w->buf;
+	struct ipick p = { .size = UINT64_MAX };
+	uint8_t enc = 0;
+	size_t rl = 0;
+	int cmp = 1, mir = m < n;
+
+	switch (c) {
+	case STORE_COL_SRC:
+	case STORE_COL_DST:
+	case STORE_COL_NEXTHOP:
+	case STORE_COL_EXPORTER: {
+		const uint8_t (*a)[16] = c == STORE_COL_SRC ? (mir ? w->msrc : b->src)
+				       : c == STORE_COL_DST ? (mir ? w->mdst : b->dst)
+				       : c == STORE_COL_NEXTHOP ? b->nexthop : b->exporter;
+		rl = enc_addr(w, a, c < STORE_COL_NEXTHOP ? m : n, &enc, &cmp);
+		break;
+	}
+	case STORE_COL_PACKETS:
+		rl = enc_counter(w, b->packets, n, &z->packets, &p);
+		break;
+	case STORE_COL_BYTES:
+		rl = enc_counter(w, b->bytes, n, &z->bytes, &p);
+		break;
+	case STORE_COL_FIRST:
+		rl = enc_time(w, b->first_ms, b->last_ms, n, &z->first_min, &z->first_max, &p);
+		break;
+	case STORE_COL_LAST:
+		rl = enc_time(w, b->last_ms, NULL, n, &z->last_min, &z->last_max, &p);
+		break;
+	case STORE_COL_SPORT:
+		rl = enc_u16(w, mir ? w->msport : b->sport, m, &p);
+		break;
+	case STORE_COL_DPORT:
+		rl = enc_u16(w, mir ? w->mdport : b->dport, m, &p);
+		break;
+	case STORE_COL_VLAN:
+		rl = enc_u16(w, b->vlan, n, &p);
+		break;
+	case COL_MIRROR:
+		if (mir)
+			rl = enc_u8(w, w->mref, n, &p);
+		break;
+	case COL_TDICT:
+		if (nt) {
+			rl = enc_tdict(w, nt);
+			enc = ENC_TDICT;
+		}
+		break;
+	case COL_TIDX:
+		if (nt > 1) {
+			for (uint32_t i = 0; i < n; i++)
+				w->t0[i] = w->tidx[i];
+			pick_for(w, &p, w->t0, n, 0, nt - 1, XF_NONE, 0);
+			pick_huf(w, &p, w->t0, n, 0, nt - 1, XF_NONE, 0, w->thist);
+			rl = write_pick(w, &p, n, w->raw);
+		}
+		break;
+	default:
+		if (colinfo[c].size == 4)
+			rl = enc_u32(w, cols_arr(b, c), n, &p);
+		else
+			rl = enc_u8(w, cols_arr(b, c), n, &p);
+		break;
+	}
+	if (!rl)
+		return;
+	if (colinfo[c].kind == K_INT) {
+		enc = p.enc;
+		cmp = pick_compressible(&p);
+	}
+	wr_chunk(w, c, rl, enc, p.xform, cmp);
+}
+
 static int wr_write_block(struct store_writer *w)
 {
-	uint32_t n = w->buf.n;
-	unsigned ncols = 0;
-	size_t pl = 0, hl;
+	uint32_t n = w->buf.n, m, nt;
+	size_t hl;
 	struct store_zone z;
 	int rc;
 
@@ -1564,42 +2296,20 @@ static int wr_write_block(struct store_writer *w)
 		if (rc < 0)
 			goto drop;
 	}
-	zone_of_cols(&z, &w->buf, n);
-	uint32_t m = mirror_plan(w, n);
+	zone_empty(&z);
+	m = mirror_plan(w, n, &z);
+	nt = tuple_plan(w, n, &z);
+	w->pl = 0;
+	w->ncols = 0;
 	for (int c = 0; c < NCOLS_ALL; c++) {
-		uint8_t enc = 0, xf = XF_NONE, codec;
-		const void *src = c == COL_MIRROR ? w->mref : cols_arr(&w->buf, c);
-		uint32_t cn = n;
-		size_t rl;
-		if (m < n && (c == STORE_COL_SRC || c == STORE_COL_DST || c == STORE_COL_SPORT ||
-			      c == STORE_COL_DPORT)) {
-			src = c == STORE_COL_SRC ? (const void *)w->msrc
-			    : c == STORE_COL_DST ? (const void *)w->mdst
-			    : c == STORE_COL_SPORT ? (const void *)w->msport : (const void *)w->mdport;
-			cn = m;
-		}
-		rl = colinfo[c].kind == K_ADDR ? enc_addr(w, src, cn, &enc)
-					       : enc_int(w, c, src, cn, &enc, &xf);
-		if (!rl)
+		if (nt && tuple_member(c))
 			continue;
-		size_t dl = wr_compress(w, w->raw, rl, w->payload + pl, &codec);
-		uint8_t *d = w->hdr + BLK_FIXED + DIRENT_LEN * ncols++;
-		d[0] = (uint8_t)c;
-		d[1] = enc;
-		d[2] = codec;
-		d[3] = xf;
-		st_le32(d + 4, (uint32_t)dl);
-		st_le32(d + 8, (uint32_t)rl);
-		pl += dl;
-		if (c < STORE_NCOLS)
-			w->st.col_bytes[c] += dl + DIRENT_LEN;
-		else
-			w->st.mirror_bytes += dl + DIRENT_LEN;
+		wr_column(w, c, n, m, nt, &z);
 	}
-	blk_hdr(w->hdr, BLK_DATA, ncols, n, (uint32_t)pl, store_hash32(w->payload, pl, 0), &z,
-		w->cfg.codec);
-	hl = blk_seal(w->hdr, ncols);
-	rc = wr_append(w, w->hdr, hl, w->payload, pl);
+	blk_hdr(w->hdr, BLK_DATA, w->ncols, n, (uint32_t)w->pl, store_hash32(w->payload, w->pl, 0),
+		&z, w->cfg.codec);
+	hl = blk_seal(w->hdr, w->ncols);
+	rc = wr_append(w, w->hdr, hl, w->payload, w->pl);
 	if (rc < 0)
 		goto drop;
 	zone_merge(&w->fzone, &z);
@@ -1661,13 +2371,18 @@ static void wr_free(struct store_writer *w)
 	free(w->dir);
 	store_cols_free(&w->buf);
 	free(w->t0);
-	free(w->t1);
 	free(w->t2);
 	free(w->idx);
 	free(w->dictv);
 	free(w->dcnt);
-	free(w->dkey);
 	free(w->rank);
+	free(w->tk0);
+	free(w->tk1);
+	free(w->tidx);
+	free(w->tdk0);
+	free(w->tdk1);
+	free(w->tdvl);
+	free(w->ts);
 	free(w->dicta);
 	free(w->dicta2);
 	free(w->hs);
@@ -1747,35 +2462,44 @@ struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now
 	n = cfg->block_recs;
 	for (w->hbits = 6; (1u << w->hbits) < 2 * n; w->hbits++)
 		;
+	/* a chunk is never larger than its values stored plainly plus headers (BITLEN, for
+	 * 64-bit columns: 75 bits a value at worst); the tuple dictionary has its own bound */
 	for (int c = 0; c < NCOLS_ALL; c++)
-		payload_cap += (size_t)colinfo[c].size * n + 32;
+		payload_cap += (size_t)(colinfo[c].size == 8 ? 10 : colinfo[c].size) * n + 64;
+	payload_cap += TDICT_MAX_LEN;
 	rc = -ENOMEM;
 	w->zstd = cfg->codec == STORE_CODEC_ZSTD;
 	w->t0 = malloc(sizeof(uint64_t) * n);
-	w->t1 = malloc(sizeof(uint64_t) * n);
 	w->t2 = malloc(sizeof(uint64_t) * n);
 	w->idx = malloc(sizeof(uint64_t) * n);
 	w->dictv = malloc(sizeof(uint64_t) * n);
 	w->dcnt = malloc(sizeof(uint32_t) * n);
-	w->dkey = malloc(sizeof(uint64_t) * n);
 	w->rank = malloc(sizeof(uint32_t) * n);
 	w->dicta = malloc((size_t)16 * n);
 	w->dicta2 = malloc((size_t)16 * n);
 	w->hs = calloc((size_t)1 << w->hbits, sizeof(*w->hs));
 	w->sgen = calloc(65536, sizeof(*w->sgen));
 	w->sidx = malloc(65536 * sizeof(*w->sidx));
+	w->tk0 = malloc(sizeof(uint64_t) * n);
+	w->tk1 = malloc(sizeof(uint64_t) * n);
+	w->tidx = malloc(sizeof(uint32_t) * n);
+	w->tdk0 = malloc(sizeof(uint64_t) * TUPLE_MAX);
+	w->tdk1 = malloc(sizeof(uint64_t) * TUPLE_MAX);
+	w->tdvl = malloc(sizeof(uint16_t) * TUPLE_MAX);
+	w->ts = calloc((size_t)1 << TUPLE_BITS, sizeof(*w->ts));
 	w->mref = malloc(n);
 	w->mtab = malloc(MIRROR_TAB * sizeof(*w->mtab));
 	w->msrc = malloc((size_t)16 * n);
 	w->mdst = malloc((size_t)16 * n);
 	w->msport = malloc(sizeof(uint16_t) * n);
 	w->mdport = malloc(sizeof(uint16_t) * n);
-	w->raw = malloc((size_t)16 * n + 64);
+	w->raw = malloc((size_t)16 * n + 64 + TDICT_MAX_LEN);
 	w->payload = malloc(payload_cap);
-	if (!w->mref || !w->mtab || !w->msrc || !w->mdst || !w->msport || !w->mdport)
+	if (!w->mref || !w->mtab || !w->msrc || !w->mdst || !w->msport || !w->mdport ||
+	    !w->tk0 || !w->tk1 || !w->tidx || !w->tdk0 || !w->tdk1 || !w->tdvl || !w->ts)
 		goto fail;
-	if (!w->dir || !w->t0 || !w->t1 || !w->t2 || !w->idx || !w->dictv || !w->dcnt ||
-	    !w->dkey || !w->rank || !w->dicta || !w->dicta2 || !w->hs || !w->sgen || !w->sidx ||
+	if (!w->dir || !w->t0 || !w->t2 || !w->idx || !w->dictv || !w->dcnt ||
+	    !w->rank || !w->dicta || !w->dicta2 || !w->hs || !w->sgen || !w->sidx ||
 	    !w->raw || !w->payload || store_cols_reserve(&w->buf, n, STORE_COLS_ALL) < 0)
 		goto fail;
 	if (cfg->codec == STORE_CODEC_ZSTD && !(w->zc = ZSTD_createCCtx()))
@@ -1805,11 +2529,32 @@ fail:
 	return NULL;
 }
 
-int store_writer_add(struct store_writer *w, const struct flow_rec *rec)
+/* Straight into the column arrays; the tuple's members as two keys (see tuple_plan()). */
+int store_writer_add(struct store_writer *w, const struct flow_rec *r)
 {
-	cols_put(&w->buf, w->buf.n++, rec);
+	struct store_cols *c = &w->buf;
+	uint32_t i = c->n;
+
+	memcpy(c->src[i], r->src, 16);
+	memcpy(c->dst[i], r->dst, 16);
+	memcpy(c->nexthop[i], r->nexthop, 16);
+	memcpy(c->exporter[i], r->exporter, 16);
+	c->packets[i] = r->packets;
+	c->bytes[i] = r->bytes;
+	c->first_ms[i] = r->first_ms;
+	c->last_ms[i] = r->last_ms;
+	c->src_as[i] = r->src_as;
+	c->dst_as[i] = r->dst_as;
+	c->domain_id[i] = r->domain_id;
+	c->sampling[i] = r->sampling;
+	c->sport[i] = r->sport;
+	c->dport[i] = r->dport;
+	c->vlan[i] = r->vlan;
+	w->tk0[i] = tuple_key0(r);
+	w->tk1[i] = (uint64_t)r->in_if | (uint64_t)r->out_if << 32;
+	c->n = i + 1;
 	w->st.records++;
-	if (w->buf.n == w->cfg.block_recs)
+	if (i + 1 == w->cfg.block_recs)
 		return wr_write_block(w);
 	return 0;
 }
@@ -1900,7 +2645,11 @@ struct store_reader {
 	uint8_t *mref;
 	uint8_t (*ma)[16], (*mb)[16];   /* compacted mirrored columns */
 	uint16_t *mpa, *mpb;
+	uint32_t *tidx;         /* each record's tuple */
 	size_t t_cap;
+	uint8_t tdict[TDICT_MAX_LEN];   /* the tuple dictionary's planes */
+	uint32_t tnd;
+	struct hufrd huf;
 	ZSTD_DCtx *zd;
 	struct store_read_stats st;
 };
@@ -1944,23 +2693,30 @@ static uint64_t rd_size(struct store_reader *r)
 
 static int enc_ok(int col, unsigned enc, unsigned xform)
 {
+	if (colinfo[col].kind == K_TDICT)
+		return enc == ENC_TDICT && xform == XF_NONE;
 	if (colinfo[col].kind == K_ADDR)
-		return xform == XF_NONE &&
-		       (enc == ENC_CONST || enc == ENC_ADDR_RAW || enc == ENC_ADDR_DICT);
-	if (enc != ENC_CONST && enc != ENC_FOR && enc != ENC_DICT && enc != ENC_VARINT &&
-	    enc != ENC_PDICT)
+		return xform == XF_NONE && (enc == ENC_CONST || enc == ENC_ADDR_RAW ||
+					    enc == ENC_ADDR_DICT || enc == ENC_ADDR_DICT2);
+	if (enc < ENC_CONST || enc > ENC_HPDICT || enc == ENC_ADDR_RAW || enc == ENC_ADDR_DICT)
 		return 0;
 	if (xform == XF_NONE)
 		return 1;
 	return xform <= XF_LASTDIFF && (colinfo[col].xforms & 1u << xform);
 }
 
+#define TUPLE_MEMBERS (STORE_COLBIT(STORE_COL_IN_IF) | STORE_COLBIT(STORE_COL_OUT_IF) | \
+		       STORE_COLBIT(STORE_COL_VLAN) | STORE_COLBIT(STORE_COL_PROTO) | \
+		       STORE_COLBIT(STORE_COL_TOS) | STORE_COLBIT(STORE_COL_TCP_FLAGS) | \
+		       STORE_COLBIT(STORE_COL_IPVER) | STORE_COLBIT(STORE_COL_SRC_MASK) | \
+		       STORE_COLBIT(STORE_COL_DST_MASK) | STORE_COLBIT(STORE_COL_END_REASON))
+
 /* Parses a block header from h[0..n). Returns its length, 0 if n bytes do not hold all of
  * it, -EILSEQ no block magic, -EBADMSG hash mismatch, -EPROTO malformed. */
 static int parse_blkhdr(const uint8_t *h, size_t n, int verify, struct blkhdr *b)
 {
 	uint64_t sum = 0;
-	int prev = -1;
+	int prev = -1, members = 0;
 
 	if (memcmp(h, BLK_MAGIC, n < 4 ? n : 4))
 		return -EILSEQ;
@@ -2002,12 +2758,17 @@ static int parse_blkhdr(const uint8_t *h, size_t n, int verify, struct blkhdr *b
 		rc->raw_len = ld_le32(d + 8);
 		rc->off = (uint32_t)sum;
 		if (!enc_ok(c, rc->enc, rc->xform) || rc->codec > STORE_CODEC_ZSTD ||
-		    rc->raw_len > 16 * b->nrec + 64 || rc->disk_len > rc->raw_len + 64 ||
+		    rc->raw_len > (c == COL_TDICT ? TDICT_MAX_LEN : 16 * b->nrec + 64) ||
+		    rc->disk_len > rc->raw_len + 64 ||
 		    (rc->codec == STORE_CODEC_NONE && rc->disk_len != rc->raw_len))
 			return -EPROTO;
 		sum += rc->disk_len;
+		if (c < STORE_NCOLS && (TUPLE_MEMBERS & STORE_COLBIT(c)))
+			members = 1;
 	}
-	if (sum != b->plen)
+	/* a tuple replaces its members; its indices need its dictionary */
+	if (sum != b->plen || (b->col[COL_TDICT].present && members) ||
+	    (b->col[COL_TIDX].present && !b->col[COL_TDICT].present))
 		return -EPROTO;
 	return (int)b->hdr_len;
 }
@@ -2137,6 +2898,8 @@ int store_reader_next(struct store_reader *r, struct store_block_info *bi)
 				bi->colmask |= STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST) |
 					       STORE_COLBIT(STORE_COL_SPORT) |
 					       STORE_COLBIT(STORE_COL_DPORT);
+			if (r->b.col[COL_TDICT].present)
+				bi->colmask |= TUPLE_MEMBERS;
 			bi->zone = r->b.zone;
 		}
 		return 1;
@@ -2168,6 +2931,7 @@ static void rd_free_scratch(struct store_reader *r)
 	free(r->mb);
 	free(r->mpa);
 	free(r->mpb);
+	free(r->tidx);
 }
 
 static int rd_scratch(struct store_reader *r, uint32_t n)
@@ -2185,9 +2949,26 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	r->mb = calloc(n, 16);
 	r->mpa = calloc(n, sizeof(uint16_t));
 	r->mpb = calloc(n, sizeof(uint16_t));
+	r->tidx = calloc(n, sizeof(uint32_t));
 	r->t_cap = r->t0 && r->t1 && r->t2 && r->dv && r->dicta && r->mref && r->ma && r->mb &&
-		   r->mpa && r->mpb ? n : 0;
+		   r->mpa && r->mpb && r->tidx ? n : 0;
 	return r->t_cap ? 0 : -ENOMEM;
+}
+
+/* A Huffman coded body (ENC_HUF, ENC_BITLEN) of n values over base. */
+static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_t n,
+		    uint64_t base, uint64_t *v)
+{
+	int err;
+
+	if (enc == ENC_HUF) {
+		if ((err = huf_get(c, HUF_MAXSYM, &r->huf)) < 0)
+			return err;
+		return huf_decode(&r->huf, n, base, v);
+	}
+	if ((err = huf_get(c, BITLEN_SYMS, &r->huf)) < 0)
+		return err;
+	return bitlen_decode(&r->huf, n, base, v);
 }
 
 static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
@@ -2254,6 +3035,47 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 			return -EPROTO;
 		break;
 	}
+	case ENC_HUF:
+	case ENC_BITLEN:
+		if (!(p = cur_take(c, 8)))
+			return -EPROTO;
+		if ((err = dec_body(r, c, rc->enc, n, ld_le64(p), v)) < 0)
+			return err;
+		break;
+	case ENC_HDICT: {
+		if (!(p = cur_take(c, 4)))
+			return -EPROTO;
+		uint32_t nd = ld_le32(p);
+		if (nd < 2 || nd > n || nd > HUF_MAXSYM)
+			return -EPROTO;
+		if ((err = get_for(c, nd, r->dv)) < 0 || (err = huf_get(c, nd, &r->huf)) < 0 ||
+		    r->huf.A != nd || (err = huf_decode(&r->huf, n, 0, r->t1)) < 0)
+			return err < 0 ? err : -EPROTO;
+		for (uint32_t i = 0; i < n; i++)
+			v[i] = r->dv[r->t1[i]];         /* codes < A = nd */
+		break;
+	}
+	case ENC_HPDICT: {
+		uint32_t nf, ne, k = 0;
+		if (!(p = cur_take(c, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf >= HUF_MAXSYM)
+			return -EPROTO;
+		if ((err = get_for(c, nf, r->dv)) < 0 || (err = huf_get(c, nf + 1, &r->huf)) < 0 ||
+		    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->t1)) < 0)
+			return err < 0 ? err : -EPROTO;
+		if (!(p = cur_take(c, 4)) || (ne = ld_le32(p)) > n)
+			return -EPROTO;
+		if ((err = get_for(c, ne, r->t2)) < 0)
+			return err;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t code = r->t1[i];
+			if (!code && k == ne)
+				return -EPROTO;
+			v[i] = code ? r->dv[code - 1] : r->t2[k++];
+		}
+		if (k != ne)
+			return -EPROTO;
+		break;
+	}
 	default:
 		return -EPROTO;
 	}
@@ -2303,6 +3125,34 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 		}
 		return 0;
 	}
+	case ENC_ADDR_DICT2: {
+		if (!(p = cur_take(c, 4)))
+			return -EPROTO;
+		uint32_t nd = ld_le32(p);
+		if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
+			return -EPROTO;
+		for (unsigned k = 0; k < 16; k++)
+			for (uint32_t j = 0; j < nd; j++)
+				r->dicta[(size_t)j * 16 + k] = p[(size_t)k * nd + j];
+		if (!(p = cur_take(c, 1)))
+			return -EPROTO;
+		if (*p == ENC_FOR) {
+			err = get_for(c, n, r->t1);
+		} else if (*p == ENC_BITLEN) {
+			const uint8_t *b = cur_take(c, 8);
+			err = b ? dec_body(r, c, ENC_BITLEN, n, ld_le64(b), r->t1) : -EPROTO;
+		} else {
+			err = -EPROTO;
+		}
+		if (err < 0)
+			return err;
+		for (uint32_t i = 0; i < n; i++) {
+			if (r->t1[i] >= nd)
+				return -EPROTO;
+			memcpy(a[i], r->dicta + r->t1[i] * 16, 16);
+		}
+		return 0;
+	}
 	}
 	return -EPROTO;
 }
@@ -2340,7 +3190,15 @@ static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const
 		len = rc->raw_len;
 	}
 	cu = cur_make(p, len);
-	if (ci->kind == K_ADDR) {
+	if (ci->kind == K_TDICT) {
+		const uint8_t *q = cur_take(&cu, 4);
+		r->tnd = q ? ld_le32(q) : 0;
+		if (r->tnd < 1 || r->tnd > n || r->tnd > TUPLE_MAX ||
+		    !(q = cur_take(&cu, (size_t)TDICT_PLANES * r->tnd)))
+			return -EPROTO;
+		memcpy(r->tdict, q, (size_t)TDICT_PLANES * r->tnd);
+		err = 0;
+	} else if (ci->kind == K_ADDR) {
 		err = dec_addr(r, &cu, n, rc, arr);
 	} else {
 		uint64_t *v = ci->size == 8 ? arr : r->t0;
@@ -2413,6 +3271,44 @@ static int dec_mirrored(struct store_reader *r, int c1, int c2, uint32_t m, stru
 			     colinfo[c1].size);
 }
 
+/* Member c of the tuple (plane offset and width in TDICT_PLANES) into arr, for the
+ * records' indices r->tidx. */
+static int tuple_expand(struct store_reader *r, int c, void *arr, uint32_t n)
+{
+	unsigned first, width;
+	uint32_t nd = r->tnd, d[TUPLE_MAX];
+
+	switch (c) {
+	case STORE_COL_VLAN: first = 7; width = 2; break;
+	case STORE_COL_IN_IF: first = 9; width = 4; break;
+	case STORE_COL_OUT_IF: first = 13; width = 4; break;
+	default: first = (unsigned)(c - STORE_COL_PROTO); width = 1; break;
+	}
+	for (uint32_t j = 0; j < nd; j++) {
+		d[j] = 0;
+		for (unsigned k = 0; k < width; k++)
+			d[j] |= (uint32_t)r->tdict[(size_t)(first + k) * nd + j] << 8 * k;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (r->tidx[i] >= nd)
+			return -EPROTO;
+	switch (width) {
+	case 1:
+		for (uint32_t i = 0; i < n; i++)
+			((uint8_t *)arr)[i] = (uint8_t)d[r->tidx[i]];
+		break;
+	case 2:
+		for (uint32_t i = 0; i < n; i++)
+			((uint16_t *)arr)[i] = (uint16_t)d[r->tidx[i]];
+		break;
+	default:
+		for (uint32_t i = 0; i < n; i++)
+			((uint32_t *)arr)[i] = d[r->tidx[i]];
+		break;
+	}
+	return 0;
+}
+
 static int rd_load(struct store_reader *r)
 {
 	ssize_t n;
@@ -2477,8 +3373,19 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 	/* LAST first: FIRST may be coded against it */
 	if (mask & STORE_COLBIT(STORE_COL_LAST) && (err = dec_col(r, STORE_COL_LAST, out)) < 0)
 		goto bad;
+	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
+	if (tuple) {
+		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||
+		    (err = dec_chunk(r, COL_TIDX, r->tidx, r->b.nrec, NULL)) < 0)
+			goto bad;
+		for (int c = 0; c < STORE_NCOLS; c++)
+			if ((tuple & STORE_COLBIT(c)) &&
+			    (err = tuple_expand(r, c, cols_arr(out, c), r->b.nrec)) < 0)
+				goto bad;
+	}
 	for (int c = 0; c < STORE_NCOLS; c++) {
-		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) || (mirrored & STORE_COLBIT(c)))
+		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) ||
+		    ((mirrored | tuple) & STORE_COLBIT(c)))
 			continue;
 		if ((err = dec_col(r, c, out)) < 0)
 			goto bad;
@@ -2537,7 +3444,7 @@ static int rd_start(struct store_reader *r)
 	if (r->verify && store_hash32(h, 60, 0) != ld_le32(h + 60))
 		return -EBADMSG;
 	r->hdr.version = ld_le16(h + 8);
-	if (r->hdr.version != STORE_VERSION)
+	if (r->hdr.version < 1 || r->hdr.version > STORE_VERSION)
 		return -ENOTSUP;
 	if (ld_le16(h + 10) != STORE_FILE_HDR_LEN)
 		return -EPROTO;

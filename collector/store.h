@@ -6,8 +6,10 @@
  *
  *   DIR/YYYY/MM/DD/tf-YYYYMMDDhhmm.tfs
  *
- * File format, version 1. Every integer is little-endian, whatever the host; nothing is a
- * struct dump. Hashes are XXH32 (seed 0, store_hash32()).
+ * File format, version 2. Every integer is little-endian, whatever the host; nothing is a
+ * struct dump. Hashes are XXH32 (seed 0, store_hash32()). Version 2 only added encodings
+ * and internal columns to version 1; readers read both, and a writer that continues a
+ * version 1 file (crash recovery in the same interval) rewrites its header as version 2.
  *
  *   +----------------------+ 0
  *   | file header (64 B)   |
@@ -23,7 +25,7 @@
  *    0  4  magic       "TFST"
  *    4  4  byte order  u32 0x01020304 (on disk 04 03 02 01; 01 02 03 04 means a
  *                      big-endian writer, refused)
- *    8  2  version     1
+ *    8  2  version     2 (1 and 2 read; later ones refused with ENOTSUP)
  *   10  2  hdr_len     64
  *   12  4  interval_s  rotation interval the writer used
  *   16  8  start_ms    interval start the file is named by (Unix ms, UTC)
@@ -36,7 +38,7 @@
  * Block header (data and footer blocks), hdr_len = 128 + 12 * ncols bytes:
  *    0  4  magic       "TFB1"
  *    4  1  kind        1 data, 2 footer
- *    5  1  ncols       entries in the column directory (0..25)
+ *    5  1  ncols       entries in the column directory (0..27)
  *    6  2  hdr_len
  *    8  4  nrec        records in the block (footer: in the whole file)
  *   12  4  payload_len bytes after the header
@@ -49,27 +51,45 @@
  *  113  1  codec       compressor the block mostly used (informational)
  *  114 10  reserved    zero
  *  124 12n directory   per column, in increasing column order:
- *                      u8 col (enum store_col, or 24), u8 enc, u8 codec, u8 xform,
- *                      u32 disk_len, u32 raw_len
+ *                      u8 col (enum store_col, or 24..26 below), u8 enc, u8 codec,
+ *                      u8 xform, u32 disk_len, u32 raw_len
  *  124+12n 4 hdr_hash  XXH32 of bytes 0 .. hdr_len-5
  *
  * The payload is the columns' chunks back to back in directory order. A column missing
  * from the directory is all zeros. Each chunk is compressed alone (codec 1 LZ4 block,
- * 2 zstd frame, 0 stored) so a reader inflates only the columns it asks for; raw_len is
- * its size inflated. Inflated, a chunk holds (xform DELTA first puts u64 v0 in front and
- * codes zigzag(v[i] - v[i-1]); LASTDIFF, first_ms only, codes last - first mod 2^64):
+ * 2 zstd frame, 0 stored: entropy-coded chunks are always stored) so a reader inflates
+ * only the columns it asks for; raw_len is its size inflated. Inflated, a chunk holds
+ * (xform DELTA first puts u64 v0 in front and codes zigzag(v[i] - v[i-1]), the first
+ * value's slot coding 0; LASTDIFF, first_ms only, codes last - first mod 2^64):
  *   enc 1 CONST      u64 value (addresses: 16 bytes)
  *   enc 2 FOR        u64 base, u8 width, u8 layout, then n values - base in width bits:
  *                    layout 0 bit-packed LSB first, layout 1 width/8 byte planes
- *   enc 3 DICT       u32 ndict, FOR of the ndict values, FOR of n indices
- *   enc 4 VARINT     u64 base, n LEB128 values - base
+ *   enc 3 DICT       u32 ndict, FOR of the ndict values, FOR of n indices        (v1)
+ *   enc 4 VARINT     u64 base, n LEB128 values - base                            (v1)
  *   enc 5 ADDR_RAW   16 byte planes of n bytes
- *   enc 6 ADDR_DICT  u32 ndict, 16 byte planes of ndict bytes, FOR of n indices
+ *   enc 6 ADDR_DICT  u32 ndict, 16 byte planes of ndict bytes, FOR of n indices  (v1)
  *   enc 7 PDICT      u32 nf, FOR of the nf frequent values, FOR of n codes (c >= 1: value
- *                    c-1, 0: the next exception), u32 nexc, FOR of the nexc exceptions
- * Column 24 (internal) holds mirror references, u8 r per record: r >= 1 says the record's
+ *                    c-1, 0: the next exception), u32 nexc, FOR of the nexc exceptions (v1)
+ *   enc 8 HUF        u64 base, HSTREAM of the n symbols value - base
+ *   enc 9 BITLEN     u64 base, HSTREAM (65 symbols) of the bit length k of each value -
+ *                    base, each code followed by the k-1 bits below the top one (k >= 2)
+ *   enc 10 HDICT     u32 ndict, FOR of the ndict values, HSTREAM of n indices
+ *   enc 11 HPDICT    u32 nf, FOR of the nf frequent values, HSTREAM (nf + 1 symbols) of
+ *                    n codes as in PDICT, u32 nexc, FOR of the nexc exceptions
+ *   enc 12 ADDR_DICT2 u32 ndict, 16 byte planes of ndict bytes, u8 enc of the indices:
+ *                    2 (a FOR block) or 9 (u64 base, BITLEN's HSTREAM); the dictionary
+ *                    comes most frequent first (by count class), so BITLEN pays
+ *   enc 13 TDICT     column 25 only: u32 nt, 17 byte planes of nt bytes: proto, tos,
+ *                    tcp_flags, ipver, src_mask, dst_mask, end_reason, vlan (2 planes),
+ *                    in_if (4), out_if (4), lowest byte first
+ * HSTREAM (canonical Huffman): u16 A symbols (2..1024), ceil(A/2) bytes of 4-bit code
+ * lengths (symbol 2i in the low nibble; 0 = unused; at most 12; they must make a complete
+ * code), u32 nbytes, nbytes of codes read LSB first (deflate's canonical order).
+ * Internal columns: 24 holds mirror references, u8 r per record: r >= 1 says the record's
  * src, dst, sport, dport are the dst, src, dport, sport of record i - r (a reply after
- * its request). Columns 0, 1, 14, 15 then hold only the records with r = 0.
+ * its request); columns 0, 1, 14, 15 then hold only the records with r = 0. 25 (TDICT)
+ * and 26 (each record's index into it, an integer column) hold the tuple: when present,
+ * columns 8, 9, 16, 17..23 are absent and come from it.
  * The footer is a block of kind 2 with no columns, nrec and zone map over the whole file,
  * and a 16-byte payload: u64 data blocks, u64 its own offset.
  *
@@ -86,7 +106,7 @@
 
 #include "flowrec.h"
 
-#define STORE_VERSION 1
+#define STORE_VERSION 2         /* written; version 1 files are read too */
 #define STORE_DEFAULT_INTERVAL_S 300
 #define STORE_DEFAULT_BLOCK_RECS 32768
 #define STORE_MAX_BLOCK_RECS 262144     /* readers refuse more (memory bound) */
@@ -208,6 +228,7 @@ struct store_writer_stats {
 	uint64_t dropped;         /* records lost to write errors */
 	uint64_t col_bytes[STORE_NCOLS]; /* bytes on disk per column (encoded, compressed) */
 	uint64_t mirror_bytes;    /* ... and for the mirror references */
+	uint64_t tuple_bytes;     /* ... and for the tuple (its dictionary and indices) */
 	uint64_t mirrored;        /* records stored as mirrors of an earlier one */
 };
 
@@ -216,7 +237,7 @@ struct store_writer;
 /* Opens a writer on cfg->dir at Unix ms now_ms. If the newest file in the store was left
  * open by a crash it is cut back to its last complete block and either continued (same
  * interval) or closed. Memory: one block of records plus its encoding scratch (about
- * 450 bytes a record of block_recs: 15 MB at the default). Returns NULL with errno set
+ * 430 bytes a record of block_recs: 14 MB at the default). Returns NULL with errno set
  * (EINVAL bad cfg, EBUSY another writer has the store, or errors from the file system). */
 struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now_ms);
 

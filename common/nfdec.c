@@ -1,17 +1,23 @@
 /* nfdec.c: NetFlow v5 / v9 / IPFIX decoding (see nfdec.h for the contract).
  *
  * One codec serves all three versions. A template (v9, IPFIX, or the fixed v5 record
- * layout, which is just a built-in template) is compiled once into a flat list of steps:
- * (offset, length, op, slot), one per field we map, in record order. Decoding a record
- * runs the steps, each loading a big-endian value into a slot of a scratch array, then
- * one finishing pass turns slots into a struct flow_rec using choices made at compile
- * time (which counter, which clock, which address family). Unmapped fields cost nothing
- * per record: they only move the offsets of later steps. A variable-length field splits
- * the record into segments; an OP_VAR step reads its length prefix and rebases the
- * offsets of the steps after it.
+ * layout, which is just a built-in template) is compiled once into a flat list of steps,
+ * one per field whose value some flow_rec field needs, in record order. Each step loads
+ * a big-endian value of a fixed size and stores it, already truncated or widened, either
+ * straight into the template's own output record or, when the finishing pass must look
+ * at it whole (a counter with a fallback, a clock, the address family), into a scratch
+ * array. Every choice that depends only on the template (which counter, which clock,
+ * which address family, which fields can never matter) is made at compile time; fields
+ * nothing reads get no step, so they only move the offsets of later steps. Output fields
+ * no step writes hold the template's constants, set once, and the few per-datagram
+ * values (exporter, domain, sampling) are set once per set: a record costs its steps,
+ * a short finishing pass and the callback. A variable-length field splits the record
+ * into segments; an OP_VAR step reads its length prefix and rebases the offsets of the
+ * steps after it.
  */
 #include "nfdec.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +31,9 @@
 /* Held sets per exporter: bounds the work of looking for the ones a datagram's
  * templates made decodable (one hash lookup each, once per datagram). */
 #define PEND_MAX_PER_EXPORTER 1024
+/* Templates remembered per domain by id (a power of two): exporters alternate between
+ * a few templates (IPv4 and IPv6), and a hit skips the hash lookup. */
+#define DOM_TPL_CACHE 8
 
 /* Scratch value slots a step can load into. S_ZERO is never written: "absent". */
 enum slot {
@@ -121,15 +130,60 @@ static const struct iemap ie_table[] = {
 };
 #define IE_TABLE_LEN (sizeof ie_table / sizeof ie_table[0])
 
-enum op { OP_N1, OP_N2, OP_N4, OP_N8, OP_NN, OP_A4, OP_A6, OP_VAR };
+/* What a step does: load 1, 2, 4 or 8 bytes (N: 3, 5, 6 or 7) and store 1, 2, 4 or 8;
+ * a longer field stored narrower is loaded from its last bytes (truncation). A step of
+ * an op before OP__GROUPED does it for up to GROUP_MAX fields. */
+enum op {
+	OP_1_1, OP_1_2, OP_1_4, OP_1_8,
+	OP_2_2, OP_2_4, OP_2_8,
+	OP_4_4, OP_4_8,
+	OP_8_8,
+	OP_A4,         /* 4 address bytes as they are */
+	OP_A16,        /* 16 address bytes as they are */
+	OP_UP,         /* v5/v9 sysUptime ms (last 4 bytes) to Unix ms */
+	OP_UPI,        /* IPFIX sysUptime ms (last 4 bytes) + the domain's init time */
+	OP__GROUPED,
+	OP_2_2W = OP__GROUPED, /* two OP_2_2, adjacent in the record and in tplmem */
+	OP_4_4W,       /* two OP_4_4, adjacent in the record and in tplmem */
+	OP_N_4, OP_N_8,
+	OP_UPN,        /* OP_UP of a 1..3-byte field */
+	OP_END,        /* 2..8 bytes of flowEndReason, out-of-range values as 0, 1 byte */
+	OP_END1,       /* OP_END of 1 byte */
+	OP_NH4,        /* IPv4 next hop: v4-mapped, or all zero for 0.0.0.0 */
+	OP_ICMP,       /* dport (off[2] if n is 3, else 0), or if it is 0 and the protocol
+			* (off[1]) is ICMP, the type and code (off[0]) */
+	OP_VAR,        /* variable-length field: read its length, rebase later steps */
+	OP_STOP,       /* end of the record, off[0] after the last segment's start */
+	OP__COUNT
+};
+#define GROUP_MAX 4
 
-/* One compiled step. For OP_VAR, off is where the variable-length field starts in the
- * current segment and len the length of the fixed segment that follows it. */
+/* One compiled step: for i < n, load at off[i] (in the current segment) and store at
+ * dst[i] (a byte offset in struct tplmem). For OP_VAR, off[0] is where the
+ * variable-length field starts and dst[0] the length of the fixed segment after it;
+ * len is the field length for OP_N_*, OP_UPN and OP_END. code is where sets_run's
+ * code for op and n is: each step jumps straight to the next one's. */
 struct step {
-	uint16_t off;
-	uint16_t len;
+	const void *code;
+	uint16_t off[GROUP_MAX];
+	uint16_t dst[GROUP_MAX];
 	uint8_t op;
-	uint8_t slot;
+	uint8_t n;
+	uint8_t len;
+};
+
+/* What a compiled template owns, in one allocation: the record its data records are
+ * built in (fields no step writes hold the template's constants), the scratch values
+ * and addresses the finishing pass reads, its steps (up to OP_STOP) and, to recognise
+ * the same template sent again, the template record's bytes (after the steps). Slots
+ * and addresses no step writes stay zero (v4-mapped zero for the IPv4 ones). */
+struct tplmem {
+	struct flow_rec r;
+	uint64_t x[S__COUNT];
+	uint8_t a[A__COUNT][16];
+	uint32_t rawlen;
+	uint32_t nsteps;         /* OP_STOP included */
+	struct step steps[];
 };
 
 /* A field as the template states it. */
@@ -142,31 +196,54 @@ struct fspec {
 /* How a record's time is found, in order of preference. */
 enum tmode { T_NONE, T_MS, T_NTP, T_S, T_UP, T_DUS, T_OBS };
 enum amode { AD_NONE, AD_V4, AD_V6, AD_BOTH };
+/* The time plan: none (export time, set once per set), by steps (v5/v9 sysUptime or
+ * absolute ms, both sides), IPFIX sysUptime on both sides without an init time in the
+ * record (by steps while the domain's is known), or general. */
+enum tplan { TP_NONE, TP_STEPS, TP_UP10, TP_GENERAL };
+
+/* Finishing work a template needs per record (F_RARE: any but F_TIME). */
+#define F_ADDR 0x01      /* address family chosen per record */
+#define F_NH 0x02        /* next hop of either family, chosen per record */
+#define F_BYTES_OR 0x04  /* IN_BYTES, else OUT_BYTES */
+#define F_BYTES_SUM 0x08 /* initiator + responder octets */
+#define F_PKTS_OR 0x10
+#define F_PKTS_SUM 0x20
+#define F_ICMP 0x40      /* ICMP type/code into dport */
+#define F_SAMP 0x80      /* sampling interval in the record */
 
 struct tpl {
 	uint32_t exp;
 	uint32_t domain;
-	uint16_t id;
+	uint16_t id;             /* 0: free slot (templates are 256 and up) */
 	uint8_t version;
 	uint8_t options;
-	uint32_t hnext;          /* hash chain */
-	uint32_t prev, next;     /* LRU list (or free list through next) */
+	uint32_t hnext;          /* hash chain; free slots: the free list */
+	struct tpl *prev, *next; /* LRU list, circular through nfdec.lru */
+	uint64_t gen;            /* times the slot was freed (domain caches check it) */
 	uint32_t min_len;        /* shortest record: fixed bytes + 1 per variable field */
 	uint32_t seg0;           /* bytes before the first variable field (all if none) */
-	uint64_t has;            /* slots some step loads */
-	struct step *steps;
-	uint16_t nsteps;
+	uint64_t has;            /* slots some field carries */
+	struct tplmem *m;
+	uint8_t fin;             /* F_* */
+	uint8_t tplan;           /* enum tplan */
+	uint8_t slow;            /* records need more than steps: options, fin, times */
+	uint8_t setup;           /* sets need more than the domain's sampling (set_setup) */
 	/* finishing plan, chosen once per template */
 	uint8_t bytes, pkts, vlan, dur;
-	uint8_t addr, nh;
+	uint8_t addr, nh, six;   /* six: the family when not chosen per record */
 	uint8_t first_mode, first_slot, last_mode, last_slot;
 	uint8_t icmp;            /* 0 none, 1 combined type/code, 2 separate */
+	uint8_t icmp_op;         /* ICMP into dport by an OP_ICMP step, not F_ICMP */
 };
 
 struct domain {
 	struct nfdec_domain_stats st;
 	uint32_t next_seq;
 	uint8_t seq_valid;
+	struct tcache {          /* recently used templates by id (see tpl_get) */
+		struct tpl *t;
+		uint64_t gen;
+	} tcache[DOM_TPL_CACHE];
 };
 
 struct pend;
@@ -203,20 +280,21 @@ struct nfdec {
 	size_t nexp, expcap;
 	uint32_t *exphash;
 	size_t exphmask;
+	uint32_t last_exp;       /* the last datagram's exporter, or NIL */
 	/* template cache: fixed slots, chained hash, LRU list */
 	struct tpl *tpls;
 	uint32_t *tplhash;
 	size_t tplhmask;
-	uint32_t lru_head, lru_tail, free_head;
+	struct tpl lru;          /* LRU list head: next is the most recent, prev the least */
+	uint32_t free_head;
 	size_t ntpl;
 	struct tpl v5;           /* the v5 record layout as a template */
 	/* pending data sets, oldest first */
 	struct pend *pend_head, *pend_tail;
-	/* scratch, reused by every call */
-	uint64_t v[S__COUNT];
-	uint8_t a[A__COUNT][16];
+	const void *const (*code)[GROUP_MAX]; /* sets_run's code for op, n - 1 */
+	/* compile scratch, reused by every call */
 	struct fspec fs[MAX_FIELDS];
-	struct step cs[MAX_FIELDS];
+	struct step cs[MAX_FIELDS + 1];
 };
 
 /* Per-message decoding context. */
@@ -230,6 +308,11 @@ struct dctx {
 	uint32_t v5_sampling;    /* v5 header interval (0: not v5) */
 	uint64_t nrec;           /* data records read (flows and options) */
 	uint64_t ntpl;           /* template records read (v9 header count) */
+	uint64_t opts;           /* options records of nrec not yet counted (counts_flush) */
+	uint64_t counted;        /* nrec already counted */
+	uint64_t init_ms;        /* the current set's sys_init_ms (TP_UP10) */
+	uint32_t mul;            /* the current set's sampling to apply (0: none) */
+	struct cur *sets;        /* the message's sets after the current one (sets_run) */
 	int seq_unknown;         /* some data could not be counted */
 	int stored;              /* a template was stored: look at held sets */
 	uint8_t withdrawn;       /* bit 0: all data, bit 1: all options templates */
@@ -284,19 +367,15 @@ static void count_err(struct nfdec *d, struct dctx *c, enum nfdec_err e)
 
 /* ---------------------------------------------------------------- compiling */
 
-static uint8_t op_for(uint8_t kind, uint16_t len)
+/* Whether a field of this kind and length can be read: numbers of up to 8 bytes, IPv4
+ * addresses of 4 and IPv6 of 16. Others are skipped like unknown ones. */
+static int mappable(uint8_t kind, uint16_t len)
 {
 	if (kind == K_A4)
-		return len == 4 ? OP_A4 : 0xff;
+		return len == 4;
 	if (kind == K_A6)
-		return len == 16 ? OP_A6 : 0xff;
-	switch (len) {
-	case 1: return OP_N1;
-	case 2: return OP_N2;
-	case 4: return OP_N4;
-	case 8: return OP_N8;
-	default: return len <= 8 ? OP_NN : 0xff;
-	}
+		return len == 16;
+	return kind == K_NUM && len <= 8;
 }
 
 static uint8_t first_of(uint64_t has, const uint8_t *slots, size_t n)
@@ -321,18 +400,20 @@ static uint8_t tmode_of(uint8_t slot)
 	}
 }
 
-/* Chooses, once per template, where each flow_rec field comes from. */
-static void tpl_plan(struct tpl *t, uint64_t ahas)
+static const uint8_t bytes_slots[] = { S_BYTES, S_OUT_BYTES, S_TOT_BYTES, S_INI_BYTES,
+	S_RSP_BYTES };
+static const uint8_t pkts_slots[] = { S_PKTS, S_OUT_PKTS, S_TOT_PKTS, S_INI_PKTS,
+	S_RSP_PKTS };
+
+/* Chooses, once per template, where each flow_rec field comes from. flen: the length
+ * of the last field carrying each slot; fixed: no variable-length field. */
+static void tpl_plan(struct tpl *t, uint64_t ahas, const uint16_t *flen, int fixed)
 {
 	/* IN_* or OUT_*, by value (S_BYTES/S_PKTS): exporters that send both either
 	 * repeat the count (Fortigate) or leave the side they did not see at zero
 	 * (egress flows), so adding them would double count. Initiator and responder
 	 * counts are the two directions of one connection record (ASA NSEL): their sum
 	 * (S_INI_*) is its traffic, as nfdump's totals say. */
-	static const uint8_t bytes[] = { S_BYTES, S_OUT_BYTES, S_TOT_BYTES, S_INI_BYTES,
-		S_RSP_BYTES };
-	static const uint8_t pkts[] = { S_PKTS, S_OUT_PKTS, S_TOT_PKTS, S_INI_PKTS,
-		S_RSP_PKTS };
 	/* absolute clocks first, the most precise first; exporter-relative ones after */
 	static const uint8_t first[] = { S_FIRST_MS, S_FIRST_NTP_NS, S_FIRST_NTP_US,
 		S_FIRST_S, S_FIRST_UP, S_FIRST_DUS, S_OBS_MS };
@@ -345,8 +426,8 @@ static void tpl_plan(struct tpl *t, uint64_t ahas)
 	int v6 = (ahas & (BIT(A_SRC6) | BIT(A_DST6))) != 0;
 	int n4 = (ahas & BIT(A_NH4)) != 0, n6 = (ahas & BIT(A_NH6)) != 0;
 
-	t->bytes = first_of(h, bytes, sizeof bytes);
-	t->pkts = first_of(h, pkts, sizeof pkts);
+	t->bytes = first_of(h, bytes_slots, sizeof bytes_slots);
+	t->pkts = first_of(h, pkts_slots, sizeof pkts_slots);
 	if (t->bytes == S_OUT_BYTES)
 		t->bytes = S_BYTES;
 	if (t->pkts == S_OUT_PKTS)
@@ -363,48 +444,321 @@ static void tpl_plan(struct tpl *t, uint64_t ahas)
 	t->last_mode = tmode_of(t->last_slot);
 	t->addr = v4 && v6 ? AD_BOTH : v4 ? AD_V4 : v6 ? AD_V6 : AD_NONE;
 	t->nh = n4 && n6 ? AD_BOTH : n4 ? AD_V4 : n6 ? AD_V6 : AD_NONE;
+	t->six = t->addr == AD_V6;
 	t->icmp = (h & BIT(S_ICMP)) ? 1 : (h & (BIT(S_ICMP_TYPE) | BIT(S_ICMP_CODE))) ? 2 : 0;
+	/* the usual case by a step: type/code and dport of 2 bytes or more, offsets
+	 * fixed (no variable-length field) */
+	t->icmp_op = t->icmp == 1 && (h & BIT(S_PROTO)) && fixed && flen[S_ICMP] >= 2 &&
+		(!(h & BIT(S_DPORT)) || flen[S_DPORT] >= 2);
+	if (t->first_mode == T_NONE && t->last_mode == T_NONE)
+		t->tplan = TP_NONE;
+	else if (t->first_mode == T_UP && t->last_mode == T_UP && t->version != 10)
+		t->tplan = TP_STEPS;
+	else if (t->first_mode == T_UP && t->last_mode == T_UP && !(h & BIT(S_SYSINIT)) &&
+		 flen[S_FIRST_UP] >= 4 && flen[S_LAST_UP] >= 4)
+		t->tplan = TP_UP10;
+	else if (t->first_mode == T_MS && t->last_mode == T_MS)
+		t->tplan = TP_STEPS;
+	else
+		t->tplan = TP_GENERAL;
 }
 
-/* Compiles fs[0..n) into t (steps allocated; t->steps must be free). Returns 0, or
+/* Where a slot's or an address's value goes: a byte offset in struct tplmem and a
+ * store width (1, 2, 4, 8 or a W_* kind). D_DEAD: nothing reads it, so no step. */
+struct dest {
+	uint16_t off;
+	uint8_t width;
+};
+#define D_DEAD 0xffff
+#define W_END 0x10
+#define W_A4 0x11
+#define W_A16 0x12
+#define W_NH4 0x13
+#define W_UP 0x14
+#define W_UPI 0x15
+
+static struct dest dest_at(size_t off, uint8_t width)
+{
+	struct dest d = { (uint16_t)off, width };
+	return d;
+}
+
+/* The scratch value of a slot, whole. */
+static struct dest dest_x(uint8_t slot)
+{
+	return dest_at(offsetof(struct tplmem, x) + slot * sizeof(uint64_t), 8);
+}
+
+#define REC(f) offsetof(struct tplmem, r.f)
+_Static_assert(sizeof(((struct flow_rec *)0)->in_if) == 4 &&
+	       sizeof(((struct flow_rec *)0)->sport) == 2 &&
+	       sizeof(((struct flow_rec *)0)->proto) == 1 &&
+	       sizeof(((struct flow_rec *)0)->bytes) == 8, "flow_rec field widths");
+_Static_assert(sizeof(struct tplmem) < D_DEAD, "step destinations are 16 bits");
+
+/* A counter by t's plan: s is { in, out, total, initiator, responder }. One source goes
+ * straight to out; two (in and out, initiator and responder) go to scratch and the
+ * finishing pass chooses (f_or) or adds (f_sum) them. */
+static void counter_dests(struct dest *dn, uint64_t h, uint8_t plan, const uint8_t s[5],
+			  struct dest out, uint8_t *fin, uint8_t f_or, uint8_t f_sum)
+{
+	uint8_t a, b, f;
+
+	if (plan == s[0]) {
+		a = s[0], b = s[1], f = f_or;
+	} else if (plan == s[3]) {
+		a = s[3], b = s[4], f = f_sum;
+	} else {
+		if (plan != S_ZERO)
+			dn[plan] = out;
+		return;
+	}
+	if ((h & BIT(a)) && (h & BIT(b))) {
+		dn[a] = dest_x(a);
+		dn[b] = dest_x(b);
+		*fin |= f;
+	} else {
+		dn[(h & BIT(a)) ? a : b] = out;
+	}
+}
+
+/* Chooses, for t's plan, where each slot (dn) and address (da) is stored, D_DEAD on
+ * entry, and which finishing work the records need (t->fin). */
+static void tpl_dests(struct tpl *t, struct dest *dn, struct dest *da)
+{
+	static const uint8_t samp[] = { S_SAMP_INT, S_SAMP_RINT, S_PKT_INT, S_PKT_SPACE };
+	uint64_t h = t->has;
+	uint8_t fin = 0;
+
+	if (t->options) {
+		/* opt_apply reads the scratch values */
+		for (uint8_t s = 0; s < S__COUNT; s++)
+			if (h & BIT(s))
+				dn[s] = dest_x(s);
+		t->fin = 0;
+		return;
+	}
+	counter_dests(dn, h, t->bytes, bytes_slots, dest_at(REC(bytes), 8), &fin,
+		      F_BYTES_OR, F_BYTES_SUM);
+	counter_dests(dn, h, t->pkts, pkts_slots, dest_at(REC(packets), 8), &fin,
+		      F_PKTS_OR, F_PKTS_SUM);
+	dn[S_PROTO] = dest_at(REC(proto), 1);
+	dn[S_TOS] = dest_at(REC(tos), 1);
+	dn[S_FLAGS] = dest_at(REC(tcp_flags), 1);
+	dn[S_SMASK] = dest_at(REC(src_mask), 1);
+	dn[S_DMASK] = dest_at(REC(dst_mask), 1);
+	dn[S_SPORT] = dest_at(REC(sport), 2);
+	dn[S_DPORT] = dest_at(REC(dport), 2);
+	dn[S_INIF] = dest_at(REC(in_if), 4);
+	dn[S_OUTIF] = dest_at(REC(out_if), 4);
+	dn[S_SRCAS] = dest_at(REC(src_as), 4);
+	dn[S_DSTAS] = dest_at(REC(dst_as), 4);
+	dn[S_END_REASON] = dest_at(REC(end_reason), W_END);
+	if (t->vlan != S_ZERO)
+		dn[t->vlan] = dest_at(REC(vlan), 2);
+	/* without a protocol field no record is ICMP: dport stays as sent */
+	if (t->icmp_op) {
+		dn[S_DPORT].off = D_DEAD;       /* the OP_ICMP step's */
+	} else if (t->icmp && (h & BIT(S_PROTO))) {
+		fin |= F_ICMP;
+		dn[S_DPORT] = dest_x(S_DPORT);
+		if (t->icmp == 1) {
+			dn[S_ICMP] = dest_x(S_ICMP);
+		} else {
+			dn[S_ICMP_TYPE] = dest_x(S_ICMP_TYPE);
+			dn[S_ICMP_CODE] = dest_x(S_ICMP_CODE);
+		}
+	}
+	if (t->tplan == TP_STEPS || t->tplan == TP_UP10) {
+		/* both sides the same clock, converted as they are loaded */
+		uint8_t w = t->tplan == TP_UP10 ? W_UPI : t->first_mode == T_UP ? W_UP : 8;
+		dn[t->first_slot] = dest_at(REC(first_ms), w);
+		dn[t->last_slot] = dest_at(REC(last_ms), w);
+	} else {
+		if (t->first_mode != T_NONE)
+			dn[t->first_slot] = dest_x(t->first_slot);
+		if (t->last_mode != T_NONE)
+			dn[t->last_slot] = dest_x(t->last_slot);
+		/* a duration only fills a missing start or end */
+		if ((t->first_mode == T_NONE) != (t->last_mode == T_NONE) && t->dur != S_ZERO)
+			dn[t->dur] = dest_x(t->dur);
+		if (t->version == 10 && (t->first_mode == T_UP || t->last_mode == T_UP)) {
+			dn[S_FIRST_UP] = dest_x(S_FIRST_UP);
+			dn[S_LAST_UP] = dest_x(S_LAST_UP);
+			dn[S_SYSINIT] = dest_x(S_SYSINIT);
+		}
+	}
+	if (h & SAMPLING_BITS) {
+		fin |= F_SAMP;
+		for (size_t i = 0; i < sizeof samp; i++)
+			dn[samp[i]] = dest_x(samp[i]);
+	}
+
+	if (t->addr == AD_BOTH || (t->addr == AD_NONE && (h & BIT(S_IPVER)))) {
+		fin |= F_ADDR;
+		dn[S_IPVER] = dest_x(S_IPVER);
+		da[A_SRC4] = dest_at(offsetof(struct tplmem, a[A_SRC4]) + 12, W_A4);
+		da[A_DST4] = dest_at(offsetof(struct tplmem, a[A_DST4]) + 12, W_A4);
+		da[A_SRC6] = dest_at(offsetof(struct tplmem, a[A_SRC6]), W_A16);
+		da[A_DST6] = dest_at(offsetof(struct tplmem, a[A_DST6]), W_A16);
+	} else if (t->addr == AD_V4) {
+		da[A_SRC4] = dest_at(REC(src) + 12, W_A4);
+		da[A_DST4] = dest_at(REC(dst) + 12, W_A4);
+	} else if (t->addr == AD_V6) {
+		da[A_SRC6] = dest_at(REC(src), W_A16);
+		da[A_DST6] = dest_at(REC(dst), W_A16);
+	}
+	if (t->nh == AD_BOTH) {
+		fin |= F_NH;
+		da[A_NH4] = dest_at(offsetof(struct tplmem, a[A_NH4]) + 12, W_A4);
+		da[A_NH6] = dest_at(offsetof(struct tplmem, a[A_NH6]), W_A16);
+	} else if (t->nh == AD_V4) {
+		da[A_NH4] = dest_at(REC(nexthop), W_NH4);
+	} else if (t->nh == AD_V6) {
+		da[A_NH6] = dest_at(REC(nexthop), W_A16);
+	}
+	t->fin = fin;
+}
+
+/* The step that loads a field of len bytes at off into dst. */
+static struct step step_make(uint32_t off, uint16_t len, struct dest dst)
+{
+	struct step s = { NULL, { (uint16_t)off }, { dst.off }, 0, 1, 0 };
+	uint8_t w = dst.width;
+
+	switch (w) {
+	case W_END: s.op = len == 1 ? OP_END1 : OP_END; s.len = (uint8_t)len; break;
+	case W_A4: s.op = OP_A4; break;
+	case W_A16: s.op = OP_A16; break;
+	case W_NH4: s.op = OP_NH4; break;
+	case W_UPI:
+		s.off[0] = (uint16_t)(off + len - 4);   /* tpl_plan: len >= 4 */
+		s.op = OP_UPI;
+		break;
+	case W_UP:
+		/* the clock is 32 bits: a longer field's last 4 bytes */
+		if (len >= 4) {
+			s.off[0] = (uint16_t)(off + len - 4);
+			s.op = OP_UP;
+		} else {
+			s.op = OP_UPN;
+			s.len = (uint8_t)len;
+		}
+		break;
+	default:
+		if (len >= w) {
+			/* the low-order (last) bytes are what a narrower store keeps */
+			s.off[0] = (uint16_t)(off + len - w);
+			s.op = w == 1 ? OP_1_1 : w == 2 ? OP_2_2 : w == 4 ? OP_4_4 : OP_8_8;
+		} else if (len == 1) {
+			s.op = w == 2 ? OP_1_2 : w == 4 ? OP_1_4 : OP_1_8;
+		} else if (len == 2) {
+			s.op = w == 4 ? OP_2_4 : OP_2_8;
+		} else if (len == 4) {
+			s.op = OP_4_8;
+		} else {
+			s.op = w == 4 ? OP_N_4 : OP_N_8;
+			s.len = (uint8_t)len;
+		}
+		break;
+	}
+	return s;
+}
+
+/* Whether field f is read for t, and as what (*kind K_NUM: slot; K_A4/K_A6: aslot). */
+static int field_map(const struct tpl *t, const struct fspec *f, uint8_t *kind,
+		     uint8_t *slot)
+{
+	struct iemap m = { K_NONE, 0 };
+	if (!f->skip && f->type < IE_TABLE_LEN)
+		m = ie_table[f->type];
+	if (t->options && (m.kind != K_NUM || !(BIT(m.slot) & OPTION_BITS)))
+		return 0;
+	if (m.kind == K_NONE || !mappable(m.kind, f->len))
+		return 0;
+	*kind = m.kind;
+	*slot = m.slot;
+	return 1;
+}
+
+/* Makes in[i] an OP_2_2W or OP_4_4W step if another step of its op loads the next
+ * bytes into the next field (ports, interfaces), which it then marks unused. */
+static void seg_widen(struct step *in, uint32_t n, uint32_t i)
+{
+	uint16_t w = in[i].op == OP_2_2 ? 2 : 4;
+	for (uint32_t j = 0; j < n; j++) {
+		if (in[j].op == in[i].op && in[j].off[0] == in[i].off[0] + w &&
+		    in[j].dst[0] == in[i].dst[0] + w) {
+			in[i].op = w == 2 ? OP_2_2W : OP_4_4W;
+			in[j].op = OP__COUNT;
+			return;
+		}
+	}
+}
+
+/* Writes the steps in[0..n) of one segment to out sorted by op, up to GROUP_MAX of
+ * the same op as one step, and returns how many it wrote. Order within a segment is
+ * free: the steps only read the record and each stores a different value. */
+static uint32_t seg_emit(struct step *out, struct step *in, uint32_t n)
+{
+	uint32_t at[OP__COUNT + 2] = { 0 }, k = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (in[i].op == OP_2_2 || in[i].op == OP_4_4)
+			seg_widen(in, n, i);
+	for (uint32_t i = 0; i < n; i++)
+		at[in[i].op + 1]++;
+	for (uint32_t o = 0; o <= OP__COUNT; o++)
+		at[o + 1] += at[o];
+	for (uint32_t i = 0; i < n; i++)
+		out[at[in[i].op]++] = in[i];
+	n = at[OP__COUNT - 1];  /* without those seg_widen marked */
+	for (uint32_t i = 0; i < n; i++) {
+		struct step s = out[i];
+		while (s.op < OP__GROUPED && s.n < GROUP_MAX && i + 1 < n &&
+		       out[i + 1].op == s.op) {
+			i++;
+			s.off[s.n] = out[i].off[0];
+			s.dst[s.n] = out[i].dst[0];
+			s.n++;
+		}
+		out[k++] = s;
+	}
+	return k;
+}
+
+/* Compiles fs[0..n) into t (t->version and t->options set, t->m free); raw[0..rawlen)
+ * is the template record, kept to recognise it when sent again. Returns 0, or
  * -NFDEC_E_TEMPLATE if a record could not fit in a set, -NFDEC_E_NOMEM. */
 static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, size_t n,
-		       int options)
+		       const uint8_t *raw, size_t rawlen)
 {
+	uint32_t last[S__COUNT], alast[A__COUNT];   /* the last field carrying each */
+	uint16_t flen[S__COUNT] = { 0 }, foff[S__COUNT] = { 0 };
+	struct dest dn[S__COUNT], da[A__COUNT];
+	struct step *cs = d->cs;
 	uint32_t seg = 0, min_len = 0, ns = 0, lastvar = NIL;
 	uint64_t has = 0, ahas = 0;
-	int var = 0;
+	uint8_t kind, slot;
 
 	for (size_t i = 0; i < n; i++) {
 		uint16_t len = fs[i].len;
 		if (len == VARLEN) {
-			struct step *s = &d->cs[ns];
-			if (!var)
+			if (lastvar == NIL)
 				t->seg0 = seg;
-			else
-				d->cs[lastvar].len = (uint16_t)seg;
-			var = 1;
-			s->op = OP_VAR;
-			s->off = (uint16_t)seg;
-			s->len = 0;
-			s->slot = 0;
-			lastvar = ns++;
+			lastvar = 0;
 			seg = 0;
 			min_len += 1;
 		} else if (len) {
-			struct iemap m = { K_NONE, 0 };
-			if (!fs[i].skip && fs[i].type < IE_TABLE_LEN)
-				m = ie_table[fs[i].type];
-			if (options && (m.kind != K_NUM || !(BIT(m.slot) & OPTION_BITS)))
-				m.kind = K_NONE;
-			uint8_t op = m.kind == K_NONE ? 0xff : op_for(m.kind, len);
-			if (op != 0xff) {
-				d->cs[ns] = (struct step){ (uint16_t)seg, len, op, m.slot };
-				ns++;
-				if (m.kind == K_NUM)
-					has |= BIT(m.slot);
-				else
-					ahas |= BIT(m.slot);
+			if (field_map(t, &fs[i], &kind, &slot)) {
+				if (kind == K_NUM) {
+					has |= BIT(slot);
+					last[slot] = (uint32_t)i;
+					flen[slot] = len;
+				} else {
+					ahas |= BIT(slot);
+					alast[slot] = (uint32_t)i;
+				}
 			}
 			seg += len;
 			min_len += len;
@@ -412,22 +766,87 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 		if (min_len > MAX_RECORD)
 			return -NFDEC_E_TEMPLATE;
 	}
-	if (!var)
+	if (lastvar == NIL)
 		t->seg0 = seg;
-	else
-		d->cs[lastvar].len = (uint16_t)seg;
 	t->min_len = min_len;
 	t->has = has;
-	t->options = (uint8_t)(options != 0);
-	t->nsteps = (uint16_t)ns;
-	t->steps = NULL;
-	if (ns) {
-		t->steps = malloc(ns * sizeof *t->steps);
-		if (!t->steps)
-			return -NFDEC_E_NOMEM;
-		memcpy(t->steps, d->cs, ns * sizeof *t->steps);
+	tpl_plan(t, ahas, flen, lastvar == NIL);
+	for (size_t i = 0; i < S__COUNT; i++)
+		dn[i].off = D_DEAD;
+	for (size_t i = 0; i < A__COUNT; i++)
+		da[i].off = D_DEAD;
+	tpl_dests(t, dn, da);
+
+	/* Every step runs for every record, so of the fields that carry the same value
+	 * only the last counts: a step for it alone, if anything reads the value. */
+	seg = 0;
+	lastvar = NIL;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t len = fs[i].len;
+		if (len == VARLEN) {
+			if (lastvar != NIL)
+				cs[lastvar].dst[0] = (uint16_t)seg;
+			cs[ns] = (struct step){ NULL, { (uint16_t)seg }, { 0 }, OP_VAR, 1, 0 };
+			lastvar = ns++;
+			seg = 0;
+		} else if (len) {
+			if (field_map(t, &fs[i], &kind, &slot)) {
+				struct dest to = kind == K_NUM ? dn[slot] : da[slot];
+				uint32_t li = kind == K_NUM ? last[slot] : alast[slot];
+				if (kind == K_NUM && li == i)
+					foff[slot] = (uint16_t)seg;
+				if (to.off != D_DEAD && li == i)
+					cs[ns++] = step_make(seg, len, to);
+			}
+			seg += len;
+		}
 	}
-	tpl_plan(t, ahas);
+	if (lastvar != NIL)
+		cs[lastvar].dst[0] = (uint16_t)seg;
+	if (t->icmp_op) {
+		/* the last bytes of each field: what the narrower value keeps */
+		struct step *p = &cs[ns++];
+		*p = (struct step){ NULL, { 0 }, { (uint16_t)REC(dport) }, OP_ICMP, 2, 0 };
+		p->off[0] = (uint16_t)(foff[S_ICMP] + flen[S_ICMP] - 2);
+		p->off[1] = (uint16_t)(foff[S_PROTO] + flen[S_PROTO] - 1);
+		if (has & BIT(S_DPORT)) {
+			p->off[2] = (uint16_t)(foff[S_DPORT] + flen[S_DPORT] - 2);
+			p->n = 3;
+		}
+	}
+
+	struct tplmem *m = calloc(1, sizeof *m + (ns + 1) * sizeof(struct step) + rawlen);
+	if (!m)
+		return -NFDEC_E_NOMEM;
+	uint32_t k = 0, from = 0;
+	for (uint32_t i = 0; i <= ns; i++) {
+		if (i < ns && cs[i].op != OP_VAR)
+			continue;
+		k += seg_emit(m->steps + k, cs + from, i - from);
+		if (i < ns)
+			m->steps[k++] = cs[i];
+		from = i + 1;
+	}
+	/* the record ends the last segment's length after its start */
+	m->steps[k++] = (struct step){ NULL, { (uint16_t)seg }, { 0 }, OP_STOP, 1, 0 };
+	m->nsteps = k;
+	for (uint32_t i = 0; i < k; i++)
+		m->steps[i].code = d->code[m->steps[i].op][m->steps[i].n - 1];
+	t->slow = t->options || t->fin || t->tplan == TP_GENERAL;
+	t->setup = t->version == 5 || t->options || (t->fin & F_SAMP) || t->tplan == TP_NONE ||
+		t->tplan == TP_UP10 || !min_len;
+	if (rawlen)
+		memcpy(m->steps + k, raw, rawlen);
+	m->rawlen = (uint32_t)rawlen;
+	for (int i = A_SRC4; i <= A_NH4; i++)
+		m->a[i][10] = m->a[i][11] = 0xff;
+	if (!(t->fin & F_ADDR)) {
+		/* the family is the template's: set it and the v4-mapped prefix once */
+		m->r.ipver = t->six ? 6 : 4;
+		if (!t->six)
+			m->r.src[10] = m->r.src[11] = m->r.dst[10] = m->r.dst[11] = 0xff;
+	}
+	t->m = m;
 	return 0;
 }
 
@@ -457,36 +876,45 @@ static struct tpl *tpl_find(struct nfdec *d, uint32_t exp, uint8_t ver, uint32_t
 	return NULL;
 }
 
-static void lru_unlink(struct nfdec *d, struct tpl *t)
+static inline void lru_unlink(struct tpl *t)
 {
-	if (t->prev != NIL)
-		d->tpls[t->prev].next = t->next;
-	else
-		d->lru_head = t->next;
-	if (t->next != NIL)
-		d->tpls[t->next].prev = t->prev;
-	else
-		d->lru_tail = t->prev;
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
 }
 
-static void lru_push(struct nfdec *d, struct tpl *t)
+static inline void lru_push(struct nfdec *d, struct tpl *t)
 {
-	uint32_t i = (uint32_t)(t - d->tpls);
-	t->prev = NIL;
-	t->next = d->lru_head;
-	if (d->lru_head != NIL)
-		d->tpls[d->lru_head].prev = i;
-	d->lru_head = i;
-	if (d->lru_tail == NIL)
-		d->lru_tail = i;
+	t->next = d->lru.next;
+	t->prev = &d->lru;
+	d->lru.next->prev = t;
+	d->lru.next = t;
 }
 
-static void tpl_touch(struct nfdec *d, struct tpl *t)
+static inline void tpl_touch(struct nfdec *d, struct tpl *t)
 {
-	if (d->lru_head == (uint32_t)(t - d->tpls))
+	if (d->lru.next == t)
 		return;
-	lru_unlink(d, t);
+	lru_unlink(t);
 	lru_push(d, t);
+}
+
+/* The template id of the message's domain, or NULL. The domain's small cache holds
+ * templates it found before; one still holds if its slot was not freed since. */
+static inline struct tpl *tpl_get(struct nfdec *d, const struct dctx *c, uint16_t id)
+{
+	struct domain *m = c->dom;
+	/* Fibonacci hashing: ids are often 256, 257... or 1024, 2048... */
+	struct tcache *e = &m->tcache[(uint32_t)(id * 0x9e3779b1u) >> 29];
+	struct tpl *t = e->t;
+
+	if (t->id == id && t->gen == e->gen)
+		return t;
+	t = tpl_find(d, c->exp, c->version, m->st.domain_id, id);
+	if (t) {
+		e->t = t;
+		e->gen = t->gen;
+	}
+	return t;
 }
 
 /* Removes t from the cache and returns its slot to the free list. */
@@ -497,39 +925,43 @@ static void tpl_remove(struct nfdec *d, struct tpl *t)
 	while (*pp != i)
 		pp = &d->tpls[*pp].hnext;
 	*pp = t->hnext;
-	lru_unlink(d, t);
-	free(t->steps);
-	t->steps = NULL;
+	lru_unlink(t);
+	free(t->m);
+	t->m = NULL;
+	t->id = 0;              /* no lookup matches a free slot */
+	t->gen++;
 	d->exps[t->exp].st.templates--;
 	d->ntpl--;
-	t->next = d->free_head;
+	t->hnext = d->free_head;
 	d->free_head = i;
 }
 
 /* Stores a compiled template under its key, replacing one with the same key and
- * evicting the least recently used if the cache is full. Takes ownership of nt->steps.
+ * evicting the least recently used if the cache is full. Takes ownership of nt->m.
  * Returns the cached template. */
 static struct tpl *tpl_store(struct nfdec *d, struct tpl *nt)
 {
 	struct tpl *t = tpl_find(d, nt->exp, nt->version, nt->domain, nt->id);
 	if (t) {
 		uint32_t hnext = t->hnext;
-		free(t->steps);
-		lru_unlink(d, t);
+		free(t->m);
+		lru_unlink(t);
+		nt->gen = t->gen;
 		*t = *nt;
 		t->hnext = hnext;
 		lru_push(d, t);
 		return t;
 	}
 	if (d->free_head == NIL) {
-		struct tpl *old = &d->tpls[d->lru_tail];
+		struct tpl *old = d->lru.prev;
 		d->exps[old->exp].st.template_evictions++;
 		d->tot.template_evictions++;
 		tpl_remove(d, old);
 	}
 	uint32_t i = d->free_head;
 	t = &d->tpls[i];
-	d->free_head = t->next;
+	d->free_head = t->hnext;
+	nt->gen = t->gen;
 	*t = *nt;
 	size_t h = tpl_hash(d, t->exp, t->version, t->domain, t->id);
 	t->hnext = d->tplhash[h];
@@ -543,69 +975,136 @@ static struct tpl *tpl_store(struct nfdec *d, struct tpl *nt)
 /* IPFIX withdrawal of every template (options != 0: every options template) of a domain. */
 static void tpl_withdraw_all(struct nfdec *d, uint32_t exp, uint32_t dom, int options)
 {
-	uint32_t i = d->lru_head;
-	while (i != NIL) {
-		struct tpl *t = &d->tpls[i];
-		i = t->next;
+	struct tpl *t = d->lru.next;
+	while (t != &d->lru) {
+		struct tpl *next = t->next;
 		if (t->exp == exp && t->domain == dom && t->version == 10 &&
 		    t->options == (options != 0))
 			tpl_remove(d, t);
+		t = next;
 	}
 }
 
 /* ---------------------------------------------------------------- records */
 
-static void scratch_reset(struct nfdec *d)
+/* Native-order stores into the template's own record and scratch (aligned fields). */
+static inline void put16(uint8_t *p, uint16_t v)
 {
-	memset(d->v, 0, sizeof d->v);
-	memset(d->a, 0, sizeof d->a);
-	for (int i = A_SRC4; i <= A_NH4; i++)
-		d->a[i][10] = d->a[i][11] = 0xff;
+	memcpy(p, &v, sizeof v);
 }
 
-/* Loads one record at p into the scratch slots. Returns its length, or 0 if it runs
- * past end. The caller checked end - p >= t->min_len (so >= t->seg0). */
-static size_t rec_load(struct nfdec *d, const struct tpl *t, const uint8_t *p,
-		       const uint8_t *end)
+static inline void put32(uint8_t *p, uint32_t v)
 {
-	const uint8_t *base = p;
-	size_t seg = t->seg0;
-	uint64_t *v = d->v;
+	memcpy(p, &v, sizeof v);
+}
 
-	const struct step *s = t->steps, *e = t->nsteps ? s + t->nsteps : s;
-	for (; s < e; s++) {
-		const uint8_t *q = base + s->off;
-		switch (s->op) {
-		case OP_N1: v[s->slot] = q[0]; break;
-		case OP_N2: v[s->slot] = ld_be16(q); break;
-		case OP_N4: v[s->slot] = ld_be32(q); break;
-		case OP_N8: v[s->slot] = ld_be64(q); break;
-		case OP_NN: v[s->slot] = ld_beN(q, s->len); break;
-		case OP_A4: memcpy(d->a[s->slot] + 12, q, 4); break;
-		case OP_A6: memcpy(d->a[s->slot], q, 16); break;
-		case OP_VAR: {
-			/* RFC 7011 7: one length byte, or 255 and two length bytes */
-			size_t n;
-			if (q >= end)
-				return 0;
-			n = *q++;
-			if (n == 255) {
-				if (end - q < 2)
-					return 0;
-				n = ld_be16(q);
-				q += 2;
-			}
-			if ((size_t)(end - q) < n)
-				return 0;
-			base = q + n;
-			seg = s->len;
-			if ((size_t)(end - base) < seg)
-				return 0;
-			break;
-		}
-		}
-	}
-	return (size_t)(base + seg - p);
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof v);
+}
+
+static const uint8_t v4mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+/* v5/v9: export time - sysUptime + value; a signed 32-bit difference survives the
+ * 49.7-day wrap of both counters. */
+static inline uint64_t uptime_ms(uint64_t export_ms, uint32_t uptime, uint32_t x)
+{
+	int32_t delta = (int32_t)(x - uptime);
+	if (delta < 0 && (uint64_t)-(int64_t)delta > export_ms)
+		return 0;
+	return export_ms + (uint64_t)(int64_t)delta;
+}
+
+/* What the grouped steps do, one field each (w: the template's struct tplmem; c: the
+ * message, for the clock). */
+static inline void do_1_1(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	w[dst] = q[0];
+}
+
+static inline void do_1_2(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put16(w + dst, q[0]);
+}
+
+static inline void do_1_4(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put32(w + dst, q[0]);
+}
+
+static inline void do_1_8(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put64(w + dst, q[0]);
+}
+
+static inline void do_2_2(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put16(w + dst, ld_be16(q));
+}
+
+static inline void do_2_4(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put32(w + dst, ld_be16(q));
+}
+
+static inline void do_2_8(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put64(w + dst, ld_be16(q));
+}
+
+static inline void do_4_4(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put32(w + dst, ld_be32(q));
+}
+
+static inline void do_4_8(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put64(w + dst, ld_be32(q));
+}
+
+static inline void do_8_8(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	put64(w + dst, ld_be64(q));
+}
+
+static inline void do_a4(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	memcpy(w + dst, q, 4);
+}
+
+static inline void do_a16(uint8_t *w, const uint8_t *q, uint16_t dst,
+			 const struct dctx *c)
+{
+	(void)c;
+	memcpy(w + dst, q, 16);
+}
+
+static inline void do_upi(uint8_t *w, const uint8_t *q, uint16_t dst,
+			  const struct dctx *c)
+{
+	put64(w + dst, c->init_ms + ld_be32(q));
 }
 
 static uint64_t ntp_ms(uint64_t v)
@@ -621,7 +1120,7 @@ static uint64_t ntp_ms(uint64_t v)
 	return (sec - NTP_UNIX_OFFSET) * 1000 + ((frac * 1000) >> 32);
 }
 
-static uint64_t add_signed(uint64_t base, int64_t delta)
+static inline uint64_t add_signed(uint64_t base, int64_t delta)
 {
 	if (delta < 0 && (uint64_t)-delta > base)
 		return 0;
@@ -629,10 +1128,9 @@ static uint64_t add_signed(uint64_t base, int64_t delta)
 }
 
 /* Unix ms for a clock value of mode m held in slot. */
-static uint64_t rec_time(const struct nfdec *d, const struct dctx *c, const struct tpl *t,
-			 uint8_t m, uint8_t slot)
+static uint64_t rec_time(const struct dctx *c, const struct tpl *t, uint8_t m, uint8_t slot)
 {
-	const uint64_t *v = d->v;
+	const uint64_t *v = t->m->x;
 	uint64_t x = v[slot];
 	switch (m) {
 	case T_MS:
@@ -647,8 +1145,7 @@ static uint64_t rec_time(const struct nfdec *d, const struct dctx *c, const stru
 		uint64_t us = c->export_ms * 1000;
 		return us > x ? (us - x) / 1000 : 0;
 	}
-	case T_UP: {
-		uint32_t ref = c->uptime;
+	case T_UP:
 		if (c->version == 10) {
 			/* IPFIX: relative to systemInitTimeMilliseconds, in the record or
 			 * learned from options data. Without it, assume the flow ended when
@@ -657,14 +1154,30 @@ static uint64_t rec_time(const struct nfdec *d, const struct dctx *c, const stru
 				v[S_SYSINIT] : c->dom->st.sys_init_ms;
 			if (init)
 				return init + (uint32_t)x;
-			ref = (uint32_t)((t->has & BIT(S_LAST_UP)) ? v[S_LAST_UP] : v[S_FIRST_UP]);
+			uint32_t ref = (uint32_t)((t->has & BIT(S_LAST_UP)) ? v[S_LAST_UP] :
+						 v[S_FIRST_UP]);
+			return add_signed(c->export_ms, (int32_t)((uint32_t)x - ref));
 		}
-		/* v5/v9: export time - sysUptime + value; a signed 32-bit difference
-		 * survives the 49.7-day wrap of both counters */
-		return add_signed(c->export_ms, (int32_t)((uint32_t)x - ref));
-	}
+		return uptime_ms(c->export_ms, c->uptime, (uint32_t)x);
 	default:
 		return c->export_ms;
+	}
+}
+
+/* First and last times by any plan but TP_NONE; a duration fills a missing side. */
+static void rec_times(const struct dctx *c, const struct tpl *t)
+{
+	struct flow_rec *r = &t->m->r;
+	const uint64_t *x = t->m->x;
+	uint64_t dur = t->dur == S_DUR_US ? x[S_DUR_US] / 1000 : x[t->dur];
+
+	if (t->first_mode != T_NONE) {
+		r->first_ms = rec_time(c, t, t->first_mode, t->first_slot);
+		r->last_ms = t->last_mode != T_NONE ?
+			rec_time(c, t, t->last_mode, t->last_slot) : r->first_ms + dur;
+	} else {
+		r->last_ms = rec_time(c, t, t->last_mode, t->last_slot);
+		r->first_ms = r->last_ms > dur ? r->last_ms - dur : 0;
 	}
 }
 
@@ -682,7 +1195,7 @@ static uint32_t sampling_of(const uint64_t *v)
 	return r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
 }
 
-static uint64_t mul_sat(uint64_t a, uint64_t b)
+static inline uint64_t mul_sat(uint64_t a, uint64_t b)
 {
 	uint64_t r;
 	return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
@@ -696,144 +1209,421 @@ static int zero16(const uint8_t *a)
 	return !x;
 }
 
-/* Turns the scratch slots into *r by t's plan. */
-static void rec_finish(struct nfdec *d, const struct dctx *c, const struct tpl *t,
-		       struct flow_rec *r)
+/* The finishing work of t->fin, on the record its steps just loaded. */
+static void rec_finish_rare(const struct nfdec *d, const struct dctx *c,
+			    const struct tpl *t)
 {
-	const uint64_t *v = d->v;
-	int six;
+	struct tplmem *m = t->m;
+	struct flow_rec *r = &m->r;
+	const uint64_t *x = m->x;
+	int six = t->six;
 
-	switch (t->addr) {
-	case AD_V4: six = 0; break;
-	case AD_V6: six = 1; break;
-	case AD_BOTH:
+	if (t->fin & F_ADDR) {
 		/* both families in one template: the version field, else whichever
-		 * family carries an address */
-		six = v[S_IPVER] == 6 ? 1 : v[S_IPVER] == 4 ? 0 :
-			!zero16(d->a[A_SRC6]) || !zero16(d->a[A_DST6]);
-		break;
-	default: six = v[S_IPVER] == 6; break;
+		 * family carries an address; neither: the version field alone */
+		if (t->addr == AD_BOTH)
+			six = x[S_IPVER] == 6 ? 1 : x[S_IPVER] == 4 ? 0 :
+				!zero16(m->a[A_SRC6]) || !zero16(m->a[A_DST6]);
+		else
+			six = x[S_IPVER] == 6;
+		memcpy(r->src, m->a[six ? A_SRC6 : A_SRC4], 16);
+		memcpy(r->dst, m->a[six ? A_DST6 : A_DST4], 16);
+		r->ipver = six ? 6 : 4;
 	}
-	if (six) {
-		memcpy(r->src, d->a[A_SRC6], 16);
-		memcpy(r->dst, d->a[A_DST6], 16);
-	} else {
-		memcpy(r->src, d->a[A_SRC4], 16);
-		memcpy(r->dst, d->a[A_DST4], 16);
+	if (t->fin & F_NH) {
+		if (six)
+			memcpy(r->nexthop, m->a[A_NH6], 16);
+		else if (ld_be32(m->a[A_NH4] + 12))
+			memcpy(r->nexthop, m->a[A_NH4], 16);
+		else
+			memset(r->nexthop, 0, 16);
 	}
-	r->ipver = six ? 6 : 4;
-	memset(r->nexthop, 0, 16);
-	if (t->nh == AD_V6 || (t->nh == AD_BOTH && six))
-		memcpy(r->nexthop, d->a[A_NH6], 16);
-	else if (t->nh != AD_NONE && ld_be32(d->a[A_NH4] + 12))
-		memcpy(r->nexthop, d->a[A_NH4], 16);   /* 0.0.0.0 means none */
-
 	/* an absent slot reads 0: the choices below hold with either side missing */
-	r->packets = t->pkts == S_PKTS ? (v[S_PKTS] ? v[S_PKTS] : v[S_OUT_PKTS]) :
-		t->pkts == S_INI_PKTS ? v[S_INI_PKTS] + v[S_RSP_PKTS] : v[t->pkts];
-	r->bytes = t->bytes == S_BYTES ? (v[S_BYTES] ? v[S_BYTES] : v[S_OUT_BYTES]) :
-		t->bytes == S_INI_BYTES ? v[S_INI_BYTES] + v[S_RSP_BYTES] : v[t->bytes];
-	r->in_if = (uint32_t)v[S_INIF];
-	r->out_if = (uint32_t)v[S_OUTIF];
-	r->src_as = (uint32_t)v[S_SRCAS];
-	r->dst_as = (uint32_t)v[S_DSTAS];
-	r->domain_id = c->dom->st.domain_id;
-	r->sport = (uint16_t)v[S_SPORT];
-	r->dport = (uint16_t)v[S_DPORT];
-	r->vlan = (uint16_t)v[t->vlan];
-	r->proto = (uint8_t)v[S_PROTO];
-	r->tos = (uint8_t)v[S_TOS];
-	r->tcp_flags = (uint8_t)v[S_FLAGS];
-	r->src_mask = (uint8_t)v[S_SMASK];
-	r->dst_mask = (uint8_t)v[S_DMASK];
-	r->end_reason = v[S_END_REASON] <= FLOW_END_RESOURCE ? (uint8_t)v[S_END_REASON] : 0;
-	memset(r->pad, 0, sizeof r->pad);
-	if (t->icmp && r->dport == 0 && (r->proto == 1 || r->proto == 58))
-		r->dport = t->icmp == 1 ? (uint16_t)v[S_ICMP] :
-			(uint16_t)(v[S_ICMP_TYPE] << 8 | (v[S_ICMP_CODE] & 0xff));
-
-	uint64_t dur = t->dur == S_DUR_US ? v[S_DUR_US] / 1000 : v[t->dur];
-	if (t->first_mode != T_NONE) {
-		r->first_ms = rec_time(d, c, t, t->first_mode, t->first_slot);
-		r->last_ms = t->last_mode != T_NONE ?
-			rec_time(d, c, t, t->last_mode, t->last_slot) : r->first_ms + dur;
-	} else if (t->last_mode != T_NONE) {
-		r->last_ms = rec_time(d, c, t, t->last_mode, t->last_slot);
-		r->first_ms = r->last_ms > dur ? r->last_ms - dur : 0;
-	} else {
-		r->first_ms = r->last_ms = c->export_ms;
+	if (t->fin & F_PKTS_OR)
+		r->packets = x[S_PKTS] ? x[S_PKTS] : x[S_OUT_PKTS];
+	if (t->fin & F_PKTS_SUM)
+		r->packets = x[S_INI_PKTS] + x[S_RSP_PKTS];
+	if (t->fin & F_BYTES_OR)
+		r->bytes = x[S_BYTES] ? x[S_BYTES] : x[S_OUT_BYTES];
+	if (t->fin & F_BYTES_SUM)
+		r->bytes = x[S_INI_BYTES] + x[S_RSP_BYTES];
+	if (t->fin & F_ICMP) {
+		uint16_t dport = (uint16_t)x[S_DPORT];
+		if (dport == 0 && (r->proto == 1 || r->proto == 58))
+			dport = t->icmp == 1 ? (uint16_t)x[S_ICMP] :
+				(uint16_t)(x[S_ICMP_TYPE] << 8 | (x[S_ICMP_CODE] & 0xff));
+		r->dport = dport;
 	}
-
-	uint32_t rate = c->v5_sampling;
-	if (!rate && (t->has & SAMPLING_BITS))
-		rate = sampling_of(v);
-	if (!rate)
-		rate = c->dom->st.sampling;
-	r->sampling = rate ? rate : 1;
-	if (d->cfg.apply_sampling && r->sampling > 1) {
-		r->packets = mul_sat(r->packets, r->sampling);
-		r->bytes = mul_sat(r->bytes, r->sampling);
+	if (t->fin & F_SAMP) {
+		uint32_t rate = sampling_of(x);
+		if (!rate)
+			rate = c->dom->st.sampling;
+		r->sampling = rate ? rate : 1;
+		if (d->cfg.apply_sampling && r->sampling > 1) {
+			r->packets = mul_sat(r->packets, r->sampling);
+			r->bytes = mul_sat(r->bytes, r->sampling);
+		}
 	}
 }
 
 /* An options data record: learn sampling and system init time for the domain. */
-static void opt_apply(struct nfdec *d, struct dctx *c, const struct tpl *t)
+static void opt_apply(struct dctx *c, const struct tpl *t)
 {
+	const uint64_t *x = t->m->x;
 	if (t->has & SAMPLING_BITS) {
-		uint32_t r = sampling_of(d->v);
+		uint32_t r = sampling_of(x);
 		c->dom->st.sampling = r ? r : 1;
 	}
-	if ((t->has & BIT(S_SYSINIT)) && d->v[S_SYSINIT])
-		c->dom->st.sys_init_ms = d->v[S_SYSINIT];
+	if ((t->has & BIT(S_SYSINIT)) && x[S_SYSINIT])
+		c->dom->st.sys_init_ms = x[S_SYSINIT];
 }
 
-/* Decodes the records of one data set body with template t. */
-static void set_decode(struct nfdec *d, struct dctx *c, const struct tpl *t,
-		       const uint8_t *p, size_t len)
+/* What a set needs before its records when t->setup: the v5 template's exporter and
+ * domain, the sampling interval unless the records carry one, the export time for
+ * records without times, the IPFIX init time. Returns what to multiply counters by
+ * (0: nothing). */
+static uint32_t set_setup(const struct nfdec *d, struct dctx *c, const struct tpl *t)
 {
-	const uint8_t *end = p + len;
-	struct flow_rec r;
-	uint64_t flows = 0, opts = 0;
+	struct flow_rec *r = &t->m->r;
+	uint32_t mul = 0;
 
-	if (!t->min_len) {
-		/* every field zero-length: records without bytes cannot be counted */
-		count_err(d, c, NFDEC_E_TEMPLATE_EMPTY);
-		c->seq_unknown = 1;
+	if (t->options)
+		return 0;
+	c->init_ms = c->dom->st.sys_init_ms;
+	if (t->version == 5) {
+		memcpy(r->exporter, c->ex->st.addr, 16);
+		r->domain_id = c->dom->st.domain_id;
+	}
+	if (!(t->fin & F_SAMP)) {
+		uint32_t rate = c->v5_sampling ? c->v5_sampling : c->dom->st.sampling;
+		r->sampling = rate ? rate : 1;
+		if (d->cfg.apply_sampling && r->sampling > 1)
+			mul = r->sampling;
+	}
+	if (t->tplan == TP_NONE)
+		r->first_ms = r->last_ms = c->export_ms;
+	return mul;
+}
+
+/* What a record needs after its steps unless t->slow and mul are both 0: options data
+ * applied (returns 0: nothing to emit), or the finishing work, times and sampling
+ * applied (returns 1). */
+static int rec_slow(const struct nfdec *d, struct dctx *c, const struct tpl *t)
+{
+	uint32_t mul = c->mul;
+	struct flow_rec *r = &t->m->r;
+
+	if (t->options) {
+		opt_apply(c, t);
+		c->opts++;
+		return 0;
+	}
+	if (t->fin)
+		rec_finish_rare(d, c, t);
+	if (t->tplan == TP_UP10 && !c->init_ms) {
+		/* the steps added 0: the raw clocks. Without an init time, the flow is
+		 * taken to end when it was exported (see rec_time). */
+		uint32_t first = (uint32_t)r->first_ms, last = (uint32_t)r->last_ms;
+		r->first_ms = add_signed(c->export_ms, (int32_t)(first - last));
+		r->last_ms = c->export_ms;
+	} else if (t->tplan == TP_GENERAL) {
+		rec_times(c, t);
+	}
+	if (mul) {
+		r->packets = mul_sat(r->packets, mul);
+		r->bytes = mul_sat(r->bytes, mul);
+	}
+	return 1;
+}
+
+/* Decodes data set bodies: first [p, p + len) with template t (found and touched by
+ * the caller), then, if cu is given, the sets that follow it in the message for as
+ * long as they are data sets of templates cached for c's domain; the caller's loop
+ * takes over at the first other set. Each record runs through t's steps, each step
+ * jumping straight to the next one's code, until fewer than t->min_len bytes are left;
+ * flows are then finished and emitted, options records applied. Counts go to c (see
+ * counts_flush). Called with c NULL, it only gives d the code address of each op. */
+static void sets_run(struct nfdec *d, struct dctx *c, struct tpl *t, const uint8_t *p,
+		     size_t len, struct cur *cu_in)
+{
+	static const void *const code[OP__COUNT][GROUP_MAX] = {
+		[OP_1_1] = { &&op_1_1, &&op_1_1x2, &&op_1_1x3, &&op_1_1x4 },
+		[OP_1_2] = { &&op_1_2, &&op_1_2x2, &&op_1_2x3, &&op_1_2x4 },
+		[OP_1_4] = { &&op_1_4, &&op_1_4x2, &&op_1_4x3, &&op_1_4x4 },
+		[OP_1_8] = { &&op_1_8, &&op_1_8x2, &&op_1_8x3, &&op_1_8x4 },
+		[OP_2_2] = { &&op_2_2, &&op_2_2x2, &&op_2_2x3, &&op_2_2x4 },
+		[OP_2_4] = { &&op_2_4, &&op_2_4x2, &&op_2_4x3, &&op_2_4x4 },
+		[OP_2_8] = { &&op_2_8, &&op_2_8x2, &&op_2_8x3, &&op_2_8x4 },
+		[OP_4_4] = { &&op_4_4, &&op_4_4x2, &&op_4_4x3, &&op_4_4x4 },
+		[OP_4_8] = { &&op_4_8, &&op_4_8x2, &&op_4_8x3, &&op_4_8x4 },
+		[OP_8_8] = { &&op_8_8, &&op_8_8x2, &&op_8_8x3, &&op_8_8x4 },
+		[OP_A4] = { &&op_a4, &&op_a4x2, &&op_a4x3, &&op_a4x4 },
+		[OP_A16] = { &&op_a16, &&op_a16x2, &&op_a16x3, &&op_a16x4 },
+		[OP_UP] = { &&op_up, &&op_upx2, &&op_upx3, &&op_upx4 },
+		[OP_UPI] = { &&op_upi, &&op_upix2, &&op_upix3, &&op_upix4 },
+		[OP_2_2W] = { &&op_2_2w }, [OP_4_4W] = { &&op_4_4w },
+		[OP_N_4] = { &&op_n_4 }, [OP_N_8] = { &&op_n_8 }, [OP_UPN] = { &&op_upn },
+		[OP_END] = { &&op_end }, [OP_END1] = { &&op_end1 }, [OP_NH4] = { &&op_nh4 },
+		[OP_ICMP] = { [1] = &&op_icmp, [2] = &&op_icmp },
+		[OP_VAR] = { &&op_var }, [OP_STOP] = { &&op_stop },
+	};
+	struct tplmem *m;
+	uint8_t *w;
+	const struct step *s;
+	const uint8_t *end, *lim, *base, *q;
+	size_t vlen;
+	const void *stop, *fast, *dstop;
+	uint64_t export_ms;      /* the header's clock, apart from c (w aliases it) */
+	uint32_t uptime;
+	uint32_t drate, dmul;
+	int opts;
+
+	if (!c) {
+		d->code = code;
 		return;
 	}
-	scratch_reset(d);
-	/* fewer bytes than the shortest record left: set padding, stop */
-	while ((size_t)(end - p) >= t->min_len) {
-		size_t n = rec_load(d, t, p, end);
-		if (!n) {
-			count_err(d, c, NFDEC_E_RECORD);
+	fast = c->emit ? &&emit : &&finish;
+	c->sets = cu_in;
+	export_ms = c->export_ms;
+	uptime = c->uptime;
+domain:
+	/* the domain's sampling, for sets whose records do not carry one (never 0:
+	 * see dom_get and opt_apply); options records may change it */
+	drate = c->dom->st.sampling;
+	dmul = d->cfg.apply_sampling && drate > 1 ? drate : 0;
+	dstop = dmul ? &&finish : fast;
+set:
+	end = p + len;
+	m = t->m;
+	w = (uint8_t *)m;
+	/* what this set's records share: the header's values (v9 and IPFIX data
+	 * templates have their exporter and domain already) */
+	if (t->setup) {
+		if (!t->min_len) {
+			/* every field zero-length: records without bytes cannot be
+			 * counted */
+			count_err(d, c, NFDEC_E_TEMPLATE_EMPTY);
 			c->seq_unknown = 1;
-			break;
+			goto set_done;
 		}
-		p += n;
-		if (t->options) {
-			opt_apply(d, c, t);
-			opts++;
-			continue;
-		}
-		rec_finish(d, c, t, &r);
-		memcpy(r.exporter, c->ex->st.addr, 16);
-		if (c->emit)
-			c->emit(&r, c->arg);
-		flows++;
+		c->mul = set_setup(d, c, t);
+		/* how a record ends: straight to the callback, or the general way */
+		stop = t->slow || c->mul || (t->tplan == TP_UP10 && !c->init_ms) ?
+			&&finish : fast;
+	} else {
+		m->r.sampling = drate;
+		c->mul = dmul;
+		stop = t->slow ? &&finish : dstop;
 	}
-	c->nrec += flows + opts;
-	c->ex->st.records += flows;
-	c->ex->st.options_records += opts;
+	/* fewer bytes than the shortest record left: set padding, stop */
+	if (len < t->min_len)
+		goto set_done;
+	lim = end - t->min_len;
+	base = p;
+
+record:
+	/* base: the record's start; steps rebase it past variable-length fields,
+	 * OP_STOP moves it to the next record */
+	if (base > lim)
+		goto set_done;
+	s = m->steps;
+	goto *s->code;
+
+	/* a step of n fields enters its op's chain at the label for n */
+op_1_1x4: do_1_1(w, base + s->off[3], s->dst[3], c);
+op_1_1x3: do_1_1(w, base + s->off[2], s->dst[2], c);
+op_1_1x2: do_1_1(w, base + s->off[1], s->dst[1], c);
+op_1_1: do_1_1(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_1_2x4: do_1_2(w, base + s->off[3], s->dst[3], c);
+op_1_2x3: do_1_2(w, base + s->off[2], s->dst[2], c);
+op_1_2x2: do_1_2(w, base + s->off[1], s->dst[1], c);
+op_1_2: do_1_2(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_1_4x4: do_1_4(w, base + s->off[3], s->dst[3], c);
+op_1_4x3: do_1_4(w, base + s->off[2], s->dst[2], c);
+op_1_4x2: do_1_4(w, base + s->off[1], s->dst[1], c);
+op_1_4: do_1_4(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_1_8x4: do_1_8(w, base + s->off[3], s->dst[3], c);
+op_1_8x3: do_1_8(w, base + s->off[2], s->dst[2], c);
+op_1_8x2: do_1_8(w, base + s->off[1], s->dst[1], c);
+op_1_8: do_1_8(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_2_2x4: do_2_2(w, base + s->off[3], s->dst[3], c);
+op_2_2x3: do_2_2(w, base + s->off[2], s->dst[2], c);
+op_2_2x2: do_2_2(w, base + s->off[1], s->dst[1], c);
+op_2_2: do_2_2(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_2_4x4: do_2_4(w, base + s->off[3], s->dst[3], c);
+op_2_4x3: do_2_4(w, base + s->off[2], s->dst[2], c);
+op_2_4x2: do_2_4(w, base + s->off[1], s->dst[1], c);
+op_2_4: do_2_4(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_2_8x4: do_2_8(w, base + s->off[3], s->dst[3], c);
+op_2_8x3: do_2_8(w, base + s->off[2], s->dst[2], c);
+op_2_8x2: do_2_8(w, base + s->off[1], s->dst[1], c);
+op_2_8: do_2_8(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_4_4x4: do_4_4(w, base + s->off[3], s->dst[3], c);
+op_4_4x3: do_4_4(w, base + s->off[2], s->dst[2], c);
+op_4_4x2: do_4_4(w, base + s->off[1], s->dst[1], c);
+op_4_4: do_4_4(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_4_8x4: do_4_8(w, base + s->off[3], s->dst[3], c);
+op_4_8x3: do_4_8(w, base + s->off[2], s->dst[2], c);
+op_4_8x2: do_4_8(w, base + s->off[1], s->dst[1], c);
+op_4_8: do_4_8(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_8_8x4: do_8_8(w, base + s->off[3], s->dst[3], c);
+op_8_8x3: do_8_8(w, base + s->off[2], s->dst[2], c);
+op_8_8x2: do_8_8(w, base + s->off[1], s->dst[1], c);
+op_8_8: do_8_8(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_a4x4: do_a4(w, base + s->off[3], s->dst[3], c);
+op_a4x3: do_a4(w, base + s->off[2], s->dst[2], c);
+op_a4x2: do_a4(w, base + s->off[1], s->dst[1], c);
+op_a4: do_a4(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_a16x4: do_a16(w, base + s->off[3], s->dst[3], c);
+op_a16x3: do_a16(w, base + s->off[2], s->dst[2], c);
+op_a16x2: do_a16(w, base + s->off[1], s->dst[1], c);
+op_a16: do_a16(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_upx4: put64(w + s->dst[3], uptime_ms(export_ms, uptime, ld_be32(base + s->off[3])));
+op_upx3: put64(w + s->dst[2], uptime_ms(export_ms, uptime, ld_be32(base + s->off[2])));
+op_upx2: put64(w + s->dst[1], uptime_ms(export_ms, uptime, ld_be32(base + s->off[1])));
+op_up: put64(w + s->dst[0], uptime_ms(export_ms, uptime, ld_be32(base + s->off[0])));
+	goto *(++s)->code;
+op_upix4: do_upi(w, base + s->off[3], s->dst[3], c);
+op_upix3: do_upi(w, base + s->off[2], s->dst[2], c);
+op_upix2: do_upi(w, base + s->off[1], s->dst[1], c);
+op_upi: do_upi(w, base + s->off[0], s->dst[0], c);
+	goto *(++s)->code;
+op_2_2w: {
+	uint32_t v = ld_be32(base + s->off[0]);
+	put16(w + s->dst[0], (uint16_t)(v >> 16));
+	put16(w + s->dst[0] + 2, (uint16_t)v);
+	goto *(++s)->code;
+}
+op_4_4w: {
+	uint64_t v = ld_be64(base + s->off[0]);
+	put32(w + s->dst[0], (uint32_t)(v >> 32));
+	put32(w + s->dst[0] + 4, (uint32_t)v);
+	goto *(++s)->code;
+}
+op_n_4:
+	put32(w + s->dst[0], (uint32_t)ld_beN(base + s->off[0], s->len));
+	goto *(++s)->code;
+op_n_8:
+	put64(w + s->dst[0], ld_beN(base + s->off[0], s->len));
+	goto *(++s)->code;
+op_upn:
+	put64(w + s->dst[0], uptime_ms(c->export_ms, c->uptime,
+				       (uint32_t)ld_beN(base + s->off[0], s->len)));
+	goto *(++s)->code;
+op_end: {
+	uint64_t v = ld_beN(base + s->off[0], s->len);
+	w[s->dst[0]] = v <= FLOW_END_RESOURCE ? (uint8_t)v : 0;
+	goto *(++s)->code;
+}
+op_end1: {
+	uint8_t v = base[s->off[0]];
+	w[s->dst[0]] = v <= FLOW_END_RESOURCE ? v : 0;
+	goto *(++s)->code;
+}
+op_icmp: {
+	uint16_t dport = s->n == 3 ? ld_be16(base + s->off[2]) : 0;
+	uint8_t proto = base[s->off[1]];
+	if (dport == 0 && (proto == 1 || proto == 58))
+		dport = ld_be16(base + s->off[0]);
+	put16(w + s->dst[0], dport);
+	goto *(++s)->code;
+}
+op_nh4:
+	/* 0.0.0.0 means none */
+	q = base + s->off[0];
+	if (ld_be32(q)) {
+		memcpy(w + s->dst[0], v4mapped_prefix, 12);
+		memcpy(w + s->dst[0] + 12, q, 4);
+	} else {
+		memset(w + s->dst[0], 0, 16);
+	}
+	goto *(++s)->code;
+op_var:
+	/* RFC 7011 7: one length byte, or 255 and two length bytes */
+	q = base + s->off[0];
+	if (q >= end)
+		goto bad;
+	vlen = *q++;
+	if (vlen == 255) {
+		if (end - q < 2)
+			goto bad;
+		vlen = ld_be16(q);
+		q += 2;
+	}
+	if ((size_t)(end - q) < vlen)
+		goto bad;
+	base = q + vlen;
+	if ((size_t)(end - base) < s->dst[0])
+		goto bad;
+	goto *(++s)->code;
+
+op_stop:
+	base += s->off[0];
+	c->nrec++;
+	goto *stop;
+emit:
+	c->emit(&m->r, c->arg);
+	goto record;
+finish:
+	if (rec_slow(d, c, t) && c->emit)
+		c->emit(&m->r, c->arg);
+	goto record;
+
+bad:
+	count_err(d, c, NFDEC_E_RECORD);
+	c->seq_unknown = 1;
+set_done:
+	/* the next set, if it is data whose template is at hand */
+	opts = t->options;
+	if (c->sets && cur_left(c->sets) >= 4) {
+		struct cur *cu = c->sets;
+		const uint8_t *h = cu->p;
+		uint16_t sid = ld_be16(h), slen = ld_be16(h + 2);
+		if (sid >= 256 && slen >= 4 && slen <= cur_left(cu) &&
+		    (t = tpl_get(d, c, sid)) != NULL) {
+			cu->p += slen;
+			tpl_touch(d, t);
+			p = h + 4;
+			len = slen - 4u;
+			if (opts)
+				goto domain;
+			goto set;
+		}
+	}
+}
+
+/* Adds the records c read since the last call to the exporter, domain and decoder
+ * counters. */
+static void counts_flush(struct nfdec *d, struct dctx *c)
+{
+	struct exporter *ex = c->ex;
+	uint64_t flows = c->nrec - c->counted - c->opts;
+
+	ex->st.records += flows;
+	ex->st.options_records += c->opts;
 	c->dom->st.records += flows;
 	d->tot.records += flows;
-	d->tot.options_records += opts;
+	d->tot.options_records += c->opts;
 	if (c->version == 5)
-		c->ex->st.records_v5 += flows;
+		ex->st.records_v5 += flows;
 	else if (c->version == 9)
-		c->ex->st.records_v9 += flows;
+		ex->st.records_v9 += flows;
 	else
-		c->ex->st.records_ipfix += flows;
+		ex->st.records_ipfix += flows;
+	c->counted = c->nrec;
+	c->opts = 0;
 }
 
 /* ---------------------------------------------------------------- pending data */
@@ -950,7 +1740,7 @@ static void pend_release(struct nfdec *d, struct dctx *c)
 	struct pend *p = c->ex->pend_head;
 	while (p) {
 		struct pend *next = p->enext;
-		const struct tpl *t = tpl_find(d, p->exp, p->version, p->domain, p->tpl_id);
+		struct tpl *t = tpl_find(d, p->exp, p->version, p->domain, p->tpl_id);
 		if (t) {
 			/* decode under the header it came with; errors count, but belong
 			 * to that older datagram, not this call's result */
@@ -959,10 +1749,11 @@ static void pend_release(struct nfdec *d, struct dctx *c)
 			pc.version = p->version;
 			pc.export_ms = p->export_ms;
 			pc.uptime = p->uptime;
-			pc.nrec = 0;
+			pc.nrec = pc.counted = pc.opts = 0;
 			pc.err = NFDEC_OK;
 			pend_unlink(d, p);
-			set_decode(d, &pc, t, p->data, p->len);
+			sets_run(d, &pc, t, p->data, p->len, NULL);
+			counts_flush(d, &pc);
 			c->ex->st.notpl_decoded_sets++;
 			c->ex->st.notpl_records += pc.nrec;
 			d->tot.notpl_decoded_sets++;
@@ -996,6 +1787,23 @@ static int fields_read(struct nfdec *d, struct cur *cu, uint8_t ver, size_t n,
 		}
 	}
 	return 0;
+}
+
+/* If the template record at cu is, byte for byte, the one the cached template of its id
+ * was compiled from (exporters resend templates every few packets), counts it, moves
+ * the template to the front as storing it again would, steps over it and returns 1;
+ * else returns 0 with cu unmoved. options: the set is an options template set. */
+static int tpl_resent(struct nfdec *d, struct dctx *c, struct cur *cu, int options)
+{
+	struct tpl *t = tpl_get(d, c, ld_be16(cu->p));
+	if (!t || t->options != options || t->m->rawlen > cur_left(cu) ||
+	    memcmp(cu->p, t->m->steps + t->m->nsteps, t->m->rawlen))
+		return 0;
+	cur_take(cu, t->m->rawlen);
+	c->ntpl++;
+	tpl_touch(d, t);
+	c->stored = 1;
+	return 1;
 }
 
 /* A template or options template set body. set_id says which (v9 0/1, IPFIX 2/3). */
@@ -1032,6 +1840,8 @@ static void tpl_set(struct nfdec *d, struct dctx *c, uint16_t set_id, const uint
 			}
 			continue;
 		}
+		if (id >= 256 && tpl_resent(d, c, &cu, options))
+			continue;
 		if (options) {
 			const uint8_t *oh = cur_take(&cu, 6);
 			if (!oh) {
@@ -1070,7 +1880,9 @@ static void tpl_set(struct nfdec *d, struct dctx *c, uint16_t set_id, const uint
 			continue;
 		}
 		struct tpl nt = { 0 };
-		int rc = tpl_compile(d, &nt, d->fs, n, options);
+		nt.version = ver;
+		nt.options = (uint8_t)options;
+		int rc = tpl_compile(d, &nt, d->fs, n, h, (size_t)(cu.p - h));
 		if (rc) {
 			count_err(d, c, (enum nfdec_err)-rc);
 			continue;
@@ -1078,16 +1890,18 @@ static void tpl_set(struct nfdec *d, struct dctx *c, uint16_t set_id, const uint
 		nt.exp = c->exp;
 		nt.domain = c->dom->st.domain_id;
 		nt.id = id;
-		nt.version = ver;
+		memcpy(nt.m->r.exporter, c->ex->st.addr, 16);
+		nt.m->r.domain_id = nt.domain;
 		tpl_store(d, &nt);
 		c->stored = 1;
 	}
 }
 
+/* A data set body; cu: the message after it (see sets_run). */
 static void data_set(struct nfdec *d, struct dctx *c, uint16_t id, const uint8_t *p,
-		     size_t len, uint64_t now_ms)
+		     size_t len, uint64_t now_ms, struct cur *cu)
 {
-	struct tpl *t = tpl_find(d, c->exp, c->version, c->dom->st.domain_id, id);
+	struct tpl *t = tpl_get(d, c, id);
 	if (!t) {
 		if (!len)
 			return;         /* an empty set holds no record */
@@ -1096,7 +1910,7 @@ static void data_set(struct nfdec *d, struct dctx *c, uint16_t id, const uint8_t
 		return;
 	}
 	tpl_touch(d, t);
-	set_decode(d, c, t, p, len);
+	sets_run(d, c, t, p, len, cu);
 }
 
 /* Walks the sets of a v9 or IPFIX message body. */
@@ -1117,7 +1931,7 @@ static void sets_walk(struct nfdec *d, struct dctx *c, const uint8_t *p, size_t 
 		if (sid == tpl_id || sid == opt_id)
 			tpl_set(d, c, sid, h + 4, slen - 4u);
 		else if (sid >= 256)
-			data_set(d, c, sid, h + 4, slen - 4u, now_ms);
+			data_set(d, c, sid, h + 4, slen - 4u, now_ms, &cu);
 		else
 			count_err(d, c, NFDEC_E_SET_ID);
 	}
@@ -1166,8 +1980,8 @@ static uint32_t exp_add(struct nfdec *d, const uint8_t addr[16], size_t slot)
 	return (uint32_t)d->nexp++;
 }
 
-static struct domain *dom_get(struct exporter *ex, uint8_t ver, uint32_t id,
-			      size_t max)
+static struct domain *dom_get(struct nfdec *d, struct exporter *ex, uint8_t ver,
+			      uint32_t id, size_t max)
 {
 	if (ex->ndom) {
 		struct domain *m = &ex->doms[ex->last];
@@ -1197,6 +2011,8 @@ static struct domain *dom_get(struct exporter *ex, uint8_t ver, uint32_t id,
 	m->st.domain_id = id;
 	m->st.version = ver;
 	m->st.sampling = 1;
+	for (size_t i = 0; i < DOM_TPL_CACHE; i++)
+		m->tcache[i].t = &d->lru;       /* id 0: matches nothing */
 	ex->last = ex->ndom++;
 	return m;
 }
@@ -1231,7 +2047,11 @@ int nfdec_datagram(struct nfdec *d, const uint8_t exporter[16], const uint8_t *b
 	pend_expire(d, now_ms);
 	c.emit = emit;
 	c.arg = arg;
-	c.exp = exp_find(d, exporter, &slot);
+	/* most datagrams come from the exporter of the one before */
+	if (d->last_exp != NIL && !memcmp(d->exps[d->last_exp].st.addr, exporter, 16))
+		c.exp = d->last_exp;
+	else
+		c.exp = exp_find(d, exporter, &slot);
 	if (c.exp != NIL)
 		c.ex = &d->exps[c.exp];
 
@@ -1269,6 +2089,7 @@ int nfdec_datagram(struct nfdec *d, const uint8_t exporter[16], const uint8_t *b
 		}
 		c.ex = &d->exps[c.exp];
 	}
+	d->last_exp = c.exp;
 	c.version = (uint8_t)ver;
 	if (ver == 5) {
 		dom_id = (uint32_t)buf[20] << 8 | buf[21];
@@ -1285,7 +2106,7 @@ int nfdec_datagram(struct nfdec *d, const uint8_t exporter[16], const uint8_t *b
 		seq = ld_be32(buf + 8);
 		c.export_ms = (uint64_t)ld_be32(buf + 4) * 1000;
 	}
-	c.dom = dom_get(c.ex, c.version, dom_id, d->cfg.max_domains);
+	c.dom = dom_get(d, c.ex, c.version, dom_id, d->cfg.max_domains);
 	if (!c.dom) {
 		count_err(d, &c, c.ex->ndom == d->cfg.max_domains ? NFDEC_E_DOMAIN_CAP :
 			  NFDEC_E_NOMEM);
@@ -1310,13 +2131,15 @@ int nfdec_datagram(struct nfdec *d, const uint8_t exporter[16], const uint8_t *b
 		 * that do sample, so the interval alone decides */
 		c.v5_sampling = (si & 0x3fff) > 1 ? (si & 0x3fffu) : 1;
 		c.dom->st.sampling = c.v5_sampling;
-		set_decode(d, &c, &d->v5, buf + hlen, (size_t)count * 48);
+		sets_run(d, &c, &d->v5, buf + hlen, (size_t)count * 48, NULL);
+		counts_flush(d, &c);
 		c.dom->next_seq = seq + count;   /* v5 sequence counts flows */
 		c.dom->seq_valid = 1;
 		return -c.err;
 	}
 
 	sets_walk(d, &c, buf + hlen, mlen - hlen, now_ms);
+	counts_flush(d, &c);
 	if (c.stored && c.ex->npend)
 		pend_release(d, &c);
 	if (ver == 9) {
@@ -1399,7 +2222,9 @@ struct nfdec *nfdec_new(const struct nfdec_cfg *cfg)
 	if (!d->cfg.max_templates || !d->cfg.max_exporters || !d->cfg.max_domains ||
 	    d->cfg.max_templates >= NIL / 2 || d->cfg.max_exporters >= NIL / 2)
 		goto fail;
-	d->lru_head = d->lru_tail = d->free_head = NIL;
+	d->lru.next = d->lru.prev = &d->lru;
+	d->last_exp = NIL;
+	d->free_head = NIL;
 	d->tpls = calloc(d->cfg.max_templates, sizeof *d->tpls);
 	nb = pow2_at_least(d->cfg.max_templates);
 	d->tplhash = malloc(nb * sizeof *d->tplhash);
@@ -1408,7 +2233,7 @@ struct nfdec *nfdec_new(const struct nfdec_cfg *cfg)
 		goto fail;
 	memset(d->tplhash, 0xff, nb * sizeof *d->tplhash);
 	for (size_t i = d->cfg.max_templates; i-- > 0;) {
-		d->tpls[i].next = d->free_head;
+		d->tpls[i].hnext = d->free_head;
 		d->free_head = (uint32_t)i;
 	}
 	nb = pow2_at_least(d->cfg.max_exporters * 2);
@@ -1417,9 +2242,11 @@ struct nfdec *nfdec_new(const struct nfdec_cfg *cfg)
 	if (!d->exphash)
 		goto fail;
 	memset(d->exphash, 0xff, nb * sizeof *d->exphash);
-	if (tpl_compile(d, &d->v5, v5_fields, sizeof v5_fields / sizeof v5_fields[0], 0))
-		goto fail;
+	sets_run(d, NULL, NULL, NULL, 0, NULL);
 	d->v5.version = 5;
+	if (tpl_compile(d, &d->v5, v5_fields, sizeof v5_fields / sizeof v5_fields[0], NULL,
+			0))
+		goto fail;
 	return d;
 fail:
 	nfdec_free(d);
@@ -1437,10 +2264,10 @@ void nfdec_free(struct nfdec *d)
 	}
 	if (d->tpls)
 		for (size_t i = 0; i < d->cfg.max_templates; i++)
-			free(d->tpls[i].steps);
+			free(d->tpls[i].m);
 	for (size_t i = 0; i < d->nexp; i++)
 		free(d->exps[i].doms);
-	free(d->v5.steps);
+	free(d->v5.m);
 	free(d->exps);
 	free(d->exphash);
 	free(d->tplhash);

@@ -1,13 +1,18 @@
 /* cap.h: capture backends behind one small table of operations. A backend hands out
  * batches of frames; the frames stay valid until the next call to next() or close().
  * Backends: a pcap/pcapng file (cap_pcap.c) and live AF_PACKET TPACKET_V3 rings
- * (cap_afpacket.c).
+ * (cap_afpacket.c). A flow backend, eBPF (cap_ebpf.c), counts packets into flows in the
+ * kernel instead: its next() only waits, and its flows() hands over finished flows.
  */
 #ifndef TF_CAP_H
 #define TF_CAP_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "flowtab.h"
+#include "pkt.h"
 
 struct cap_pkt {
 	const uint8_t *data;
@@ -26,6 +31,20 @@ struct cap_stats {
 	uint64_t filtered; /* frames the kernel dropped by filter, if known */
 };
 
+/* What a flow backend counted in place of the worker and its flow table (cumulative;
+ * the fields mean what struct worker_stats and struct flowtab_stats mean). */
+struct cap_counts {
+	uint64_t frames;
+	uint64_t sampled_out;
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t outgoing;
+	uint64_t frag_later;
+	uint64_t frag_orphans;
+	uint64_t parse[PKT_NRESULTS];
+	struct flowtab_stats flows;
+};
+
 struct cap;
 
 struct cap_ops {
@@ -36,6 +55,14 @@ struct cap_ops {
 	/* Cumulative statistics. */
 	void (*stats)(struct cap *c, struct cap_stats *st);
 	void (*close)(struct cap *c);
+	/* Flow backends only (NULL otherwise): hands every flow due at now_ms (Unix ms)
+	 * under the flow table's expiry rules (flowtab.h), or with force every flow, to
+	 * emit, and refreshes *cnt. Force is for shutdown: the backend stops counting
+	 * first, so the records hold every packet. Returns records emitted or -errno. */
+	int (*flows)(struct cap *c, uint64_t now_ms, int force, flowtab_emit_fn emit,
+		     void *arg, struct cap_counts *cnt);
+	/* Optional: prints the backend's own statistics, one "  name: value" a line. */
+	void (*report)(struct cap *c, FILE *out);
 };
 
 #define CAP_EOF (-4096)
@@ -52,6 +79,13 @@ static inline int cap_next(struct cap *c, struct cap_pkt *p, int max, int timeou
 static inline void cap_stats(struct cap *c, struct cap_stats *st)
 {
 	c->ops->stats(c, st);
+}
+
+/* Prints the backend's own statistics lines, if it has any. */
+static inline void cap_report(struct cap *c, FILE *out)
+{
+	if (c && c->ops->report)
+		c->ops->report(c, out);
 }
 
 static inline void cap_close(struct cap *c)
@@ -80,5 +114,25 @@ enum { CAP_DIR_BOTH = 0, CAP_DIR_IN = 1, CAP_DIR_OUT = 2 };
 
 /* Opens one TPACKET_V3 ring per interface. NULL with a message in err on failure. */
 struct cap *cap_open_afpacket(const struct cap_afp_cfg *cfg, char *err, size_t errlen);
+
+enum { CAP_XDP_OFF = 0, CAP_XDP_NATIVE, CAP_XDP_GENERIC, CAP_XDP_AUTO };
+
+struct cap_ebpf_cfg {
+	const char *const *ifaces;  /* interface names (Ethernet) */
+	int nifaces;
+	int direction;              /* CAP_DIR_*: TC ingress, egress or both */
+	int xdp;                    /* CAP_XDP_*: XDP instead of TC ingress */
+	int router;                 /* route lookup per new flow (out_if, next hop); on
+				     * egress only packets this host sends are counted */
+	int promisc;
+	uint32_t map_size;          /* flow map entries */
+	uint32_t sample;            /* 1-in-N packet sampling in the kernel (0 or 1: all) */
+	struct flowtab_cfg expiry;  /* the flow table's timeouts (max_flows unused) */
+};
+
+/* Loads the eBPF flow program and attaches it to every interface. NULL with a message
+ * in err on failure (nothing is left attached then); the caller owns the capture and
+ * closes it with cap_close, which detaches everything. */
+struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errlen);
 
 #endif

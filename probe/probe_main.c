@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +46,9 @@ struct probe_cfg {
 	int promisc;
 	const char *direction;
 	const char *capture;
+	const char *xdp;
+	int router;
+	uint32_t bpf_map_size;
 	const char *user;
 	int help;
 	int version;
@@ -63,6 +69,8 @@ static const struct probe_cfg defaults = {
 	.promisc = 1,
 	.direction = "both",
 	.capture = "auto",
+	.xdp = "off",
+	.bpf_map_size = 65536,
 	.user = "nobody",
 };
 
@@ -118,8 +126,29 @@ static const struct opt_def probe_opts[] = {
 	  "Which packets of an interface to account: 'both' (default) as tcpdump sees\n"
 	  "them; 'in' only received ones (use it on a router capturing every interface,\n"
 	  "or forwarded packets are counted twice); 'out' only sent ones." },
-	{ "capture", 0, OPT_STR, O(capture), 0, 0, "auto|afpacket|pcap",
-	  "Capture backend for -i: auto (AF_PACKET) or afpacket. -r always reads files." },
+	{ "capture", 0, OPT_STR, O(capture), 0, 0, "auto|ebpf|afpacket|pcap",
+	  "Capture backend for -i. ebpf: an eBPF program (TC or XDP) counts flows in the\n"
+	  "kernel and only finished flows reach user space (no packet copies; kernel 5.10+,\n"
+	  "root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN, Ethernet interfaces, no FILTER).\n"
+	  "afpacket: TPACKET_V3 rings, every packet header copied to user space. auto:\n"
+	  "ebpf when the kernel and privileges allow it (it tries to load it), else\n"
+	  "afpacket; afpacket also when a FILTER or --workers above 1 is given. One log\n"
+	  "line says which and why. -r always reads files." },
+	{ "xdp", 0, OPT_STR, O(xdp), 0, 0, "off|native|generic|auto",
+	  "eBPF backend: count received packets at XDP instead of TC ingress. native\n"
+	  "needs driver support (earliest and cheapest), generic works everywhere, auto\n"
+	  "tries native first. XDP sees frames before the kernel takes VLAN tags off only\n"
+	  "where the NIC does not strip them. Egress (--direction) stays on TC." },
+	{ "router", 0, OPT_BOOL, O(router), 0, 0, NULL,
+	  "eBPF backend on a Linux router (give every routed interface with -i): on each\n"
+	  "new flow look up its route (bpf_fib_lookup, as forwarding does) and export the\n"
+	  "output interface (OUTPUT_SNMP) and next hop (0 for a connected network). TC\n"
+	  "egress then counts only packets the router itself sends (input interface 0);\n"
+	  "forwarded ones are counted once, where they come in. Off on a mirror port." },
+	{ "bpf-map-size", 0, OPT_UINT, O(bpf_map_size), 16, 16777216, "N",
+	  "eBPF backend: flows the kernel's flow map holds (allocated at start: about\n"
+	  "100 bytes plus 72 per CPU a flow). Above 7/8 full the least recently seen flows\n"
+	  "are exported early; packets that find it full are counted (ebpf_map_full)." },
 	{ "user", 'u', OPT_STR, O(user), 0, 0, "USER",
 	  "After opening capture and export sockets, drop root privileges to USER\n"
 	  "(\"root\" or \"\" keeps them)." },
@@ -224,7 +253,22 @@ static char *join_args(int argc, char **argv, int first)
 	return s;
 }
 
-static int drop_privileges(const char *user)
+/* Keeps only CAP_NET_ADMIN across setuid (PR_SET_KEEPCAPS saves the permitted set;
+ * capset then makes it the only one, effective): the eBPF backend needs it to take its
+ * TC filters off at exit. */
+static int keep_net_admin(int after_setuid)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (!after_setuid)
+		return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = 1u << CAP_NET_ADMIN;
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+static int drop_privileges(const char *user, int net_admin)
 {
 	if (!user || !*user || !strcmp(user, "root") || geteuid() != 0)
 		return 0;
@@ -233,11 +277,13 @@ static int drop_privileges(const char *user)
 		log_err("user '%s' does not exist (set --user root to keep privileges)", user);
 		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	if ((net_admin && keep_net_admin(0) < 0) || setgroups(0, NULL) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    (net_admin && keep_net_admin(1) < 0)) {
 		log_err("cannot drop privileges to '%s': %s", user, strerror(errno));
 		return -1;
 	}
-	log_info("running as user %s", user);
+	log_info("running as user %s%s", user, net_admin ? " (keeping CAP_NET_ADMIN)" : "");
 	return 0;
 }
 
@@ -259,7 +305,7 @@ static void print_stats(struct probe *p, FILE *out)
 	memset(&f, 0, sizeof(f));
 	for (int i = 0; i < p->nw; i++) {
 		const struct worker_stats *s = &p->w[i]->st;
-		const struct flowtab_stats *fs = flowtab_stats(p->w[i]->ft);
+		const struct flowtab_stats *fs = worker_flow_stats(p->w[i]);
 		t.frames += s->frames;
 		t.sampled_out += s->sampled_out;
 		t.packets += s->packets;
@@ -325,6 +371,7 @@ static void print_stats(struct probe *p, FILE *out)
 	fprintf(out, "  export_datagrams: %llu\n", (unsigned long long)xs.datagrams);
 	fprintf(out, "  export_template_refreshes: %llu\n", (unsigned long long)xs.templates);
 	fprintf(out, "  export_send_errors: %llu\n", (unsigned long long)xs.send_errors);
+	cap_report(p->cap[0], out);
 	fflush(out);
 }
 
@@ -480,10 +527,37 @@ int main(int argc, char **argv)
 			cfg.direction);
 		return 2;
 	}
-	if (strcmp(cfg.capture, "auto") && strcmp(cfg.capture, "afpacket") &&
-	    strcmp(cfg.capture, "pcap")) {
-		fprintf(stderr, "tapflow-probe: --capture must be auto, afpacket or pcap, not "
-			"'%s'\n", cfg.capture);
+	if (strcmp(cfg.capture, "auto") && strcmp(cfg.capture, "ebpf") &&
+	    strcmp(cfg.capture, "afpacket") && strcmp(cfg.capture, "pcap")) {
+		fprintf(stderr, "tapflow-probe: --capture must be auto, ebpf, afpacket or pcap, "
+			"not '%s'\n", cfg.capture);
+		return 2;
+	}
+	int xdp;
+	if (!strcmp(cfg.xdp, "off"))
+		xdp = CAP_XDP_OFF;
+	else if (!strcmp(cfg.xdp, "native"))
+		xdp = CAP_XDP_NATIVE;
+	else if (!strcmp(cfg.xdp, "generic"))
+		xdp = CAP_XDP_GENERIC;
+	else if (!strcmp(cfg.xdp, "auto"))
+		xdp = CAP_XDP_AUTO;
+	else {
+		fprintf(stderr, "tapflow-probe: --xdp must be off, native, generic or auto, not "
+			"'%s'\n", cfg.xdp);
+		return 2;
+	}
+	/* --xdp and --router ask for the eBPF backend as --capture ebpf does. */
+	int want_ebpf = !strcmp(cfg.capture, "ebpf") ||
+			(!strcmp(cfg.capture, "auto") && (xdp != CAP_XDP_OFF || cfg.router));
+	if ((xdp != CAP_XDP_OFF || cfg.router) && !want_ebpf) {
+		fprintf(stderr, "tapflow-probe: --xdp and --router need --capture ebpf\n");
+		return 2;
+	}
+	if (want_ebpf && (cfg.read || first < argc)) {
+		fprintf(stderr, "tapflow-probe: the eBPF backend (--capture ebpf, --xdp, "
+			"--router) captures live (-i) and takes no FILTER\n"
+			"Try 'tapflow-probe --help'.\n");
 		return 2;
 	}
 	if (first < argc && !(filter = join_args(argc, argv, first)))
@@ -500,8 +574,46 @@ int main(int argc, char **argv)
 	if (!p.live && cfg.workers > 1)
 		log_info("-r reads a file in one worker; --workers ignored");
 
-	/* Capture first: a bad file or interface is the likeliest error. */
-	for (int i = 0; i < p.nw; i++) {
+	/* Capture first: a bad file or interface is the likeliest error. The eBPF
+	 * backend counts on every CPU in the kernel: one worker only reads its map. */
+	int ebpf = 0;
+	if (p.live && (want_ebpf || !strcmp(cfg.capture, "auto"))) {
+		const char *why = NULL;
+		if (!want_ebpf && filter)
+			why = "a capture FILTER needs it";
+		else if (!want_ebpf && cfg.workers > 1)
+			why = "--workers above 1 asks for its capture threads";
+		if (!why) {
+			struct cap_ebpf_cfg ec = {
+				.ifaces = cfg.iface.v,
+				.nifaces = cfg.iface.n,
+				.direction = direction,
+				.xdp = xdp,
+				.router = cfg.router,
+				.promisc = cfg.promisc,
+				.map_size = cfg.bpf_map_size,
+				.sample = cfg.sample,
+				.expiry = fc,
+			};
+			p.cap[0] = cap_open_ebpf(&ec, err, sizeof(err));
+			if (p.cap[0]) {
+				ebpf = 1;
+				p.nw = 1;
+				log_info("capture: ebpf (%s): flows counted in the kernel%s",
+					 want_ebpf ? "asked for" : "the kernel allows it",
+					 cfg.workers > 1 ? "; --workers ignored" : "");
+			} else if (want_ebpf) {
+				log_err("%s", err);
+				p.nw = 0;
+				goto out;
+			} else {
+				why = err;
+			}
+		}
+		if (!ebpf)
+			log_info("capture: afpacket (eBPF not used: %s)", why);
+	}
+	for (int i = ebpf; i < p.nw; i++) {
 		if (p.live) {
 			struct cap_afp_cfg ac = {
 				.ifaces = cfg.iface.v,
@@ -579,13 +691,14 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (drop_privileges(cfg.user) < 0)
+	if (drop_privileges(cfg.user, ebpf) < 0)
 		goto out_workers;
 
 	if (p.live) {
-		log_info("capturing on %d interface%s with %d worker%s (afpacket), exporting to "
+		log_info("capturing on %d interface%s with %d worker%s (%s), exporting to "
 			 "%d collector%s", cfg.iface.n, cfg.iface.n > 1 ? "s" : "", p.nw,
-			 p.nw > 1 ? "s" : "", cfg.collector.n, cfg.collector.n > 1 ? "s" : "");
+			 p.nw > 1 ? "s" : "", p.cap[0]->ops->name, cfg.collector.n,
+			 cfg.collector.n > 1 ? "s" : "");
 		rc = run_live(&p);
 	} else {
 		if (have_first)

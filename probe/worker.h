@@ -53,6 +53,7 @@ struct worker {
 	uint32_t sample_left;
 	uint64_t clock_ms;          /* newest packet time seen */
 	struct worker_stats st;
+	struct flowtab_stats cap_flows; /* a flow backend's flow counters (cap.h) */
 	int nout;
 	struct flow_rec out[WORKER_OUTQ];
 	struct frag_slot frag[WORKER_FRAG_SLOTS];
@@ -66,10 +67,14 @@ void worker_fini(struct worker *w);
 /* Accounts one captured frame. */
 void worker_packet(struct worker *w, const struct cap_pkt *p);
 
-/* Expires due flows at now_ms and hands them to the exporter (export clock now_ms). */
+/* Expires due flows at now_ms and hands them to the exporter (export clock now_ms).
+ * With a flow backend (eBPF) the flows come from the capture, its counters into st. */
 void worker_tick(struct worker *w, uint64_t now_ms);
 
 /* Expires every flow and sends everything (end of file, shutdown). */
 void worker_flush(struct worker *w, uint64_t now_ms);
+
+/* The flow counters: the flow table's, or a flow backend's. Owned by w. */
+const struct flowtab_stats *worker_flow_stats(const struct worker *w);
 
 #endif

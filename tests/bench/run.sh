@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: tapflow against its peers, each figure measured in the same run on the
 # same input (this machine is noisy: compare the ratios, not the absolute numbers).
-#   tests/bench/run.sh [probe|live|all]
+#   tests/bench/run.sh [probe|live|collector|memory|all]
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build
@@ -10,6 +10,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	ip netns del tfbench-a 2>/dev/null; ip netns del tfbench-b 2>/dev/null
+	ip netns del tfbench-ea 2>/dev/null; ip netns del tfbench-eb 2>/dev/null
 	rm -rf "$W"
 	return 0
 }
@@ -115,6 +116,72 @@ bench_live() {
 	done
 }
 
+# bench_memory: the probe's resident memory (VmRSS) holding 100k and 1M active flows, and
+# bytes per flow, from which rpi/*.conf size max_flows. One UDP packet per flow (distinct
+# source addresses), timeouts of a day, --max-flows equal to the flows so the table ends
+# exactly full. The probe reads the capture from a FIFO kept open, so it waits at the end
+# of the data, before its end-of-file flush: VmRSS is read there.
+bench_memory() {
+	echo "== probe: resident memory holding N active flows (VmRSS at end of input, before the flush)"
+	python3 - "$W/flows.pcap" 1000000 <<'PY'
+import struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+eth = bytes.fromhex('020000000002020000000001') + b'\x08\x00'
+rec, ip, udp = struct.Struct('<IIII'), struct.Struct('!BBHHHBBH4s4s'), struct.Struct('!HHHH')
+with open(path, 'wb') as out:
+    out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    buf = bytearray()
+    for i in range(n):
+        frame = (eth + ip.pack(0x45, 0, 28, 0, 0, 64, 17, 0, struct.pack('!I', 0x0a000000 + i),
+                               b'\xc6\x33\x64\x01') + udp.pack(40000 + (i & 0xfff), 53, 8, 0) + bytes(18))
+        buf += rec.pack(1767225600 + i // 1000000, i % 1000000, 60, 60) + frame
+        if len(buf) >= 1 << 20:
+            out.write(buf)
+            buf = bytearray()
+    out.write(buf)
+PY
+	# rss_kb FLOWS MAX_FLOWS: VmRSS in kB of a probe that has read the first FLOWS packets.
+	rss_kb() {
+		local n=$1 max=$2 fifo=$W/mem.fifo size pid rss="" r=0 i
+		size=$((24 + n * 76))
+		rm -f "$fifo"; mkfifo "$fifo"
+		"$B/tapflow-probe" -u root -r "$fifo" -n "127.0.0.1:$P" --max-flows "$max" \
+			--active-timeout 86400 --inactive-timeout 86400 2>"$W/mem.log" &
+		pid=$!
+		exec 3>"$fifo"
+		head -c "$size" "$W/flows.pcap" >&3
+		# At the end of the data once it has read every byte and sleeps in the pipe.
+		for i in $(seq 1200); do
+			r=$(awk '/^rchar/ {print $2}' "/proc/$pid/io")
+			if [ "$r" -ge "$size" ] && grep -q pipe_read "/proc/$pid/wchan"; then
+				rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+				break
+			fi
+			sleep 0.05
+		done
+		exec 3>&-
+		wait "$pid" || true
+		local made
+		made=$(sed -n 's/^  flows_created: //p' "$W/mem.log")
+		[ "$made" = "$n" ] || { echo "  (probe created $made flows of $n)" >&2; rss=""; }
+		echo "${rss:-0}"
+	}
+	local base r100k r1m r100k_big tb
+	base=$(rss_kb 1 16)
+	r100k=$(rss_kb 100000 100000)
+	r1m=$(rss_kb 1000000 1000000)
+	tb=$(sed -n 's/^  flow_table_bytes: //p' "$W/mem.log")
+	r100k_big=$(rss_kb 100000 1000000)
+	printf '  %-44s %8.1f MiB\n' "1 flow, --max-flows 16" "$(echo "$base / 1024" | bc -l)"
+	printf '  %-44s %8.1f MiB  %6.1f bytes/flow over the empty probe\n' "100000 flows, --max-flows 100000" \
+		"$(echo "$r100k / 1024" | bc -l)" "$(echo "($r100k - $base) * 1024 / 100000" | bc -l)"
+	printf '  %-44s %8.1f MiB  %6.1f bytes/flow over the empty probe\n' "1000000 flows, --max-flows 1000000" \
+		"$(echo "$r1m / 1024" | bc -l)" "$(echo "($r1m - $base) * 1024 / 1000000" | bc -l)"
+	printf '  %-44s %8.1f MiB  (the index of the whole budget is touched)\n' \
+		"100000 flows, --max-flows 1000000" "$(echo "$r100k_big / 1024" | bc -l)"
+	echo "  probe's own count at 1M: flow_table_bytes $tb"
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # collector_run NAME CMD...: starts a collector on port $CP, blasts $EXPORT at $RATE,
@@ -218,9 +285,111 @@ bench_collector() {
 	done
 }
 
+# Whole-machine busy CPU (user + nice + system + irq + softirq), in clock ticks.
+cpu_busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# CPU ticks (user + system) of the given processes; softirq work done in a task's
+# context is charged to it (tick accounting), the rest runs in ksoftirqd.
+task_ticks() {
+	local t=0 p
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+	done
+	echo $t
+}
+secs_of() { echo "$1" | awk '{ split($0, a, /[ms]/); print a[1] * 60 + a[2] }'; } # 0m1.25s
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+
+# The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
+# rates: packets each one lost, and CPU seconds per million packets with the sender's
+# own share (a run without any probe, same rate) subtracted: the whole machine's
+# (user+system+softirq from /proc/stat), and, as other work on a shared machine swamps
+# that, the participants' alone (sender + probe + ksoftirqd threads). Median of 3 runs.
+bench_ebpf() {
+	echo "== probe: live capture cost, eBPF vs AF_PACKET vs softflowd (veth, tcpreplay)"
+	echo "   CPU s per million packets (= us per packet), sender's own share subtracted:"
+	echo "   'tasks' = sender + probe + ksoftirqd, 'machine' = all of /proc/stat; median of 3"
+	local na=tfbench-ea nb=tfbench-eb hz npk=${BENCH_LIVE_PACKETS:-300000} ksi
+	hz=$(getconf CLK_TCK)
+	ksi=$(pgrep '^ksoftirqd/' | tr '\n' ' ')
+	ip netns add $na; ip netns add $nb
+	ip link add vtfea netns $na mtu 1600 type veth peer name vtfeb netns $nb mtu 1600
+	for n in $na $nb; do
+		ip -n $n link set lo up
+		ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	done
+	ip -n $na link set vtfea up; ip -n $nb link set vtfeb up
+	"$B/tools/genpcap" -o "$W/ebpf.pcap" -n "$npk" -s 9 >/dev/null
+	local pps who rep
+	for pps in 100000 200000 400000 0; do
+		local -A tk=() mc=() lost=()
+		local achieved=0
+		for rep in 1 2 3; do
+			for who in none ebpf ebpf-xdp afpacket softflowd; do
+				local log=$W/eb-$who.log pp="" i
+				rm -f "$W/sf.ctl"
+				case $who in
+				ebpf) ip netns exec $nb "$B/tapflow-probe" -i vtfeb --capture ebpf -n 127.0.0.1:9 2>"$log" & pp=$! ;;
+				ebpf-xdp) ip netns exec $nb "$B/tapflow-probe" -i vtfeb --xdp native -n 127.0.0.1:9 2>"$log" & pp=$! ;;
+				afpacket) ip netns exec $nb "$B/tapflow-probe" -i vtfeb --capture afpacket -n 127.0.0.1:9 2>"$log" & pp=$! ;;
+				softflowd) ip netns exec $nb softflowd -i vtfeb -n 127.0.0.1:9 -v 9 -d -m 1000000 \
+					-B 67108864 -c "$W/sf.ctl" -p "$W/sf.pid" >"$log" 2>&1 & pp=$! ;;
+				esac
+				for i in $(seq 200); do
+					case $who in
+					none) break ;;
+					softflowd) [ -S "$W/sf.ctl" ] && { sleep 0.5; break; } ;;
+					*) grep -q 'capturing on' "$log" && break ;;
+					esac
+					sleep 0.05
+				done
+				local args=(--pps "$pps") sent c0 c1 t0 t1 snd got=0
+				[ "$pps" = 0 ] && args=(--topspeed)
+				c0=$(cpu_busy); t0=$(task_ticks $pp $ksi)
+				snd=$( (ip netns exec $na tcpreplay -q -K "${args[@]}" -i vtfea "$W/ebpf.pcap" \
+					>"$W/replay.out" 2>&1; times) | tail -n 1)
+				sleep 1 # the probe drains what it has queued; idle time does not count
+				c1=$(cpu_busy); t1=$(task_ticks $pp $ksi)
+				sent=$(sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p' "$W/replay.out")
+				snd=$(echo "$(secs_of "${snd% *}") + $(secs_of "${snd#* }")" | bc -l)
+				case $who in
+				none) achieved=$(sed -nE 's/.*Rated: .* ([0-9.]+) pps.*/\1/p' "$W/replay.out") ;;
+				softflowd) got=$(ip netns exec $nb softflowctl -c "$W/sf.ctl" statistics 2>/dev/null |
+						awk '/^Packets processed:/{p=$3} /^Fragments:/{f=$2} END{print p + f}')
+					ip netns exec $nb softflowctl -c "$W/sf.ctl" shutdown >/dev/null 2>&1 ;;
+				*) for i in $(seq 40); do
+						kill -USR1 $pp; sleep 0.05
+						got=$(sed -n 's/^  packets: //p' "$log" | tail -n 1)
+						[ "${got:-0}" -ge "$sent" ] 2>/dev/null && break
+					done
+					kill -TERM $pp ;;
+				esac
+				[ -n "$pp" ] && { wait $pp 2>/dev/null || true; }
+				# seconds per million packets
+				tk[$who,$rep]=$(echo "(($t1 - $t0) / $hz + $snd) * 1000000 / $sent" | bc -l)
+				mc[$who,$rep]=$(echo "($c1 - $c0) / $hz * 1000000 / $sent" | bc -l)
+				[ "$who" = none ] || lost[$who]=$(( ${lost[$who]:-0} + sent - ${got:-0} ))
+			done
+		done
+		local bt bm
+		bt=$(median3 "${tk[none,1]}" "${tk[none,2]}" "${tk[none,3]}")
+		bm=$(median3 "${mc[none,1]}" "${mc[none,2]}" "${mc[none,3]}")
+		printf '  rate %-7s achieved %7.0f pkt/s; the sender alone: tasks %5.2f, machine %5.2f\n' \
+			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$bt" "$bm"
+		for who in ebpf ebpf-xdp afpacket softflowd; do
+			printf '    %-10s lost %7d of %d   tasks %6.2f   machine %6.2f\n' "$who" "${lost[$who]}" \
+				$((3 * sent)) \
+				"$(echo "$(median3 "${tk[$who,1]}" "${tk[$who,2]}" "${tk[$who,3]}") - $bt" | bc -l)" \
+				"$(echo "$(median3 "${mc[$who,1]}" "${mc[$who,2]}" "${mc[$who,3]}") - $bm" | bc -l)"
+		done
+	done
+	ip netns del $na; ip netns del $nb
+}
+
 case $what in
 probe) bench_probe ;;
 live) bench_live ;;
 collector) bench_collector ;;
-all) bench_probe; bench_live; bench_collector ;;
+memory) bench_memory ;;
+ebpf) bench_ebpf ;;
+all) bench_probe; bench_live; bench_ebpf; bench_collector; bench_memory ;;
 esac

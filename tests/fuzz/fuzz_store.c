@@ -1,9 +1,12 @@
 /* fuzz_store.c: the store file reader over untrusted bytes. Each input is read as a
  * store file twice: with checksums enforced (what queries do), and with them off so that
- * mutations reach the block and column decoders instead of stopping at a hash. Every
- * block is decoded with a few column masks (all columns, one that pulls in its partner
- * columns, the summary's four). Seeds: tests/fuzz/seeds/fuzz_store/, small store files
- * (LZ4, zstd, stored; mirrored and dictionary-coded columns; a torn tail).
+ * mutations reach the block and column decoders (Huffman streams, dictionaries, the
+ * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
+ * (all columns, one that pulls in its partner columns, one tuple member, the summary's
+ * four). Seeds: tests/fuzz/seeds/fuzz_store/, small store files: version 1 (LZ4, zstd,
+ * stored; mirrored and dictionary-coded columns; a torn tail) and version 2 ("v2-":
+ * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
+ * dictionary-coded ports and AS numbers and 64-bit counters).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +16,7 @@
 static const uint32_t masks[] = {
 	STORE_COLS_ALL,
 	STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_SPORT),
-	STORE_COLBIT(STORE_COL_DST),
+	STORE_COLBIT(STORE_COL_DST) | STORE_COLBIT(STORE_COL_VLAN),
 	STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
 		STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST),
 };

@@ -6,9 +6,17 @@
  *       exporter), in batches with sendmmsg, paced to the rate (0: as fast as possible),
  *       N times over (the stream then repeats its sequence numbers: fine for load).
  *   nfblast --synth RECORDS -d HOST:PORT [--rate RECORDS/S] [--log FILE]
+ *           [--random-src N [--start-ms MS]]
  *       Exports RECORDS NetFlow v9 flows through the probe's exporter: record i has
  *       packets 1, bytes i+1 and first = last = the Unix ms it was sent; --log writes
  *       "i ms" per record, so a test can tell what was sent before any moment.
+ *       --random-src N varies every field by a fixed hash of i instead (benchmarks):
+ *       the source is one of N addresses from 10.0.0.0 (record i gets i * 2654435761
+ *       mod N, so N >= RECORDS gives every record its own), the destination one of
+ *       4096 in 192.168.0.0/20, 60% TCP (dport 443 half the time, 80 a quarter) and
+ *       40% UDP (dport 53 half the time), 1..64 packets of 40..1500 bytes. With
+ *       --start-ms MS, flow i starts at MS + i / 3 and lasts up to 30 s, the same on
+ *       every run (the export clock follows); else first = last = the send time.
  * Prints "datagrams=N records=N seconds=S" on stdout. Stops early on SIGINT/SIGTERM.
  */
 #include <arpa/inet.h>
@@ -239,7 +247,39 @@ static int replay(const char *file, const char *dest, const char *src, double ra
 	return 0;
 }
 
-static int synth(long records, const char *dest, double rate, const char *logf)
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* --random-src: record i's fields from a hash of i (see the header). */
+static void synth_vary(struct flow_rec *r, long i, long nsrc, uint64_t start_ms)
+{
+	uint64_t h = mix64((uint64_t)i + 1), h2 = mix64(h);
+	uint32_t s = 0x0a000000u + (uint32_t)((uint64_t)i * 2654435761u % (uint64_t)nsrc);
+	uint8_t a[4] = { (uint8_t)(s >> 24), (uint8_t)(s >> 16), (uint8_t)(s >> 8), (uint8_t)s };
+	uint8_t d[4] = { 192, 168, (uint8_t)(h >> 8 & 15), (uint8_t)h };
+	flowrec_addr4(r->src, a);
+	flowrec_addr4(r->dst, d);
+	int tcp = (h >> 16) % 10 < 6;
+	unsigned pick = (unsigned)(h >> 20) & 3;
+	r->proto = tcp ? 6 : 17;
+	r->sport = (uint16_t)(1024 + (h >> 32) % 60000);
+	r->dport = tcp ? (pick < 2 ? 443 : pick == 2 ? 80 : (uint16_t)(1024 + (h2 & 0x7fff))) :
+		   (pick < 2 ? 53 : (uint16_t)(1024 + (h2 & 0x7fff)));
+	r->tcp_flags = tcp ? 0x1b : 0;
+	r->packets = 1 + (h >> 40) % 64;
+	r->bytes = r->packets * (40 + (h2 >> 16) % 1461);
+	if (start_ms) {
+		r->first_ms = start_ms + (uint64_t)i / 3;
+		r->last_ms = r->first_ms + (h2 >> 40) % 30000;
+	}
+}
+
+static int synth(long records, const char *dest, double rate, const char *logf, long nsrc,
+		 uint64_t start_ms)
 {
 	char err[256];
 	struct export_cfg xc;
@@ -250,7 +290,7 @@ static int synth(long records, const char *dest, double rate, const char *logf)
 	xc.tpl_every_pkts = 20;
 	xc.tpl_every_secs = 5;
 	xc.sampling_interval = 1;
-	xc.boot_ms = wall_ms() - 60000;
+	xc.boot_ms = (start_ms ? start_ms : wall_ms()) - 60000;
 	struct exporter *x = export_new(&xc, err, sizeof(err));
 	if (!x) {
 		fprintf(stderr, "nfblast: %s\n", err);
@@ -276,14 +316,19 @@ static int synth(long records, const char *dest, double rate, const char *logf)
 		r.first_ms = r.last_ms = ms;
 		r.sport = (uint16_t)(i & 0xffff);
 		r.dport = (uint16_t)(i >> 16);
+		if (nsrc > 0) {
+			synth_vary(&r, i, nsrc, start_ms);
+			if (start_ms)
+				ms = r.first_ms + 30000; /* the export clock: past every flow's end */
+		}
 		export_flow(x, &r, ms);
 		/* A flow leaves in its datagram within a few ms, not the exporter's 1 s. */
-		if (i % 8 == 7)
+		if (i % 8 == 7 && nsrc <= 0)
 			export_flush(x, ms);
 		if (log)
 			fprintf(log, "%ld %llu\n", i, (unsigned long long)ms);
 	}
-	export_flush(x, wall_ms());
+	export_flush(x, nsrc > 0 && start_ms ? r.first_ms + 30000 : wall_ms());
 	const struct export_stats *st = export_stats(x);
 	printf("datagrams=%llu records=%llu seconds=%.3f\n", (unsigned long long)st->datagrams,
 	       (unsigned long long)st->records, (double)(now_ns() - t0) / 1e9);
@@ -297,7 +342,8 @@ int main(int argc, char **argv)
 {
 	const char *file = NULL, *dest = NULL, *src = NULL, *logf = NULL;
 	double rate = 0;
-	long loops = 1, records = -1;
+	long loops = 1, records = -1, nsrc = 0;
+	uint64_t start_ms = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -315,9 +361,14 @@ int main(int argc, char **argv)
 			records = atol(v), i++;
 		else if (!strcmp(a, "--log") && v)
 			logf = v, i++;
+		else if (!strcmp(a, "--random-src") && v && atol(v) > 0)
+			nsrc = atol(v), i++;
+		else if (!strcmp(a, "--start-ms") && v)
+			start_ms = strtoull(v, NULL, 10), i++;
 		else {
 			fprintf(stderr, "usage: nfblast -r PCAP -d HOST:PORT [-s SRC] [--rate R] "
-				"[--loop N] | nfblast --synth N -d HOST:PORT [--rate R] [--log F]\n");
+				"[--loop N] | nfblast --synth N -d HOST:PORT [--rate R] [--log F] "
+				"[--random-src N [--start-ms MS]]\n");
 			return 2;
 		}
 	}
@@ -326,7 +377,7 @@ int main(int argc, char **argv)
 	if (!dest)
 		return 2;
 	if (records >= 0)
-		return synth(records, dest, rate, logf);
+		return synth(records, dest, rate, logf, nsrc, start_ms);
 	if (!file)
 		return 2;
 	return replay(file, dest, src, rate, loops);

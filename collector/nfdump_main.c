@@ -1,0 +1,496 @@
+/* nfdump_main.c: tapflow-nfdump, a drop-in for monitoring consoles that run nfdump 1.7.
+ * Takes nfdump's options as consoles pass them, answers from a tapflow store through
+ * the query engine (query.h) and prints what nfdump 1.7.1 prints (nfcompat.h).
+ * nfdump's short options clash with opts.h's conventions (-c is a count here, not a
+ * config file), so this program parses them with getopt, as nfdump does. */
+#include <errno.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "nfcompat.h"
+#include "query.h"
+
+#ifndef TF_VERSION
+#define TF_VERSION "unknown"
+#endif
+
+#define EXIT_FAIL 255           /* what nfdump exits with on errors */
+#define MAX_STATS QUERY_MAX_TABLES
+#define MAX_FILTER (64 * 1024)
+
+enum outmode { OM_LINE, OM_CSV, OM_FMT };
+
+struct ncfg {
+	const char *rfile, *rdir, *mdir, *twin, *aggr, *order, *output, *filter_file;
+	const char *stat[MAX_STATS];
+	unsigned nstat;
+	int quiet, plain, aggr5, top_given;
+	uint64_t top, count;
+};
+
+/* One output run: what the renderers need besides the rows. */
+struct nout {
+	FILE *out;
+	enum outmode mode;
+	int quiet, plain;
+	struct nfc_fmt *fmt;
+	struct nfc_csv csv;
+	int failed;
+};
+
+static void usage(FILE *o)
+{
+	fprintf(o,
+		"usage: tapflow-nfdump [options] [FILTER]\n"
+		"nfdump 1.7 compatible front end to a tapflow store (see tapflow-query for more).\n"
+		"  -r FILE       read one store file (under -M DIR if given)\n"
+		"  -R DIR        read the store DIR; with -M DIR, '-R .' reads DIR itself\n"
+		"  -M DIR        store directory for -r / -R\n"
+		"  -t WINDOW     YYYY/MM/DD.hh:mm:ss[-YYYY/MM/DD.hh:mm:ss] (local time)\n"
+		"  -c N          process at most N matching flows\n"
+		"  -s ELEM[/ORDER]  top N statistic; record/ORDER lists top flows (-A fields)\n"
+		"  -n N          top N (default 10)\n"
+		"  -A FIELDS     aggregate on srcip,dstip,srcport,dstport,proto,...\n"
+		"  -a            aggregate on the 5-tuple\n"
+		"  -O ORDER      order of listed flows (tstart tend flows packets bytes bps pps bpp)\n"
+		"  -o FORMAT     line, csv, or fmt:FORMAT (%%ts %%te %%td %%pr %%sap %%dap %%sa %%da\n"
+		"                %%sp %%dp %%pkt %%ipkt %%byt %%ibyt %%fl %%bps %%pps %%bpp %%flg %%tos\n"
+		"                %%in %%out)\n"
+		"  -q            no header and no summary\n"
+		"  -N            plain numbers\n"
+		"  -f FILE       read the filter from FILE\n"
+		"  -V            version\n");
+}
+
+/* The store path: nfdump's -M DIR with -R . (or -r FILE) is relative to DIR. */
+static char *store_path(const struct ncfg *c)
+{
+	const char *rel = c->rfile ? c->rfile : c->rdir;
+	char *p = NULL;
+	if (!rel && !c->mdir)
+		return NULL;
+	if (c->mdir && (!rel || !strcmp(rel, ".") || !strcmp(rel, "./")))
+		p = strdup(c->mdir);
+	else if (c->mdir && rel[0] != '/') {
+		if (asprintf(&p, "%s/%s", c->mdir, rel) < 0)
+			p = NULL;
+	} else
+		p = strdup(rel);
+	return p;
+}
+
+static char *read_filter_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, MAX_FILTER + 1);
+	if (buf) {
+		size_t n = fread(buf, 1, MAX_FILTER, f);
+		buf[n] = 0;
+	}
+	fclose(f);
+	return buf;
+}
+
+static char *join_args(int argc, char **argv)
+{
+	size_t len = 1;
+	for (int i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	char *s = calloc(1, len);
+	if (!s)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		if (i)
+			strcat(s, " ");
+		strcat(s, argv[i]);
+	}
+	return s;
+}
+
+/* nfdump prints the orders of one -s in this order, whatever order they were given in. */
+static int nfdump_rank(int order)
+{
+	static const int rank[QO__COUNT] = {
+		[QO_FLOWS] = 0, [QO_PACKETS] = 1, [QO_BYTES] = 2, [QO_PPS] = 3, [QO_BPS] = 4,
+		[QO_BPP] = 5,
+	};
+	return order >= 0 && order < QO__COUNT ? rank[order] : 9;
+}
+
+static void sort_tables(struct query_table_req *t, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && nfdump_rank(t[j - 1].order) > nfdump_rank(t[j].order);
+		     j--) {
+			struct query_table_req x = t[j];
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+}
+
+static void row_flow(const struct query_table *t, const struct query_row *r, struct flow_rec *f)
+{
+	*f = r->f;
+	if (t->req.kind == QK_AGGR) {
+		/* masked fields print as nfdump prints them when aggregated away */
+		f->tcp_flags = 0;
+	}
+}
+
+/* ---- sink: rows are printed as the engine delivers them ---- */
+
+static int sink_begin(void *arg, const struct query_table *t)
+{
+	struct nout *o = arg;
+	if (t->req.kind == QK_STAT) {
+		if (o->mode == OM_CSV)
+			nfc_csv_stat_header(t->req.order, o->out);
+		else if (!o->quiet)
+			nfc_stat_text_header(t, o->out);
+		return 0;
+	}
+	if (t->req.kind == QK_AGGR && t->req.limit && o->mode != OM_CSV && !o->quiet &&
+	    t->req.order != QO_NONE)
+		fprintf(o->out, "Top %llu flows ordered by %s:\n",
+			(unsigned long long)t->req.limit, query_order_name(t->req.order));
+	if (o->quiet)
+		return 0;
+	if (o->mode == OM_CSV)
+		nfc_csv_flow_header(o->out);
+	else
+		nfc_fmt_header(o->fmt, o->out);
+	return 0;
+}
+
+static int sink_row(void *arg, const struct query_table *t, const struct query_row *r)
+{
+	struct nout *o = arg;
+	struct flow_rec f;
+	int rc;
+	if (t->req.kind == QK_STAT) {
+		rc = o->mode == OM_CSV ? nfc_csv_stat_row(t, r, o->plain, o->out)
+				       : nfc_stat_text_row(t, r, o->plain, o->out);
+	} else {
+		row_flow(t, r, &f);
+		rc = o->mode == OM_CSV ? nfc_csv_flow_row(&o->csv, &f, o->out)
+				       : nfc_fmt_row(o->fmt, &f, t->req.kind == QK_FLOWS ? 1 : r->flows,
+						     o->out);
+	}
+	if (rc)
+		o->failed = 1;
+	return rc;
+}
+
+/* ---- totals nfdump reports that the engine does not ---- */
+
+/* Bytes of store files (*.tfs) under path: nfdump's "Bytes read". */
+static uint64_t store_bytes(const char *path, int depth)
+{
+	struct stat st;
+	uint64_t sum = 0;
+	if (stat(path, &st) < 0)
+		return 0;
+	if (S_ISREG(st.st_mode))
+		return (uint64_t)st.st_size;
+	DIR *d;
+	if (!S_ISDIR(st.st_mode) || depth > 8 || !(d = opendir(path)))
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char *p;
+		if (de->d_name[0] == '.')
+			continue;
+		if (asprintf(&p, "%s/%s", path, de->d_name) < 0)
+			break;
+		if (stat(p, &st) == 0 && (S_ISDIR(st.st_mode) ||
+					  (n > 4 && !strcmp(de->d_name + n - 4, ".tfs"))))
+			sum += store_bytes(p, depth + 1);
+		free(p);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* nfdump's "Time window": the -t window, else the span of every flow in the files
+ * read (also those the filter or -c left out), which takes a pass of its own. */
+static void store_span(const struct query_req *rq, const struct query_summary *matched,
+		       uint64_t *first, uint64_t *last)
+{
+	struct query_req sq;
+	struct query_result sr;
+	*first = matched->first_ms;
+	*last = matched->last_ms;
+	if (rq->has_window) {
+		*first = rq->win.from_ms;
+		*last = rq->win.to_ms;
+		return;
+	}
+	query_req_init(&sq, rq->path);
+	memset(&sr, 0, sizeof(sr));
+	if (query_run(&sq, &sr) == 0 && sr.sum.flows) {
+		*first = sr.sum.first_ms;
+		*last = sr.sum.last_ms;
+	}
+	query_result_free(&sr);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void warn_cb(const char *path, int err, const char *what, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "tapflow-nfdump: %s: %s: %s (skipped)\n", path, what, strerror(-err));
+}
+
+static int parse_args(int argc, char **argv, struct ncfg *c)
+{
+	int ch;
+	char *end;
+	opterr = 0;
+	while ((ch = getopt(argc, argv, "r:R:M:t:c:s:n:A:aO:o:qNf:hV6I")) != -1) {
+		switch (ch) {
+		case 'r': c->rfile = optarg; break;
+		case 'R': c->rdir = optarg; break;
+		case 'M': c->mdir = optarg; break;
+		case 't': c->twin = optarg; break;
+		case 'A': c->aggr = optarg; break;
+		case 'a': c->aggr5 = 1; break;
+		case 'O': c->order = optarg; break;
+		case 'o': c->output = optarg; break;
+		case 'q': c->quiet = 1; break;
+		case 'N': c->plain = 1; break;
+		case 'f': c->filter_file = optarg; break;
+		case 's':
+			if (c->nstat == MAX_STATS) {
+				fprintf(stderr, "tapflow-nfdump: too many -s\n");
+				return -1;
+			}
+			c->stat[c->nstat++] = optarg;
+			break;
+		case 'c':
+		case 'n':
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg) {
+				fprintf(stderr, "tapflow-nfdump: -%c: not a number: %s\n", ch, optarg);
+				return -1;
+			}
+			if (ch == 'c')
+				c->count = v;
+			else {
+				c->top = v;
+				c->top_given = 1;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("tapflow-nfdump: Version: %s (nfdump 1.7.1 output)\n", TF_VERSION);
+			exit(0);
+		case '6':
+		case 'I':
+			fprintf(stderr, "tapflow-nfdump: -%c is not supported\n", ch);
+			return -1;
+		default:
+			fprintf(stderr, "tapflow-nfdump: unknown option -%c\n", optopt);
+			usage(stderr);
+			return -1;
+		}
+	}
+	return optind;
+}
+
+int main(int argc, char **argv)
+{
+	struct ncfg c = { .top = 10 };
+	struct nout o = { .out = stdout };
+	struct query_req rq;
+	struct query_result res;
+	char err[QUERY_ERR_LEN];
+	char *path = NULL, *filter = NULL;
+	int rc = EXIT_FAIL, qrc;
+	struct query_key aggr[QUERY_MAX_FIELDS];
+	unsigned naggr = 0;
+	int have_res = 0;
+
+	int first = parse_args(argc, argv, &c);
+	if (first < 0)
+		return EXIT_FAIL;
+	if (!(path = store_path(&c))) {
+		fprintf(stderr, "tapflow-nfdump: no input: give -r FILE, -R DIR or -M DIR\n");
+		return EXIT_FAIL;
+	}
+	query_req_init(&rq, path);
+	rq.warn = warn_cb;
+
+	if (first < argc)
+		filter = join_args(argc - first, argv + first);
+	else if (c.filter_file && !(filter = read_filter_file(c.filter_file))) {
+		fprintf(stderr, "tapflow-nfdump: %s: %s\n", c.filter_file, strerror(errno));
+		goto out;
+	}
+	rq.filter = filter;
+
+	o.quiet = c.quiet;
+	o.plain = c.plain;
+	const char *fmt = NFC_FMT_LINE;
+	if (!c.output || !strcmp(c.output, "line")) {
+		o.mode = OM_LINE;
+	} else if (!strcmp(c.output, "csv")) {
+		o.mode = OM_CSV;
+	} else if (!strncmp(c.output, "fmt:", 4)) {
+		o.mode = OM_FMT;
+		fmt = c.output + 4;
+	} else {
+		fprintf(stderr, "tapflow-nfdump: output format %s is not supported (line, csv, "
+			"fmt:...)\n", c.output);
+		goto out;
+	}
+	if (o.mode != OM_CSV && !(o.fmt = nfc_fmt_new(fmt, c.plain, err, sizeof(err)))) {
+		fprintf(stderr, "tapflow-nfdump: %s\n", err);
+		goto out;
+	}
+
+	if (c.twin) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (query_parse_time(c.twin, (uint64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+				     &rq.win, err, sizeof(err))) {
+			fprintf(stderr, "tapflow-nfdump: %s\n", err);
+			goto out;
+		}
+		rq.has_window = 1;
+	}
+	if (c.aggr5 && !c.aggr)
+		c.aggr = "proto,srcip,srcport,dstip,dstport";
+	if (c.aggr && query_parse_aggr(c.aggr, aggr, &naggr, err, sizeof(err))) {
+		fprintf(stderr, "tapflow-nfdump: %s\n", err);
+		goto out;
+	}
+	int lorder = QO_NONE;
+	if (c.order && (lorder = query_parse_order(c.order)) < 0) {
+		fprintf(stderr, "tapflow-nfdump: -O %s: unknown order\n", c.order);
+		goto out;
+	}
+	rq.max_flows = c.count;
+
+	for (unsigned i = 0; i < c.nstat; i++) {
+		unsigned before = rq.ntables;
+		if (query_parse_stat(c.stat[i], aggr, naggr, c.top, &rq, err, sizeof(err))) {
+			fprintf(stderr, "tapflow-nfdump: %s\n", err);
+			goto out;
+		}
+		sort_tables(rq.table + before, rq.ntables - before);
+	}
+	int has_stat = rq.ntables > 0;
+	if (!has_stat) {
+		struct query_table_req *t = &rq.table[rq.ntables++];
+		memset(t, 0, sizeof(*t));
+		t->order = (uint8_t)lorder;
+		if (naggr) {
+			t->kind = QK_AGGR;
+			t->nkey = (uint8_t)naggr;
+			memcpy(t->key, aggr, naggr * sizeof(aggr[0]));
+			t->limit = lorder != QO_NONE && c.top_given ? c.top : 0;
+		} else {
+			t->kind = QK_FLOWS;
+			/* nfdump: an explicit -n limits sorted listings, -c what is read */
+			t->limit = lorder != QO_NONE && c.top_given && c.top ? c.top : c.count;
+			rq.threads = 1;         /* store order, as nfdump lists files */
+		}
+	}
+
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
+	double t0 = mono_s();
+	struct query_table_req *lt = &rq.table[0];
+	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit) {
+		/* the engine keeps the listed flows (it can order them): count them first */
+		struct query_req cq = rq;
+		cq.ntables = 0;
+		memset(&res, 0, sizeof(res));
+		qrc = query_run(&cq, &res);
+		uint64_t n = res.sum.flows;
+		if (qrc) {
+			have_res = 1;
+			goto failed;
+		}
+		query_result_free(&res);
+		lt->limit = n ? n : 1;
+	}
+	struct query_sink sink = { sink_begin, sink_row, &o };
+	/* listings stream; statistics are small and printed after the run, because nfdump
+	 * says "No matching flows" before their tables */
+	if (!has_stat)
+		rq.sink = &sink;
+	memset(&res, 0, sizeof(res));
+	have_res = 1;
+	qrc = query_run(&rq, &res);
+failed:
+	if (qrc) {
+		if (qrc == -EINVAL && res.err_pos >= 0)
+			fprintf(stderr, "tapflow-nfdump: filter: %s\n", res.err);
+		else
+			fprintf(stderr, "tapflow-nfdump: %s: %s\n", path,
+				res.err[0] ? res.err : strerror(-qrc));
+		goto out;
+	}
+	double t1 = mono_s();
+	getrusage(RUSAGE_SELF, &ru1);
+
+	if (res.sum.flows == 0)
+		fputs("No matching flows\n", o.out);
+	for (unsigned i = 0; has_stat && i < res.ntables; i++) {
+		const struct query_table *t = &res.table[i];
+		sink_begin(&o, t);
+		for (uint64_t j = 0; j < t->nrows; j++)
+			sink_row(&o, t, &t->rows[j]);
+		if (t->req.kind == QK_STAT)
+			fputc('\n', o.out);
+	}
+
+	if (!c.quiet) {
+		if (o.mode == OM_CSV) {
+			nfc_csv_summary(&res.sum, o.out);
+		} else {
+			uint64_t wf, wl;
+			store_span(&rq, &res.sum, &wf, &wl);
+			struct nfc_run run = {
+				.win_first_ms = wf,
+				.win_last_ms = wl,
+				.bytes_read = store_bytes(path, 0),
+				.sys_s = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+					 (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6,
+				.user_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+					  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6,
+				.wall_s = t1 - t0,
+			};
+			nfc_text_summary(&res.sum, &run, c.plain, o.out);
+		}
+	}
+	if (fflush(o.out) || ferror(o.out) || o.failed) {
+		fprintf(stderr, "tapflow-nfdump: write error\n");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (have_res)
+		query_result_free(&res);
+	nfc_fmt_free(o.fmt);
+	free(filter);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,2465 @@
+/* query.c: see query.h. Sections: vocabulary (names, parsers), key layout, the
+ * aggregation hash table, the block scan, partitioned passes over threads, ordering
+ * and delivery of rows, time series. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "bytes.h"
+#include "filt.h"
+#include "query.h"
+
+#define COL(c) STORE_COLBIT(STORE_COL_##c)
+#define COUNTER_COLS (COL(PACKETS) | COL(BYTES) | COL(FIRST) | COL(LAST))
+#define NCTR 5                  /* entry words before the key: flows packets bytes first last */
+#define MAX_KW 16               /* key words: 12 fields of at most 17 bytes, plus a bucket */
+#define MAX_THREADS 64
+#define LOAD_NUM 7              /* tables grow beyond 7/10 full */
+#define LOAD_DEN 10
+#define PREFETCH 8
+#define POS_BLOCK_BITS 22
+#define POS_REC_BITS 18
+
+/* ---- vocabulary ---- */
+
+struct fdef {
+	const char *name;
+	const char *title;
+	uint8_t width;          /* bytes in a key */
+	uint8_t both;           /* counts source and destination */
+	uint32_t cols;          /* store columns it reads */
+};
+
+static const struct fdef fdefs[QF__COUNT] = {
+	[QF_SRCIP] = { "srcip", "Src IP Addr", 16, 0, COL(SRC) },
+	[QF_DSTIP] = { "dstip", "Dst IP Addr", 16, 0, COL(DST) },
+	[QF_IP] = { "ip", "IP Addr", 16, 1, COL(SRC) | COL(DST) },
+	[QF_SRCPORT] = { "srcport", "Src Port", 2, 0, COL(SPORT) },
+	[QF_DSTPORT] = { "dstport", "Dst Port", 2, 0, COL(DPORT) },
+	[QF_PORT] = { "port", "Port", 2, 1, COL(SPORT) | COL(DPORT) },
+	[QF_PROTO] = { "proto", "Protocol", 1, 0, COL(PROTO) },
+	[QF_TOS] = { "tos", "Tos", 1, 0, COL(TOS) },
+	[QF_INIF] = { "inif", "Input If", 4, 0, COL(IN_IF) },
+	[QF_OUTIF] = { "outif", "Output If", 4, 0, COL(OUT_IF) },
+	[QF_SRCAS] = { "srcas", "Src AS", 4, 0, COL(SRC_AS) },
+	[QF_DSTAS] = { "dstas", "Dst AS", 4, 0, COL(DST_AS) },
+	[QF_VLAN] = { "vlan", "Vlan", 2, 0, COL(VLAN) },
+	[QF_EXPORTER] = { "exporter", "Exporter IP", 16, 0, COL(EXPORTER) },
+	[QF_SRCNET] = { "srcnet", "Src Net", 17, 0, COL(SRC) | COL(SRC_MASK) },
+	[QF_DSTNET] = { "dstnet", "Dst Net", 17, 0, COL(DST) | COL(DST_MASK) },
+};
+
+static const char *const onames[QO__COUNT] = {
+	[QO_NONE] = "none", [QO_FLOWS] = "flows", [QO_PACKETS] = "packets",
+	[QO_BYTES] = "bytes", [QO_BPS] = "bps", [QO_PPS] = "pps", [QO_BPP] = "bpp",
+	[QO_TSTART] = "tstart", [QO_TEND] = "tend", [QO_DURATION] = "duration",
+};
+
+const char *query_field_name(int field)
+{
+	return field >= 0 && field < QF__COUNT ? fdefs[field].name : "?";
+}
+
+const char *query_field_title(int field)
+{
+	return field >= 0 && field < QF__COUNT ? fdefs[field].title : "?";
+}
+
+const char *query_order_name(int order)
+{
+	return order >= 0 && order < QO__COUNT ? onames[order] : "?";
+}
+
+int query_parse_order(const char *s)
+{
+	static const struct { const char *n; int o; } alias[] = {
+		{ "ipkg", QO_PACKETS }, { "ipackets", QO_PACKETS }, { "ibyte", QO_BYTES },
+		{ "ibytes", QO_BYTES }, { "ipps", QO_PPS }, { "ibps", QO_BPS },
+		{ "ibpp", QO_BPP }, { NULL, 0 } };
+	for (int o = QO_FLOWS; o < QO__COUNT; o++)
+		if (!strcmp(s, onames[o]))
+			return o;
+	for (int i = 0; alias[i].n; i++)
+		if (!strcmp(s, alias[i].n))
+			return alias[i].o;
+	return -1;
+}
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* "srcnet/24/64" style masks following a net element: mask4 then mask6 (default 64). */
+static int net_masks(char **parts, int np, int *used, struct query_key *k, char *err,
+		     size_t errlen, const char *s)
+{
+	unsigned long m4, m6 = 64;
+	*used = 0;
+	if (np < 1 || !all_digits(parts[0])) {
+		k->mask4 = QUERY_MASK_FLOW;
+		k->mask6 = 0;
+		return 0;
+	}
+	m4 = strtoul(parts[0], NULL, 10);
+	*used = 1;
+	if (np > 1 && all_digits(parts[1])) {
+		m6 = strtoul(parts[1], NULL, 10);
+		*used = 2;
+	}
+	if (m4 > 32 || m6 > 128) {
+		snprintf(err, errlen, "'%s': prefix lengths are 0..32 for IPv4, 0..128 for IPv6",
+			 s);
+		return -1;
+	}
+	k->mask4 = (uint8_t)m4;
+	k->mask6 = (uint8_t)m6;
+	return 0;
+}
+
+/* Splits a copy of s at '/' into at most 8 parts; returns the count. */
+static int split_slash(char *buf, char **parts)
+{
+	int n = 0;
+	char *p = buf;
+	while (n < 8) {
+		parts[n++] = p;
+		p = strchr(p, '/');
+		if (!p)
+			break;
+		*p++ = 0;
+	}
+	return n;
+}
+
+static int field_by_name(const char *name)
+{
+	if (!strcmp(name, "router"))
+		return QF_EXPORTER;
+	for (int f = 0; f < QF__COUNT; f++)
+		if (!strcmp(name, fdefs[f].name))
+			return f;
+	return -1;
+}
+
+int query_parse_stat(const char *s, const struct query_key *aggr, unsigned naggr,
+		     uint64_t top_n, struct query_req *rq, char *err, size_t errlen)
+{
+	char buf[128], *parts[8];
+	struct query_table_req t;
+	int np, used = 0, f, record = 0;
+
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, errlen, "-s '%s': too long", s);
+		return -1;
+	}
+	strcpy(buf, s);
+	np = split_slash(buf, parts);
+	memset(&t, 0, sizeof(t));
+	t.limit = top_n;
+	if (!strcmp(parts[0], "record")) {
+		record = 1;
+		t.kind = QK_AGGR;
+		if (naggr) {
+			memcpy(t.key, aggr, naggr * sizeof(*aggr));
+			t.nkey = (uint8_t)naggr;
+		} else {
+			static const uint8_t five[] = { QF_PROTO, QF_SRCIP, QF_SRCPORT, QF_DSTIP,
+							QF_DSTPORT };
+			for (unsigned i = 0; i < 5; i++)
+				t.key[i].field = five[i];
+			t.nkey = 5;
+		}
+	} else {
+		f = field_by_name(parts[0]);
+		if (f < 0) {
+			snprintf(err, errlen, "-s '%s': unknown element '%s' (srcip dstip ip srcport "
+				 "dstport port proto tos inif outif srcas dstas vlan exporter "
+				 "srcnet dstnet record)", s, parts[0]);
+			return -1;
+		}
+		t.kind = QK_STAT;
+		t.nkey = 1;
+		t.key[0].field = (uint8_t)f;
+		if ((f == QF_SRCNET || f == QF_DSTNET) &&
+		    net_masks(parts + 1, np - 1, &used, &t.key[0], err, errlen, s) < 0)
+			return -1;
+	}
+	int norders = 0;
+	for (int i = 1 + used; i < np; i++) {
+		int o = query_parse_order(parts[i]);
+		if (o < 0 || o == QO_TSTART || o == QO_TEND || o == QO_DURATION) {
+			snprintf(err, errlen, "-s '%s': unknown order '%s' (flows packets bytes bps "
+				 "pps bpp)%s", s, parts[i], all_digits(parts[i]) && !record &&
+				 t.key[0].field != QF_SRCNET && t.key[0].field != QF_DSTNET ?
+				 "; a /N mask needs srcnet or dstnet" : "");
+			return -1;
+		}
+		if (rq->ntables >= QUERY_MAX_TABLES) {
+			snprintf(err, errlen, "at most %d statistics", QUERY_MAX_TABLES);
+			return -1;
+		}
+		t.order = (uint8_t)o;
+		rq->table[rq->ntables++] = t;
+		norders++;
+	}
+	if (!norders) {
+		if (rq->ntables >= QUERY_MAX_TABLES) {
+			snprintf(err, errlen, "at most %d statistics", QUERY_MAX_TABLES);
+			return -1;
+		}
+		t.order = QO_FLOWS;
+		rq->table[rq->ntables++] = t;
+	}
+	return 0;
+}
+
+int query_parse_aggr(const char *s, struct query_key *key, unsigned *n, char *err,
+		     size_t errlen)
+{
+	char buf[256];
+	char *save = NULL, *tok;
+	unsigned k = 0;
+
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, errlen, "-A '%s': too long", s);
+		return -1;
+	}
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *parts[8];
+		int np = split_slash(tok, parts), used = 0, f;
+		struct query_key q = { 0, 0, 0 };
+		const char *name = parts[0];
+		int fam = 0; /* nfdump's srcip4/N (4), srcip6/N (6) */
+
+		if (!strcmp(name, "srcip4") || !strcmp(name, "srcip6") ||
+		    !strcmp(name, "dstip4") || !strcmp(name, "dstip6")) {
+			fam = name[5] - '0';
+			f = name[0] == 's' ? QF_SRCNET : QF_DSTNET;
+		} else {
+			f = field_by_name(name);
+		}
+		if (f < 0 || fdefs[f].both) {
+			snprintf(err, errlen, "-A: unknown field '%s' (srcip dstip srcport dstport "
+				 "proto tos inif outif srcas dstas vlan exporter srcnet dstnet, "
+				 "srcnet/N)", name);
+			return -1;
+		}
+		q.field = (uint8_t)f;
+		if (fam) {
+			unsigned long m;
+			if (np != 2 || !all_digits(parts[1]) ||
+			    (m = strtoul(parts[1], NULL, 10)) > (fam == 4 ? 32u : 128u)) {
+				snprintf(err, errlen, "-A: '%s' needs a prefix length, e.g. %s/%s",
+					 name, name, fam == 4 ? "24" : "64");
+				return -1;
+			}
+			q.mask4 = fam == 4 ? (uint8_t)m : 32;
+			q.mask6 = fam == 6 ? (uint8_t)m : 128;
+			used = 1;
+		} else if ((f == QF_SRCNET || f == QF_DSTNET) &&
+			   net_masks(parts + 1, np - 1, &used, &q, err, errlen, tok) < 0) {
+			return -1;
+		}
+		if (np > 1 + used) {
+			snprintf(err, errlen, "-A: '%s': unexpected '/%s'", name, parts[1 + used]);
+			return -1;
+		}
+		for (unsigned i = 0; i < k; i++) {
+			if (key[i].field == q.field) {
+				snprintf(err, errlen, "-A: '%s' given twice", name);
+				return -1;
+			}
+		}
+		if (k >= QUERY_MAX_FIELDS) {
+			snprintf(err, errlen, "-A: at most %d fields", QUERY_MAX_FIELDS);
+			return -1;
+		}
+		key[k++] = q;
+	}
+	if (!k) {
+		snprintf(err, errlen, "-A: no fields given");
+		return -1;
+	}
+	*n = k;
+	return 0;
+}
+
+/* ---- time windows ---- */
+
+static int digits(const char **p, int min, int max, int *v)
+{
+	int n = 0, x = 0;
+	while (n < max && **p >= '0' && **p <= '9') {
+		x = x * 10 + (**p - '0');
+		(*p)++;
+		n++;
+	}
+	*v = x;
+	return n >= min;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Broken-down time to Unix ms: UTC plus offset when utc, else local time (mktime). */
+static int to_ms(int y, int mo, int d, int h, int mi, int s, int ms, int utc, int off_min,
+		 uint64_t *out)
+{
+	int64_t secs;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+		return -1;
+	if (utc) {
+		secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+		       mi * 60 + s - (int64_t)off_min * 60;
+	} else {
+		struct tm tm;
+		memset(&tm, 0, sizeof(tm));
+		tm.tm_year = y - 1900;
+		tm.tm_mon = mo - 1;
+		tm.tm_mday = d;
+		tm.tm_hour = h;
+		tm.tm_min = mi;
+		tm.tm_sec = s;
+		tm.tm_isdst = -1;
+		time_t t = mktime(&tm);
+		if (t == (time_t)-1 && !(y == 1969 || (y == 1970 && mo == 1 && d == 1)))
+			return -1;
+		secs = (int64_t)t;
+	}
+	if (secs < 0)
+		return -1;
+	*out = (uint64_t)secs * 1000 + (uint64_t)ms;
+	return 0;
+}
+
+/* One absolute time, all of s: nfdump's YYYY[/MM[/DD[.hh[:mm[:ss]]]]] or ISO 8601. */
+static int parse_abs(const char *s, uint64_t *out)
+{
+	const char *p = s;
+	int y, mo = 1, d = 1, h = 0, mi = 0, sec = 0, ms = 0, utc = 0, off = 0;
+
+	if (!digits(&p, 4, 4, &y))
+		return -1;
+	if (*p == '/' || *p == 0) { /* nfdump */
+		if (*p == '/' && (p++, !digits(&p, 1, 2, &mo)))
+			return -1;
+		if (*p == '/' && (p++, !digits(&p, 1, 2, &d)))
+			return -1;
+		if (*p == '.' && (p++, !digits(&p, 1, 2, &h)))
+			return -1;
+		if (*p == ':' && (p++, !digits(&p, 1, 2, &mi)))
+			return -1;
+		if (*p == ':' && (p++, !digits(&p, 1, 2, &sec)))
+			return -1;
+		if (*p)
+			return -1;
+		return to_ms(y, mo, d, h, mi, sec, 0, 0, 0, out);
+	}
+	if (*p != '-')
+		return -1;
+	p++;
+	if (!digits(&p, 2, 2, &mo) || *p++ != '-' || !digits(&p, 2, 2, &d))
+		return -1;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (!digits(&p, 2, 2, &h))
+			return -1;
+		if (*p == ':' && (p++, !digits(&p, 2, 2, &mi)))
+			return -1;
+		if (*p == ':' && (p++, !digits(&p, 2, 2, &sec)))
+			return -1;
+		if (*p == '.' || *p == ',') {
+			int n = 0;
+			p++;
+			while (*p >= '0' && *p <= '9') {
+				if (n < 3)
+					ms = ms * 10 + (*p - '0');
+				n++;
+				p++;
+			}
+			if (!n)
+				return -1;
+			for (; n < 3; n++)
+				ms *= 10;
+		}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		utc = 1;
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, oh, om = 0;
+		p++;
+		if (!digits(&p, 2, 2, &oh))
+			return -1;
+		if (*p == ':')
+			p++;
+		if (*p && !digits(&p, 2, 2, &om))
+			return -1;
+		if (oh > 23 || om > 59)
+			return -1;
+		utc = 1;
+		off = sign * (oh * 60 + om);
+	}
+	if (*p)
+		return -1;
+	return to_ms(y, mo, d, h, mi, sec, ms, utc, off, out);
+}
+
+/* "-N{s|m|h|d|w}" -> ms before now. */
+static int parse_rel(const char *s, size_t len, uint64_t *ago)
+{
+	static const char units[] = "smhdw";
+	static const uint64_t mul[] = { 1000, 60000, 3600000, 86400000, 604800000 };
+	uint64_t n = 0;
+	size_t i = 1;
+
+	if (len < 3 || s[0] != '-')
+		return -1;
+	for (; i < len - 1; i++) {
+		if (s[i] < '0' || s[i] > '9' || n > UINT64_MAX / 100)
+			return -1;
+		n = n * 10 + (uint64_t)(s[i] - '0');
+	}
+	const char *u = strchr(units, s[len - 1]);
+	if (!u || !s[len - 1] || n > UINT64_MAX / mul[u - units])
+		return -1;
+	*ago = n * mul[u - units];
+	return 0;
+}
+
+int query_parse_time(const char *s, uint64_t now_ms, struct store_window *w, char *err,
+		     size_t errlen)
+{
+	size_t len = strlen(s);
+	uint64_t a, b;
+	char buf[128];
+
+	if (len == 0 || len >= sizeof(buf))
+		goto bad;
+	if (s[0] == '-') {
+		const char *dd = strstr(s + 1, "--");
+		if (!dd && parse_rel(s, len, &a) == 0) {
+			w->from_ms = now_ms > a ? now_ms - a : 0;
+			w->to_ms = now_ms;
+			return 0;
+		}
+		if (dd && parse_rel(s, (size_t)(dd - s), &a) == 0 &&
+		    parse_rel(dd + 1, strlen(dd + 1), &b) == 0) {
+			w->from_ms = now_ms > a ? now_ms - a : 0;
+			w->to_ms = now_ms > b ? now_ms - b : 0;
+			goto check;
+		}
+		if (all_digits(s + 1)) {
+			snprintf(err, errlen, "-t '%s': give a unit: -%ss, -%sm, -%sh, -%sd or -%sw "
+				 "(the last N units)", s, s + 1, s + 1, s + 1, s + 1, s + 1);
+			return -1;
+		}
+		goto bad;
+	}
+	if (parse_abs(s, &a) == 0) {
+		w->from_ms = a;
+		w->to_ms = UINT64_MAX;
+		return 0;
+	}
+	/* A pair: the split at the one '-' where both sides are times. */
+	int found = 0;
+	for (size_t i = 1; i + 1 < len; i++) {
+		uint64_t x, y;
+		if (s[i] != '-')
+			continue;
+		memcpy(buf, s, i);
+		buf[i] = 0;
+		if (parse_abs(buf, &x) == 0 && parse_abs(s + i + 1, &y) == 0) {
+			a = x;
+			b = y;
+			found++;
+		}
+	}
+	if (found != 1)
+		goto bad;
+	w->from_ms = a;
+	w->to_ms = b;
+check:
+	if (w->from_ms > w->to_ms) {
+		snprintf(err, errlen, "-t '%s': the window ends before it starts", s);
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "-t '%s': not a time window (YYYY/MM/DD.hh:mm:ss[-YYYY/MM/DD."
+		 "hh:mm:ss], ISO 8601 2026-01-31T12:00:00Z[-...], or -1h, -30m, -2d)", s);
+	return -1;
+}
+
+/* ---- rates ---- */
+
+void query_rates(uint64_t packets, uint64_t bytes, uint64_t ms, uint64_t *bps, uint64_t *pps,
+		 uint64_t *bpp)
+{
+	/* doubles, as nfdump computes them, so the integers printed are the same */
+	double secs = (double)ms / 1000.0;
+	*bps = ms ? (uint64_t)(8.0 * (double)bytes / secs) : 0;
+	*pps = ms ? (uint64_t)((double)packets / secs) : 0;
+	*bpp = packets ? bytes / packets : 0;
+}
+
+/* ---- key layout ---- */
+
+struct kfield {
+	uint8_t field, mask4, mask6;
+	uint8_t off;            /* byte offset in the key */
+};
+
+/* One table being filled: a user table, the totals series, or a per-row series. */
+struct tspec {
+	int user;               /* index of the user table, -1 for the totals series */
+	uint8_t order;
+	uint64_t limit;
+	unsigned nf;
+	struct kfield f[QUERY_MAX_FIELDS];
+	int both;               /* QF_IP / QF_PORT: two keys per flow */
+	int bucket;             /* the key ends with a bucket word */
+	unsigned kw;            /* key words */
+	unsigned kw_pre;        /* words before the bucket */
+	unsigned ew;            /* entry words: NCTR + kw */
+	uint32_t cols;
+	int keep_all;           /* every entry wanted, unordered (series) */
+	struct htab *only;      /* keep only keys whose first kw_pre words are in here */
+};
+
+static int spec_init(struct tspec *ts, const struct query_key *key, unsigned nkey,
+		     int bucket)
+{
+	unsigned off = 0;
+	memset(ts, 0, sizeof(*ts));
+	for (unsigned i = 0; i < nkey; i++) {
+		const struct fdef *d = &fdefs[key[i].field];
+		ts->f[i].field = key[i].field;
+		ts->f[i].mask4 = key[i].mask4;
+		ts->f[i].mask6 = key[i].mask6;
+		ts->f[i].off = (uint8_t)off;
+		off += d->width;
+		ts->both |= d->both;
+		ts->cols |= d->cols;
+	}
+	ts->nf = nkey;
+	ts->kw_pre = (off + 7) / 8;
+	ts->bucket = bucket;
+	ts->kw = ts->kw_pre + (bucket ? 1 : 0);
+	if (!ts->kw)
+		ts->kw = 1;
+	ts->ew = NCTR + ts->kw;
+	ts->cols |= COUNTER_COLS;
+	return ts->kw <= MAX_KW ? 0 : -1;
+}
+
+static inline void mask_addr(uint8_t *dst, const uint8_t *a, unsigned m4, unsigned m6,
+			     uint8_t *mlen)
+{
+	int v4 = flowrec_is4(a);
+	unsigned m = v4 ? m4 : m6, bits = v4 ? 96 + m : m;
+	memcpy(dst, a, 16);
+	for (unsigned b = 0; b < 16; b++) {
+		unsigned keep = bits > b * 8 ? bits - b * 8 : 0;
+		if (keep < 8)
+			dst[b] &= (uint8_t)(0xff00u >> keep);
+	}
+	*mlen = (uint8_t)m;
+}
+
+/* Writes field kf of the n selected records into their keys (stride bytes apart). */
+static void put_field(const struct kfield *kf, const struct store_cols *c,
+		      const uint32_t *sel, uint32_t n, int side, uint8_t *k, size_t stride)
+{
+	k += kf->off;
+	switch (kf->field) {
+	case QF_SRCIP:
+	case QF_DSTIP:
+	case QF_IP:
+	case QF_EXPORTER: {
+		const uint8_t (*a)[16] = kf->field == QF_EXPORTER ? c->exporter :
+					 kf->field == QF_DSTIP || side ? c->dst : c->src;
+		for (uint32_t i = 0; i < n; i++, k += stride)
+			memcpy(k, a[sel[i]], 16);
+		break;
+	}
+	case QF_SRCNET:
+	case QF_DSTNET: {
+		int s = kf->field == QF_SRCNET;
+		const uint8_t (*a)[16] = s ? c->src : c->dst;
+		const uint8_t *fm = s ? c->src_mask : c->dst_mask;
+		for (uint32_t i = 0; i < n; i++, k += stride) {
+			uint32_t j = sel[i];
+			if (kf->mask4 != QUERY_MASK_FLOW) {
+				mask_addr(k, a[j], kf->mask4, kf->mask6, k + 16);
+			} else if (fm[j]) {
+				unsigned m = fm[j];
+				mask_addr(k, a[j], m > 32 ? 32 : m, m > 128 ? 128 : m, k + 16);
+			} else {
+				memcpy(k, a[j], 16); /* no mask known: the whole address, /0 */
+				k[16] = 0;
+			}
+		}
+		break;
+	}
+	case QF_SRCPORT:
+	case QF_DSTPORT:
+	case QF_PORT: {
+		const uint16_t *p = kf->field == QF_DSTPORT || side ? c->dport : c->sport;
+		for (uint32_t i = 0; i < n; i++, k += stride)
+			st_be16(k, p[sel[i]]);
+		break;
+	}
+	case QF_PROTO:
+	case QF_TOS: {
+		const uint8_t *p = kf->field == QF_PROTO ? c->proto : c->tos;
+		for (uint32_t i = 0; i < n; i++, k += stride)
+			k[0] = p[sel[i]];
+		break;
+	}
+	case QF_INIF:
+	case QF_OUTIF:
+	case QF_SRCAS:
+	case QF_DSTAS: {
+		const uint32_t *p = kf->field == QF_INIF ? c->in_if : kf->field == QF_OUTIF ?
+				    c->out_if : kf->field == QF_SRCAS ? c->src_as : c->dst_as;
+		for (uint32_t i = 0; i < n; i++, k += stride)
+			st_be32(k, p[sel[i]]);
+		break;
+	}
+	case QF_VLAN:
+		for (uint32_t i = 0; i < n; i++, k += stride)
+			st_be16(k, c->vlan[sel[i]]);
+		break;
+	}
+}
+
+/* Key bytes of field kf back into the row. */
+static void get_field(const struct kfield *kf, const uint8_t *k, struct query_row *r)
+{
+	k += kf->off;
+	switch (kf->field) {
+	case QF_SRCIP:
+	case QF_IP:
+		memcpy(r->f.src, k, 16);
+		break;
+	case QF_DSTIP:
+		memcpy(r->f.dst, k, 16);
+		break;
+	case QF_EXPORTER:
+		memcpy(r->f.exporter, k, 16);
+		break;
+	case QF_SRCNET:
+		memcpy(r->f.src, k, 16);
+		r->f.src_mask = k[16];
+		break;
+	case QF_DSTNET:
+		memcpy(r->f.dst, k, 16);
+		r->f.dst_mask = k[16];
+		break;
+	case QF_SRCPORT:
+	case QF_PORT:
+		r->f.sport = ld_be16(k);
+		break;
+	case QF_DSTPORT:
+		r->f.dport = ld_be16(k);
+		break;
+	case QF_PROTO:
+		r->f.proto = k[0];
+		break;
+	case QF_TOS:
+		r->f.tos = k[0];
+		break;
+	case QF_INIF:
+		r->f.in_if = ld_be32(k);
+		break;
+	case QF_OUTIF:
+		r->f.out_if = ld_be32(k);
+		break;
+	case QF_SRCAS:
+		r->f.src_as = ld_be32(k);
+		break;
+	case QF_DSTAS:
+		r->f.dst_as = ld_be32(k);
+		break;
+	case QF_VLAN:
+		r->f.vlan = ld_be16(k);
+		break;
+	}
+}
+
+char *query_key_str(const struct query_key *k, const struct query_row *r, char *buf,
+		    size_t len)
+{
+	char a[64];
+	const struct flow_rec *f = &r->f;
+	switch (k->field) {
+	case QF_SRCIP:
+	case QF_IP:
+		addr_str(f->src, buf, len);
+		break;
+	case QF_DSTIP:
+		addr_str(f->dst, buf, len);
+		break;
+	case QF_EXPORTER:
+		addr_str(f->exporter, buf, len);
+		break;
+	case QF_SRCNET:
+		snprintf(buf, len, "%s/%u", addr_str(f->src, a, sizeof(a)), f->src_mask);
+		break;
+	case QF_DSTNET:
+		snprintf(buf, len, "%s/%u", addr_str(f->dst, a, sizeof(a)), f->dst_mask);
+		break;
+	case QF_SRCPORT:
+	case QF_PORT:
+		snprintf(buf, len, "%u", f->sport);
+		break;
+	case QF_DSTPORT:
+		snprintf(buf, len, "%u", f->dport);
+		break;
+	case QF_PROTO:
+		snprintf(buf, len, "%u", f->proto);
+		break;
+	case QF_TOS:
+		snprintf(buf, len, "%u", f->tos);
+		break;
+	case QF_INIF:
+		snprintf(buf, len, "%u", f->in_if);
+		break;
+	case QF_OUTIF:
+		snprintf(buf, len, "%u", f->out_if);
+		break;
+	case QF_SRCAS:
+		snprintf(buf, len, "%u", f->src_as);
+		break;
+	case QF_DSTAS:
+		snprintf(buf, len, "%u", f->dst_as);
+		break;
+	case QF_VLAN:
+		snprintf(buf, len, "%u", f->vlan);
+		break;
+	default:
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+/* ---- the aggregation table: open addressing, linear probing, entries inline ---- */
+
+static inline uint64_t hash_key(const uint64_t *k, unsigned kw)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ kw;
+	for (unsigned i = 0; i < kw; i++) {
+		h = (h ^ k[i]) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Entry words: [0] flows (0: empty slot), [1] packets, [2] bytes, [3] first, [4] last,
+ * then the key. The slot of a key is the top bits of its hash after the partition
+ * bits, so walking the slots visits keys nearly in hash order. */
+struct htab {
+	uint64_t *e;
+	uint64_t cap, n, grow_at;
+	uint64_t limit;         /* bytes e may take */
+	unsigned ew, kw, logcap, logp;
+	_Atomic uint64_t *mem;  /* shared accounting */
+	_Atomic uint64_t *peak;
+};
+
+static void mem_add(struct htab *t, int64_t d)
+{
+	if (!t->mem)
+		return;
+	uint64_t now = atomic_fetch_add(t->mem, (uint64_t)d) + (uint64_t)d;
+	uint64_t p = atomic_load(t->peak);
+	while (now > p && !atomic_compare_exchange_weak(t->peak, &p, now))
+		;
+}
+
+static int ht_alloc(struct htab *t, unsigned logcap)
+{
+	uint64_t cap = 1ull << logcap;
+	if (cap * t->ew * 8 > t->limit)
+		return -ENOSPC;
+	uint64_t *e = calloc(cap, (size_t)t->ew * 8);
+	if (!e)
+		return -ENOMEM;
+	t->e = e;
+	t->cap = cap;
+	t->logcap = logcap;
+	t->n = 0;
+	t->grow_at = cap * LOAD_NUM / LOAD_DEN;
+	mem_add(t, (int64_t)(cap * t->ew * 8));
+	return 0;
+}
+
+static int ht_init(struct htab *t, unsigned ew, unsigned kw, unsigned logp, uint64_t limit,
+		   uint64_t want, _Atomic uint64_t *mem, _Atomic uint64_t *peak)
+{
+	unsigned logcap = 6;
+	memset(t, 0, sizeof(*t));
+	t->ew = ew;
+	t->kw = kw;
+	t->logp = logp;
+	t->limit = limit;
+	t->mem = mem;
+	t->peak = peak;
+	while (logcap < 40 && (1ull << logcap) * LOAD_NUM / LOAD_DEN < want &&
+	       (2ull << logcap) * ew * 8 <= limit)
+		logcap++;
+	return ht_alloc(t, logcap);
+}
+
+static void ht_free(struct htab *t)
+{
+	if (t->e)
+		mem_add(t, -(int64_t)(t->cap * t->ew * 8));
+	free(t->e);
+	t->e = NULL;
+	t->cap = t->n = 0;
+}
+
+static inline uint64_t ht_home(const struct htab *t, uint64_t h)
+{
+	return (h << t->logp) >> (64 - t->logcap);
+}
+
+static inline int key_eq(const uint64_t *a, const uint64_t *b, unsigned kw)
+{
+	for (unsigned i = 0; i < kw; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/* Adds counters c[0..4] under key k (hash h); the table must have room. */
+static inline void ht_add(struct htab *t, const uint64_t *k, uint64_t h, const uint64_t *c)
+{
+	uint64_t i = ht_home(t, h), mask = t->cap - 1;
+	for (;;) {
+		uint64_t *e = t->e + i * t->ew;
+		if (!e[0]) {
+			memcpy(e, c, NCTR * 8);
+			memcpy(e + NCTR, k, t->kw * 8);
+			t->n++;
+			return;
+		}
+		if (key_eq(e + NCTR, k, t->kw)) {
+			e[0] += c[0];
+			e[1] += c[1];
+			e[2] += c[2];
+			if (c[3] < e[3])
+				e[3] = c[3];
+			if (c[4] > e[4])
+				e[4] = c[4];
+			return;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+static const uint64_t *ht_find(const struct htab *t, const uint64_t *k, uint64_t h)
+{
+	uint64_t i = ht_home(t, h), mask = t->cap - 1;
+	for (;;) {
+		const uint64_t *e = t->e + i * t->ew;
+		if (!e[0])
+			return NULL;
+		if (key_eq(e + NCTR, k, t->kw))
+			return e;
+		i = (i + 1) & mask;
+	}
+}
+
+/* Doubles the table. -ENOSPC past its limit, -ENOMEM. */
+static int ht_grow(struct htab *t)
+{
+	struct htab old = *t;
+	int rc = ht_alloc(t, old.logcap + 1);
+	if (rc < 0) {
+		*t = old;
+		return rc;
+	}
+	for (uint64_t i = 0; i < old.cap; i++) {
+		const uint64_t *e = old.e + i * old.ew;
+		if (e[0])
+			ht_add(t, e + NCTR, hash_key(e + NCTR, t->kw), e);
+	}
+	ht_free(&old);
+	return 0;
+}
+
+/* ht_add() that first makes room. */
+static inline int ht_put(struct htab *t, const uint64_t *k, uint64_t h, const uint64_t *c)
+{
+	if (t->n >= t->grow_at) {
+		int rc = ht_grow(t);
+		if (rc < 0)
+			return rc;
+	}
+	ht_add(t, k, h, c);
+	return 0;
+}
+
+/* Entries nearly in hash order: from just after an empty slot, around once. */
+static uint64_t ht_walk_start(const struct htab *t)
+{
+	for (uint64_t i = 0; i < t->cap; i++)
+		if (!t->e[i * t->ew])
+			return (i + 1) & (t->cap - 1);
+	return 0;
+}
+
+/* ---- shared state of a run ---- */
+
+struct qfile {
+	_Atomic uint32_t next;  /* next block index to claim (one partition) */
+};
+
+/* A stored flow kept for a listing, with its place in the store. */
+struct fcand {
+	struct flow_rec f;
+	uint64_t pos;
+};
+
+struct qctx;
+
+/* Per thread. */
+struct worker {
+	struct qctx *q;
+	pthread_t th;
+	unsigned tid;
+	int claim;              /* share out blocks with the other threads */
+	int count_blocks;       /* count summary and block stats */
+	int count_files;        /* count file stats, warn */
+	unsigned part, logp;
+	struct htab tab[QUERY_MAX_TABLES + 1];
+	struct store_cols fc, ac, xc;
+	uint32_t *sel, *idx;
+	uint64_t *keys, *hash;
+	uint32_t scap;
+	struct query_summary sum;
+	uint64_t matched;       /* this pass, for max_flows */
+	struct fcand *cand;     /* QK_FLOWS candidates */
+	uint64_t ncand;
+	int rc;                 /* 0, -ENOSPC (a table is full), -errno */
+};
+
+struct qctx {
+	const struct query_req *rq;
+	struct query_result *res;
+	struct filt *filt;
+	uint32_t fcols;         /* columns the filter and window read */
+	uint32_t acols;         /* columns the tables read */
+	struct store_list files;
+	struct qfile *fs;
+	uint64_t total_bytes;
+	_Atomic uint64_t done_bytes;
+	unsigned threads;
+	uint64_t mem;
+	unsigned nspec;
+	struct tspec spec[QUERY_MAX_TABLES + 1];
+	int flows_table;        /* user table listing flows, or -1 */
+	uint64_t flows_limit;
+	uint8_t flows_order;
+	pthread_mutex_t lock;
+	_Atomic int stop;
+	_Atomic uint64_t mem_now, mem_peak;
+	uint64_t bucket_ms;
+};
+
+static void qwarn(struct qctx *q, const char *path, int err, const char *what)
+{
+	if (!q->rq->warn)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->rq->warn(path, err, what, q->rq->warn_arg);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- the block scan ---- */
+
+static int zone_in_window(const struct query_req *rq, const struct store_zone *z)
+{
+	const struct store_window *w = &rq->win;
+	if (!rq->has_window)
+		return 1;
+	if (z->first_min > z->first_max)
+		return 0;
+	switch (rq->win_mode) {
+	case QUERY_WIN_OVERLAP:
+		return store_zone_overlaps(z, w);
+	case QUERY_WIN_FIRST:
+		return z->first_max >= w->from_ms && z->first_min <= w->to_ms;
+	default:
+		return z->first_max >= w->from_ms && z->last_min <= w->to_ms;
+	}
+}
+
+static uint32_t window_sel(const struct query_req *rq, const struct store_cols *c,
+			   uint32_t *sel, uint32_t n)
+{
+	const uint64_t from = rq->win.from_ms, to = rq->win.to_ms;
+	const uint64_t *f = c->first_ms, *l = c->last_ms;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = sel[i];
+		int in;
+		if (rq->win_mode == QUERY_WIN_OVERLAP)
+			in = f[j] <= to && l[j] >= from;
+		else if (rq->win_mode == QUERY_WIN_FIRST)
+			in = f[j] >= from && f[j] <= to;
+		else
+			in = f[j] >= from && l[j] <= to;
+		sel[k] = j;
+		k += (uint32_t)in;
+	}
+	return k;
+}
+
+static int scratch(struct worker *w, uint32_t n)
+{
+	if (n <= w->scap)
+		return 0;
+	free(w->sel);
+	free(w->idx);
+	free(w->keys);
+	free(w->hash);
+	w->sel = malloc((size_t)n * sizeof(*w->sel));
+	w->idx = malloc((size_t)n * sizeof(*w->idx));
+	w->keys = malloc((size_t)n * MAX_KW * 8);
+	w->hash = malloc((size_t)n * 8);
+	if (!w->sel || !w->idx || !w->keys || !w->hash) {
+		w->scap = 0;
+		return -ENOMEM;
+	}
+	w->scap = n;
+	return 0;
+}
+
+/* The columns of a and b in one view (pointers only; nothing copied). */
+static void cols_view(struct store_cols *v, const struct store_cols *a,
+		      const struct store_cols *b)
+{
+	*v = *b;
+#define TAKE(f, c) if (a->mask & COL(c)) v->f = a->f
+	TAKE(src, SRC); TAKE(dst, DST); TAKE(nexthop, NEXTHOP); TAKE(exporter, EXPORTER);
+	TAKE(packets, PACKETS); TAKE(bytes, BYTES); TAKE(first_ms, FIRST); TAKE(last_ms, LAST);
+	TAKE(in_if, IN_IF); TAKE(out_if, OUT_IF); TAKE(src_as, SRC_AS); TAKE(dst_as, DST_AS);
+	TAKE(domain_id, DOMAIN_ID); TAKE(sampling, SAMPLING); TAKE(sport, SPORT);
+	TAKE(dport, DPORT); TAKE(vlan, VLAN); TAKE(proto, PROTO); TAKE(tos, TOS);
+	TAKE(tcp_flags, TCP_FLAGS); TAKE(ipver, IPVER); TAKE(src_mask, SRC_MASK);
+	TAKE(dst_mask, DST_MASK); TAKE(end_reason, END_REASON);
+#undef TAKE
+	v->mask = a->mask | b->mask;
+}
+
+/* Aggregates the n selected records of c into w's table for spec s. */
+static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, uint32_t n)
+{
+	const struct tspec *ts = &w->q->spec[s];
+	struct htab *t = &w->tab[s];
+	const unsigned kw = ts->kw;
+	const size_t stride = (size_t)kw * 8;
+	uint8_t *kb = (uint8_t *)w->keys;
+
+	for (int side = 0; side <= ts->both; side++) {
+		memset(kb, 0, n * stride);
+		for (unsigned f = 0; f < ts->nf; f++)
+			put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
+		if (ts->bucket) {
+			uint64_t bms = w->q->bucket_ms;
+			for (uint32_t i = 0; i < n; i++)
+				st_be64(kb + i * stride + ts->kw_pre * 8, c->first_ms[w->sel[i]] / bms);
+		}
+		/* hash, and keep what belongs to this partition (and to the only-set) */
+		uint32_t m = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			const uint64_t *k = w->keys + (size_t)i * kw;
+			uint64_t h = hash_key(k, kw);
+			if (ts->only && !ht_find(ts->only, k, hash_key(k, ts->kw_pre)))
+				continue;
+			if (w->logp && (h >> (64 - w->logp)) != w->part)
+				continue;
+			w->hash[m] = h;
+			w->idx[m++] = i;
+		}
+		for (uint32_t i = 0; i < m; i++) {
+			if (i + PREFETCH < m)
+				__builtin_prefetch(t->e + ht_home(t, w->hash[i + PREFETCH]) * t->ew);
+			uint32_t r = w->sel[w->idx[i]];
+			uint64_t ctr[NCTR] = { 1, c->packets[r], c->bytes[r], c->first_ms[r],
+					       c->last_ms[r] };
+			int rc = ht_put(t, w->keys + (size_t)w->idx[i] * kw, w->hash[i], ctr);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int flow_cmp(const struct fcand *a, const struct fcand *b, int order);
+
+/* Keeps candidates for a flow listing: the first ones in store order, or the best by
+ * order (a heap with the worst on top). */
+static void heap_down(struct fcand *h, uint64_t n, uint64_t i, int order)
+{
+	for (;;) {
+		uint64_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && flow_cmp(&h[l], &h[m], order) > 0)
+			m = l;
+		if (r < n && flow_cmp(&h[r], &h[m], order) > 0)
+			m = r;
+		if (m == i)
+			return;
+		struct fcand x = h[i];
+		h[i] = h[m];
+		h[m] = x;
+		i = m;
+	}
+}
+
+static void heap_up(struct fcand *h, uint64_t i, int order)
+{
+	while (i) {
+		uint64_t p = (i - 1) / 2;
+		if (flow_cmp(&h[i], &h[p], order) <= 0)
+			return;
+		struct fcand x = h[i];
+		h[i] = h[p];
+		h[p] = x;
+		i = p;
+	}
+}
+
+static int list_block(struct worker *w, struct store_reader *r, const struct store_cols *c,
+		      uint32_t n, uint64_t pos0)
+{
+	struct qctx *q = w->q;
+	uint64_t lim = q->flows_limit;
+	int order = q->flows_order, decoded = 0;
+
+	if (order == QO_NONE && w->ncand >= lim)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = w->sel[i];
+		struct fcand x;
+		if (order == QO_NONE && w->ncand >= lim)
+			break;
+		x.pos = pos0 | j;
+		x.f.packets = c->packets[j];
+		x.f.bytes = c->bytes[j];
+		x.f.first_ms = c->first_ms[j];
+		x.f.last_ms = c->last_ms[j];
+		if (w->ncand >= lim && flow_cmp(&x, &w->cand[0], order) >= 0)
+			continue; /* not better than the worst kept */
+		if (!decoded) {
+			int rc = store_reader_decode(r, STORE_COLS_ALL, &w->xc);
+			if (rc < 0)
+				return rc;
+			decoded = 1;
+		}
+		store_cols_get(&w->xc, j, &x.f);
+		if (order == QO_NONE) {
+			w->cand[w->ncand++] = x;
+		} else if (w->ncand < lim) {
+			w->cand[w->ncand] = x;
+			heap_up(w->cand, w->ncand++, order);
+		} else {
+			w->cand[0] = x;
+			heap_down(w->cand, w->ncand, 0, order);
+		}
+	}
+	return 0;
+}
+
+static void sum_block(struct query_summary *s, const struct store_cols *c, const uint32_t *sel,
+		      uint32_t n)
+{
+	uint64_t pk = 0, by = 0, first = UINT64_MAX, last = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = sel[i];
+		pk += c->packets[j];
+		by += c->bytes[j];
+		if (c->first_ms[j] < first)
+			first = c->first_ms[j];
+		if (c->last_ms[j] > last)
+			last = c->last_ms[j];
+	}
+	if (!n)
+		return;
+	if (!s->flows || first < s->first_ms)
+		s->first_ms = first;
+	if (last > s->last_ms)
+		s->last_ms = last;
+	s->flows += n;
+	s->packets += pk;
+	s->bytes += by;
+}
+
+/* One block: zone maps, filter columns, selection, then the rest. Returns 0, 1 when
+ * max_flows is reached, or a negative errno (-ENOSPC: a table is full). */
+static int scan_block(struct worker *w, struct store_reader *r, const struct store_block_info *bi,
+		      uint64_t pos0, uint32_t *bad)
+{
+	struct qctx *q = w->q;
+	const struct query_req *rq = q->rq;
+	struct store_cols v;
+	uint32_t n = bi->nrec;
+	int rc, done = 0;
+
+	if (!zone_in_window(rq, &bi->zone) || (q->filt && !filt_zone_may_match(q->filt, &bi->zone))) {
+		if (w->count_blocks)
+			w->sum.blocks_skipped++;
+		return 0;
+	}
+	if ((rc = scratch(w, n)) < 0)
+		return rc;
+	if (q->fcols) {
+		rc = store_reader_decode(r, q->fcols, &w->fc);
+		if (rc < 0)
+			goto bad;
+	} else {
+		w->fc.n = n;
+		w->fc.mask = 0;
+	}
+	if (w->count_blocks) {
+		w->sum.blocks++;
+		w->sum.flows_scanned += n;
+	}
+	if (q->filt) {
+		n = filt_eval(q->filt, &w->fc, w->sel);
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			w->sel[i] = i;
+	}
+	if (rq->has_window && n)
+		n = window_sel(rq, &w->fc, w->sel, n);
+	if (rq->max_flows && n) {
+		if (w->matched + n >= rq->max_flows) {
+			n = (uint32_t)(rq->max_flows - w->matched);
+			done = 1;
+		}
+		w->matched += n;
+	}
+	if (!n)
+		return done;
+	if (q->acols & ~w->fc.mask) {
+		rc = store_reader_decode(r, q->acols & ~w->fc.mask, &w->ac);
+		if (rc < 0)
+			goto bad;
+	} else {
+		w->ac.mask = 0;
+	}
+	cols_view(&v, &w->fc, &w->ac);
+	if (w->count_blocks) {
+		sum_block(&w->sum, &v, w->sel, n);
+		if (q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0)
+			goto bad;
+	}
+	for (unsigned s = 0; s < q->nspec; s++)
+		if ((rc = agg_block(w, s, &v, n)) < 0)
+			return rc;
+	return done;
+bad:
+	if (rc == -ENOMEM)
+		return rc;
+	(*bad)++;
+	if (w->count_blocks) {
+		char what[80];
+		snprintf(what, sizeof(what), "damaged block at offset %llu skipped",
+			 (unsigned long long)bi->off);
+		qwarn(q, r ? q->files.v[pos0 >> (POS_BLOCK_BITS + POS_REC_BITS)].path : "", rc,
+		      what);
+	}
+	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct qctx *q = w->q;
+	const struct query_req *rq = q->rq;
+	int rc = 0;
+
+	for (size_t fi = 0; fi < q->files.n && rc == 0; fi++) {
+		const char *path = q->files.v[fi].path;
+		struct store_reader *r = store_reader_open(path);
+		struct store_block_info bi;
+		struct store_zone z;
+		uint32_t bidx = 0, bad = 0;
+		int nrc;
+
+		if (atomic_load(&q->stop))
+			break;
+		if (!r) {
+			if (w->count_files) {
+				w->sum.bad_files++;
+				qwarn(q, path, -errno, "file skipped");
+			}
+			continue;
+		}
+		if (rq->has_window && store_reader_file_zone(r, &z) == 1 && !zone_in_window(rq, &z)) {
+			if (w->count_files)
+				w->sum.files_skipped++;
+			store_reader_close(r);
+			continue;
+		}
+		if (w->count_files)
+			w->sum.files++;
+		while ((nrc = store_reader_next(r, &bi)) > 0) {
+			uint32_t i = bidx++;
+			if (w->claim) {
+				uint32_t c = atomic_load(&q->fs[fi].next);
+				if (c != i || !atomic_compare_exchange_strong(&q->fs[fi].next, &c, i + 1))
+					continue;
+				atomic_fetch_add(&q->done_bytes, bi.disk_bytes);
+			}
+			if (atomic_load(&q->stop)) {
+				rc = -ECANCELED;
+				break;
+			}
+			if (rq->deadline_ms && mono_ms() > rq->deadline_ms) {
+				rc = -ETIMEDOUT;
+				break;
+			}
+			uint64_t pos = (uint64_t)fi << (POS_BLOCK_BITS + POS_REC_BITS) |
+				       (uint64_t)i << POS_REC_BITS;
+			rc = scan_block(w, r, &bi, pos, &bad);
+			if (rc == 1) {
+				w->sum.limited = 1;
+				rc = 0;
+				atomic_store(&q->stop, 2);
+				break;
+			}
+			if (rc < 0)
+				break;
+		}
+		if (nrc < 0 && w->count_files)
+			qwarn(q, path, nrc, "read error");
+		const struct store_read_stats *rs = store_reader_stats(r);
+		if (w->count_blocks)
+			w->sum.bad_blocks += bad;
+		if (w->count_files) {
+			/* damage found in headers: every thread saw it, this one counts it */
+			uint64_t hdr_bad = rs->bad_blocks > bad ? rs->bad_blocks - bad : 0;
+			w->sum.bad_blocks += hdr_bad;
+			w->sum.tail_bytes += rs->tail_bytes;
+			if (hdr_bad) {
+				char what[64];
+				snprintf(what, sizeof(what), "%llu damaged block(s) skipped",
+					 (unsigned long long)hdr_bad);
+				qwarn(q, path, rs->bad_hash ? -EBADMSG : -EPROTO, what);
+			}
+		}
+		store_reader_close(r);
+	}
+	if (rc == -ECANCELED)
+		rc = 0;
+	if (rc < 0 && rc != -ENOSPC)
+		atomic_store(&q->stop, 1);
+	if (rc == -ENOSPC)
+		atomic_store(&q->stop, 1);
+	w->rc = rc;
+	return NULL;
+}
+
+/* ---- ordering ---- */
+
+struct ordctx {
+	const struct tspec *ts;
+	int order;
+};
+
+static uint64_t metric(const uint64_t *e, int order)
+{
+	uint64_t bps, pps, bpp;
+	switch (order) {
+	case QO_FLOWS:
+		return e[0];
+	case QO_PACKETS:
+		return e[1];
+	case QO_BYTES:
+		return e[2];
+	case QO_TSTART:
+		return e[3];
+	case QO_TEND:
+		return e[4];
+	case QO_DURATION:
+		return e[4] - e[3];
+	default:
+		query_rates(e[1], e[2], e[4] - e[3], &bps, &pps, &bpp);
+		return order == QO_BPS ? bps : order == QO_PPS ? pps : bpp;
+	}
+}
+
+static int ascending(int order)
+{
+	return order == QO_TSTART || order == QO_TEND;
+}
+
+/* <0 when entry a comes before b: by the order, then by key. */
+static int ent_cmp(const uint64_t *a, const uint64_t *b, const struct tspec *ts, int order)
+{
+	if (order != QO_NONE) {
+		uint64_t x = metric(a, order), y = metric(b, order);
+		if (x != y)
+			return (x < y) == ascending(order) ? -1 : 1;
+	} else {
+		uint64_t x = hash_key(a + NCTR, ts->kw), y = hash_key(b + NCTR, ts->kw);
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return memcmp(a + NCTR, b + NCTR, (size_t)ts->kw * 8);
+}
+
+static int ent_cmp_r(const void *a, const void *b, void *arg)
+{
+	const struct ordctx *o = arg;
+	return ent_cmp(*(const uint64_t *const *)a, *(const uint64_t *const *)b, o->ts, o->order);
+}
+
+static int flow_cmp(const struct fcand *a, const struct fcand *b, int order)
+{
+	if (order != QO_NONE) {
+		uint64_t x[NCTR] = { 1, a->f.packets, a->f.bytes, a->f.first_ms, a->f.last_ms };
+		uint64_t y[NCTR] = { 1, b->f.packets, b->f.bytes, b->f.first_ms, b->f.last_ms };
+		uint64_t mx = metric(x, order), my = metric(y, order);
+		if (mx != my)
+			return (mx < my) == ascending(order) ? -1 : 1;
+	}
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static int flow_cmp_r(const void *a, const void *b, void *arg)
+{
+	return flow_cmp(a, b, *(const int *)arg);
+}
+
+/* ---- delivering rows ---- */
+
+/* What one spec produced while passes ran. */
+struct tout {
+	uint64_t *heap;         /* copies of entries: the best `limit` (worst on top), or
+				   every entry of a kept-whole spec over several partitions */
+	uint64_t nheap, cap;
+	uint64_t *keep;         /* one partition, no limit: the table itself, kept ... */
+	uint64_t **all;         /* ... and its entries in hash order */
+	uint64_t nall;
+	uint64_t groups;
+};
+
+struct runstate {
+	struct qctx *q;
+	struct tout out[QUERY_MAX_TABLES + 1];
+	int begun[QUERY_MAX_TABLES];
+	uint64_t rows_bytes;    /* rows kept in the result (no sink) */
+	int streamed0;          /* table 0 was delivered during the passes */
+};
+
+static void tout_free(struct tout *o)
+{
+	free(o->heap);
+	free(o->keep);
+	free(o->all);
+	memset(o, 0, sizeof(*o));
+}
+
+static void row_from_entry(const struct tspec *ts, const uint64_t *e, struct query_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->flows = e[0];
+	r->f.packets = e[1];
+	r->f.bytes = e[2];
+	r->f.first_ms = e[3];
+	r->f.last_ms = e[4];
+	for (unsigned f = 0; f < ts->nf; f++)
+		get_field(&ts->f[f], (const uint8_t *)(e + NCTR), r);
+}
+
+static int keep_row(struct runstate *st, struct query_table *t, const struct query_row *r)
+{
+	const uint64_t chunk = 1024;
+	if (t->nrows % chunk == 0) {
+		if (st->rows_bytes + chunk * sizeof(*r) > st->q->mem) {
+			snprintf(st->q->res->err, QUERY_ERR_LEN, "more rows than fit in the memory "
+				 "limit (%llu so far): give a limit (-n, -c) or raise --max-memory",
+				 (unsigned long long)t->nrows);
+			return -E2BIG;
+		}
+		struct query_row *n = realloc(t->rows, (t->nrows + chunk) * sizeof(*r));
+		if (!n)
+			return -ENOMEM;
+		t->rows = n;
+		st->rows_bytes += chunk * sizeof(*r);
+	}
+	t->rows[t->nrows] = *r;
+	return 0;
+}
+
+static int deliver_begin(struct runstate *st, unsigned ti)
+{
+	struct qctx *q = st->q;
+	struct query_table *t = &q->res->table[ti];
+	const struct query_sink *sk = q->rq->sink;
+	if (st->begun[ti])
+		return 0;
+	st->begun[ti] = 1;
+	t->flows = q->res->sum.flows;
+	t->packets = q->res->sum.packets;
+	t->bytes = q->res->sum.bytes;
+	if (sk && sk->begin && sk->begin(sk->arg, t))
+		return -ECANCELED;
+	return 0;
+}
+
+/* Hands one row of table ti to the sink, or keeps it (then the result owns its
+ * points; with a sink they are freed here). */
+static int deliver(struct runstate *st, unsigned ti, struct query_row *r)
+{
+	struct qctx *q = st->q;
+	struct query_table *t = &q->res->table[ti];
+	const struct query_sink *sk = q->rq->sink;
+	int rc = deliver_begin(st, ti);
+	if (rc == 0 && sk) {
+		if (sk->row && sk->row(sk->arg, t, r))
+			rc = -ECANCELED;
+	} else if (rc == 0) {
+		rc = keep_row(st, t, r);
+		if (rc == 0)
+			r->points = NULL; /* the result has it now */
+	}
+	free(r->points);
+	r->points = NULL;
+	if (rc == 0)
+		t->nrows++;
+	return rc;
+}
+
+static void eheap_swap(uint64_t *a, uint64_t *b, unsigned ew)
+{
+	uint64_t tmp[NCTR + MAX_KW];
+	memcpy(tmp, a, ew * 8);
+	memcpy(a, b, ew * 8);
+	memcpy(b, tmp, ew * 8);
+}
+
+static void eheap_down(uint64_t *h, uint64_t n, uint64_t i, const struct tspec *ts, int o)
+{
+	const unsigned ew = ts->ew;
+	for (;;) {
+		uint64_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && ent_cmp(h + l * ew, h + m * ew, ts, o) > 0)
+			m = l;
+		if (r < n && ent_cmp(h + r * ew, h + m * ew, ts, o) > 0)
+			m = r;
+		if (m == i)
+			return;
+		eheap_swap(h + i * ew, h + m * ew, ew);
+		i = m;
+	}
+}
+
+static void eheap_up(uint64_t *h, uint64_t i, const struct tspec *ts, int o)
+{
+	const unsigned ew = ts->ew;
+	while (i) {
+		uint64_t p = (i - 1) / 2;
+		if (ent_cmp(h + i * ew, h + p * ew, ts, o) <= 0)
+			return;
+		eheap_swap(h + i * ew, h + p * ew, ew);
+		i = p;
+	}
+}
+
+/* Entries of t in hash order (then key): the walk from an empty slot is nearly
+ * sorted already (linear probing only moves keys forward), so insertion sort. */
+static uint64_t **hash_ordered(const struct htab *t, const struct tspec *ts)
+{
+	uint64_t **v = malloc((t->n ? t->n : 1) * sizeof(*v));
+	uint64_t *hv = malloc((t->n ? t->n : 1) * sizeof(*hv));
+	uint64_t k = 0, start = ht_walk_start(t);
+	if (!v || !hv) {
+		free(v);
+		free(hv);
+		return NULL;
+	}
+	for (uint64_t c = 0; c < t->cap; c++) {
+		uint64_t *e = t->e + ((start + c) & (t->cap - 1)) * t->ew;
+		if (!e[0])
+			continue;
+		uint64_t h = hash_key(e + NCTR, ts->kw), j = k++;
+		while (j > 0 && (hv[j - 1] > h || (hv[j - 1] == h &&
+			memcmp(v[j - 1] + NCTR, e + NCTR, (size_t)ts->kw * 8) > 0))) {
+			v[j] = v[j - 1];
+			hv[j] = hv[j - 1];
+			j--;
+		}
+		v[j] = e;
+		hv[j] = h;
+	}
+	free(hv);
+	return v;
+}
+
+static int heap_room(struct qctx *q, struct tout *o, unsigned ew)
+{
+	if (o->nheap < o->cap)
+		return 0;
+	uint64_t nc = o->cap ? o->cap * 2 : 64;
+	if (nc * ew * 8 > q->mem) {
+		snprintf(q->res->err, QUERY_ERR_LEN, "the rows asked for do not fit in the "
+			 "memory limit: lower -n/-c or raise --max-memory");
+		return -E2BIG;
+	}
+	uint64_t *h = realloc(o->heap, nc * ew * 8);
+	if (!h)
+		return -ENOMEM;
+	o->heap = h;
+	o->cap = nc;
+	return 0;
+}
+
+/* Takes what one partition's table t holds for spec s. Unordered listings of table 0
+ * go out at once (partitions come in hash order); top-N keeps the best in a heap;
+ * everything else is kept whole (one partition: the table itself). */
+static int collect(struct runstate *st, unsigned s, struct htab *t, unsigned partitions)
+{
+	struct qctx *q = st->q;
+	const struct tspec *ts = &q->spec[s];
+	struct tout *o = &st->out[s];
+	int rc;
+
+	o->groups += t->n;
+	if (!ts->keep_all && ts->order == QO_NONE && ts->user == 0) {
+		struct query_table *qt = &q->res->table[0];
+		uint64_t **v = hash_ordered(t, ts);
+		if (!v)
+			return -ENOMEM;
+		st->streamed0 = 1;
+		rc = deliver_begin(st, 0);
+		for (uint64_t i = 0; i < t->n && rc == 0; i++) {
+			struct query_row r;
+			if (qt->req.limit && qt->nrows >= qt->req.limit)
+				break;
+			row_from_entry(ts, v[i], &r);
+			rc = deliver(st, 0, &r);
+		}
+		free(v);
+		return rc;
+	}
+	if (!ts->limit && partitions == 1) {
+		free(o->keep);
+		free(o->all);
+		o->all = hash_ordered(t, ts);
+		if (!o->all)
+			return -ENOMEM;
+		o->nall = t->n;
+		o->keep = t->e; /* the entries stay where they are */
+		t->e = NULL;
+		t->mem = NULL;
+		return 0;
+	}
+	if (!ts->limit && !ts->keep_all && ts->order != QO_NONE) {
+		snprintf(q->res->err, QUERY_ERR_LEN, "%llu+ groups do not fit in the memory limit "
+			 "to be listed in order: give a limit (-n/-c), or raise --max-memory",
+			 (unsigned long long)o->groups);
+		return -E2BIG;
+	}
+	for (uint64_t i = 0; i < t->cap; i++) {
+		const uint64_t *e = t->e + i * t->ew;
+		if (!e[0])
+			continue;
+		if (!ts->limit || o->nheap < ts->limit) {
+			if ((rc = heap_room(q, o, ts->ew)) < 0)
+				return rc;
+			memcpy(o->heap + o->nheap * ts->ew, e, ts->ew * 8);
+			if (ts->limit)
+				eheap_up(o->heap, o->nheap, ts, ts->order);
+			o->nheap++;
+		} else if (ent_cmp(e, o->heap, ts, ts->order) < 0) {
+			memcpy(o->heap, e, ts->ew * 8);
+			eheap_down(o->heap, o->nheap, 0, ts, ts->order);
+		}
+	}
+	return 0;
+}
+
+/* The entries spec s produced, in its order, at most its limit. */
+static uint64_t **spec_entries(const struct tspec *ts, const struct tout *o, uint64_t *n)
+{
+	uint64_t cnt = o->all ? o->nall : o->nheap;
+	uint64_t **v = malloc((cnt ? cnt : 1) * sizeof(*v));
+	struct ordctx oc = { ts, ts->order };
+	if (!v)
+		return NULL;
+	if (o->all)
+		memcpy(v, o->all, cnt * sizeof(*v));
+	else
+		for (uint64_t i = 0; i < cnt; i++)
+			v[i] = o->heap + i * ts->ew;
+	if (!(o->all && ts->order == QO_NONE))
+		qsort_r(v, cnt, sizeof(*v), ent_cmp_r, &oc);
+	if (ts->limit && cnt > ts->limit)
+		cnt = ts->limit;
+	*n = cnt;
+	return v;
+}
+
+/* ---- passes ---- */
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+}
+
+static void worker_free(struct worker *w, unsigned nspec)
+{
+	for (unsigned s = 0; s < nspec; s++)
+		ht_free(&w->tab[s]);
+	store_cols_free(&w->fc);
+	store_cols_free(&w->ac);
+	store_cols_free(&w->xc);
+	free(w->sel);
+	free(w->idx);
+	free(w->keys);
+	free(w->hash);
+	free(w->cand);
+	memset(w, 0, sizeof(*w));
+}
+
+static void sum_merge(struct query_summary *a, const struct query_summary *b)
+{
+	if (b->flows && (!a->flows || b->first_ms < a->first_ms))
+		a->first_ms = b->first_ms;
+	if (b->last_ms > a->last_ms)
+		a->last_ms = b->last_ms;
+	a->flows += b->flows;
+	a->packets += b->packets;
+	a->bytes += b->bytes;
+	a->files += b->files;
+	a->files_skipped += b->files_skipped;
+	a->bad_files += b->bad_files;
+	a->blocks += b->blocks;
+	a->blocks_skipped += b->blocks_skipped;
+	a->bad_blocks += b->bad_blocks;
+	a->flows_scanned += b->flows_scanned;
+	a->tail_bytes += b->tail_bytes;
+	a->limited |= b->limited;
+}
+
+/* Bytes one table may take with nthreads tables per spec alive at once; half of that
+ * when the threads' tables are merged afterwards (the merged one needs the rest). */
+static uint64_t table_budget(const struct qctx *q, unsigned nthreads, int merging)
+{
+	uint64_t b = q->mem / ((uint64_t)nthreads * (q->nspec ? q->nspec : 1));
+	return merging ? b / 2 : b;
+}
+
+/* Keys a table of at most b bytes holds. */
+static uint64_t budget_keys(uint64_t b, unsigned ew)
+{
+	uint64_t cap = 1;
+	while (cap * 2 * ew * 8 <= b)
+		cap *= 2;
+	return cap * LOAD_NUM / LOAD_DEN;
+}
+
+/* Fewest partitions (a power of two, >= at_least) in which distinct[] keys fit with a
+ * margin; 0 if none up to QUERY_MAX_PARTITIONS. */
+static unsigned pick_partitions(const struct qctx *q, const uint64_t *distinct, unsigned at_least)
+{
+	for (unsigned p = at_least; p <= QUERY_MAX_PARTITIONS; p *= 2) {
+		unsigned t = q->threads < p ? q->threads : p;
+		uint64_t b = table_budget(q, t, 0);
+		int ok = 1;
+		for (unsigned s = 0; s < q->nspec; s++)
+			if (distinct[s] / p + distinct[s] / p / 4 + 16 > budget_keys(b, q->spec[s].ew))
+				ok = 0;
+		if (ok)
+			return p;
+	}
+	return 0;
+}
+
+/* One scan of the store by n workers set up by the caller. Returns 0, -ENOSPC when a
+ * table filled up (distinct[] then holds estimates of the keys), or -errno. */
+static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *distinct)
+{
+	atomic_store(&q->stop, 0);
+	atomic_store(&q->done_bytes, 0);
+	for (size_t i = 0; i < q->files.n; i++)
+		atomic_store(&q->fs[i].next, 0);
+	if (n == 1) {
+		worker_run(&w[0]);
+	} else {
+		unsigned started = 0;
+		for (; started < n; started++)
+			if (pthread_create(&w[started].th, NULL, worker_run, &w[started]) != 0)
+				break;
+		if (started < n)
+			atomic_store(&q->stop, 1);
+		for (unsigned t = 0; t < started; t++)
+			pthread_join(w[t].th, NULL);
+		if (started < n)
+			return -EAGAIN;
+	}
+	q->res->sum.passes++;
+	int full = 0;
+	for (unsigned t = 0; t < n; t++) {
+		if (w[t].rc == -ENOSPC)
+			full = 1;
+		else if (w[t].rc < 0)
+			return w[t].rc;
+	}
+	if (!full)
+		return 0;
+	/* distinct keys so far, scaled by how much of the store was read */
+	uint64_t done = atomic_load(&q->done_bytes), tot = q->total_bytes;
+	for (unsigned s = 0; s < q->nspec; s++) {
+		uint64_t k = 0;
+		for (unsigned u = 0; u < n; u++)
+			k += w[u].tab[s].n << w[u].logp;
+		if (w[0].claim && done && tot > done)
+			k = (uint64_t)((double)k * (double)tot / (double)done);
+		else
+			k *= 2;
+		if (k > distinct[s])
+			distinct[s] = k;
+	}
+	return -ENOSPC;
+}
+
+static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, unsigned part,
+			unsigned logp, uint64_t budget, const uint64_t *distinct)
+{
+	memset(w, 0, sizeof(*w));
+	w->q = q;
+	w->tid = tid;
+	w->part = part;
+	w->logp = logp;
+	store_cols_init(&w->fc);
+	store_cols_init(&w->ac);
+	store_cols_init(&w->xc);
+	for (unsigned s = 0; s < q->nspec; s++) {
+		/* sized for the estimate up front: no rehashing while scanning */
+		uint64_t want = distinct ? (distinct[s] >> logp) + ((distinct[s] >> logp) >> 3) : 0;
+		int rc = ht_init(&w->tab[s], q->spec[s].ew, q->spec[s].kw, logp, budget, want,
+				 &q->mem_now, &q->mem_peak);
+		if (rc == -ENOSPC) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "--max-memory is too small for this "
+				 "query");
+			return -E2BIG;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (q->flows_table >= 0) {
+		w->cand = malloc(q->flows_limit * sizeof(*w->cand));
+		if (!w->cand)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Merges the tables of workers 1..n-1 into worker 0's. -ENOSPC if that overflows. */
+static int merge_tables(struct qctx *q, struct worker *w, unsigned n)
+{
+	for (unsigned s = 0; s < q->nspec; s++) {
+		struct htab *d = &w[0].tab[s];
+		d->limit = table_budget(q, 1, 1);
+		for (unsigned t = 1; t < n; t++) {
+			struct htab *src = &w[t].tab[s];
+			/* Room first: src comes in hash order, and growing halfway would pile
+			 * the keys of one hash range into one region (quadratic probing). */
+			while (d->n + src->n > d->grow_at) {
+				int rc = ht_grow(d);
+				if (rc < 0)
+					return rc;
+			}
+			for (uint64_t i = 0; i < src->cap; i++) {
+				const uint64_t *e = src->e + i * src->ew;
+				if (!e[0])
+					continue;
+				int rc = ht_put(d, e + NCTR, hash_key(e + NCTR, d->kw), e);
+				if (rc < 0)
+					return rc;
+			}
+			ht_free(src);
+		}
+	}
+	return 0;
+}
+
+/* The flow listing: candidates of every worker, in order, the first `limit`. */
+static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct runstate *st)
+{
+	int order = q->flows_order, rc;
+	uint64_t total = 0, k = 0;
+	unsigned ti = (unsigned)q->flows_table;
+	for (unsigned t = 0; t < n; t++)
+		total += w[t].ncand;
+	struct fcand *all = malloc((total ? total : 1) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (unsigned t = 0; t < n; t++) {
+		memcpy(all + k, w[t].cand, w[t].ncand * sizeof(*all));
+		k += w[t].ncand;
+	}
+	qsort_r(all, total, sizeof(*all), flow_cmp_r, &order);
+	q->res->table[ti].groups = q->res->sum.flows;
+	rc = deliver_begin(st, ti);
+	for (uint64_t i = 0; i < total && i < q->flows_limit && rc == 0; i++) {
+		struct query_row r;
+		memset(&r, 0, sizeof(r));
+		r.f = all[i].f;
+		r.flows = 1;
+		rc = deliver(st, ti, &r);
+	}
+	free(all);
+	return rc;
+}
+
+/* Takes the summary (and the flow listing) from the counting workers. */
+static int take_counts(struct qctx *q, struct worker *w, unsigned n, struct runstate *st)
+{
+	struct query_summary *s = &q->res->sum;
+	uint32_t passes = s->passes;
+	memset(s, 0, sizeof(*s));
+	s->passes = passes;
+	for (unsigned t = 0; t < n; t++)
+		sum_merge(s, &w[t].sum);
+	return q->flows_table >= 0 ? deliver_flows(q, w, n, st) : 0;
+}
+
+/* Runs q->spec[] over the store, in one pass or in hash partitions, and leaves what
+ * each spec produced in st->out (table 0 unordered goes straight to the sink). With
+ * count, also the summary, the scan figures and the flow listing. */
+static int run_scan(struct qctx *q, struct runstate *st, int count)
+{
+	struct worker *w = calloc(q->threads, sizeof(*w));
+	uint64_t distinct[QUERY_MAX_TABLES + 1] = { 0 };
+	unsigned partitions = 1, n = q->threads, nw = 0;
+	int rc = 0;
+
+	if (!w)
+		return -ENOMEM;
+	/* one partition: the threads share out the blocks, tables merged at the end */
+	uint64_t b = table_budget(q, n, n > 1);
+	for (nw = 0; nw < n; nw++) {
+		if ((rc = worker_setup(q, &w[nw], nw, 0, 0, b, NULL)) < 0)
+			goto out;
+		w[nw].claim = 1;
+		w[nw].count_blocks = count;
+		w[nw].count_files = count && nw == 0;
+	}
+	rc = scan_pass(q, w, n, distinct);
+	if (rc == 0 && n > 1)
+		rc = merge_tables(q, w, n);
+	if (rc == 0) {
+		if (count)
+			rc = take_counts(q, w, n, st);
+		for (unsigned s = 0; s < q->nspec && rc == 0; s++)
+			rc = collect(st, s, &w[0].tab[s], 1);
+		q->res->sum.partitions = 1;
+		goto out;
+	}
+	if (rc != -ENOSPC)
+		goto out;
+	/* too many keys: partitions; each thread owns one a round and reads every block */
+	for (;;) {
+		for (unsigned t = 0; t < nw; t++)
+			worker_free(&w[t], q->nspec);
+		nw = 0;
+		for (unsigned s = 0; s < q->nspec; s++)
+			tout_free(&st->out[s]);
+		partitions = pick_partitions(q, distinct, partitions * 2);
+		if (!partitions) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "too many distinct keys for "
+				 "--max-memory %llu MiB even in %d partitions",
+				 (unsigned long long)(q->mem >> 20), QUERY_MAX_PARTITIONS);
+			rc = -E2BIG;
+			goto out;
+		}
+		unsigned logp = 0, per = n < partitions ? n : partitions;
+		while ((1u << logp) < partitions)
+			logp++;
+		b = table_budget(q, per, 0);
+		rc = 0;
+		for (unsigned r0 = 0; r0 < partitions && rc == 0; r0 += per) {
+			for (nw = 0; nw < per; nw++) {
+				if ((rc = worker_setup(q, &w[nw], nw, r0 + nw, logp, b, distinct)) < 0)
+					goto out;
+				w[nw].count_blocks = count && r0 == 0 && nw == 0;
+				w[nw].count_files = w[nw].count_blocks;
+			}
+			rc = scan_pass(q, w, per, distinct);
+			if (rc == 0 && r0 == 0 && count)
+				rc = take_counts(q, w, 1, st);
+			for (unsigned t = 0; t < per && rc == 0; t++)
+				for (unsigned s = 0; s < q->nspec && rc == 0; s++)
+					rc = collect(st, s, &w[t].tab[s], partitions);
+			for (unsigned t = 0; t < nw; t++)
+				worker_free(&w[t], q->nspec);
+			nw = 0;
+		}
+		if (rc != -ENOSPC)
+			break;
+		if (st->streamed0) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "more keys than estimated after rows "
+				 "went out; raise --max-memory");
+			rc = -E2BIG;
+			break;
+		}
+	}
+	q->res->sum.partitions = partitions;
+out:
+	for (unsigned t = 0; t < nw; t++)
+		worker_free(&w[t], q->nspec);
+	free(w);
+	return rc;
+}
+
+/* ---- series ---- */
+
+/* Bucket range [lo, hi]: the window when it is closed, else the matched flows' span.
+ * Returns 1, 0 when there is nothing to show, or -E2BIG. */
+static int series_range(struct qctx *q, uint64_t *lo, uint64_t *hi)
+{
+	const struct query_req *rq = q->rq;
+	const uint64_t b = q->bucket_ms;
+	if (rq->has_window && rq->win.to_ms != UINT64_MAX) {
+		*lo = rq->win.from_ms / b;
+		*hi = rq->win.to_ms / b;
+	} else if (q->res->sum.flows) {
+		*lo = q->res->sum.first_ms / b;
+		*hi = q->res->sum.last_ms / b;
+	} else {
+		return 0;
+	}
+	if (*hi - *lo >= QUERY_MAX_POINTS) {
+		snprintf(q->res->err, QUERY_ERR_LEN, "--series %llu: %llu points (at most %d): "
+			 "use a longer interval or a shorter window", (unsigned long long)(b / 1000),
+			 (unsigned long long)(*hi - *lo + 1), QUERY_MAX_POINTS);
+		return -E2BIG;
+	}
+	return 1;
+}
+
+/* Adds entry e (key ending with a bucket word) to points p[0..] starting at bucket lo. */
+static void add_point(const struct tspec *ts, const uint64_t *e, struct query_point *p,
+		      uint64_t lo, uint64_t hi)
+{
+	uint64_t bk = ld_be64((const uint8_t *)(e + NCTR + ts->kw_pre));
+	if (bk < lo || bk > hi)
+		return;
+	p[bk - lo].flows += e[0];
+	p[bk - lo].packets += e[1];
+	p[bk - lo].bytes += e[2];
+}
+
+static struct query_point *new_points(uint64_t lo, uint64_t hi, uint64_t bms)
+{
+	struct query_point *p = calloc(hi - lo + 1, sizeof(*p));
+	for (uint64_t i = 0; p && i <= hi - lo; i++)
+		p[i].t_ms = (lo + i) * bms;
+	return p;
+}
+
+/* ---- the run ---- */
+
+void query_req_init(struct query_req *rq, const char *path)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->path = path;
+	rq->win_mode = QUERY_WIN_INSIDE;
+}
+
+void query_result_free(struct query_result *res)
+{
+	for (unsigned t = 0; t < QUERY_MAX_TABLES; t++) {
+		for (uint64_t i = 0; res->table[t].rows && i < res->table[t].nrows; i++)
+			free(res->table[t].rows[i].points);
+		free(res->table[t].rows);
+		res->table[t].rows = NULL;
+	}
+	free(res->points);
+	res->points = NULL;
+}
+
+static int check_req(const struct query_req *rq, char *err)
+{
+	int lists = 0;
+	if (!rq->path) {
+		snprintf(err, QUERY_ERR_LEN, "no store given");
+		return -EINVAL;
+	}
+	if (rq->ntables > QUERY_MAX_TABLES || rq->win_mode > QUERY_WIN_FIRST) {
+		snprintf(err, QUERY_ERR_LEN, "bad request: %u tables, window mode %u", rq->ntables,
+			 rq->win_mode);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < rq->ntables; i++) {
+		const struct query_table_req *t = &rq->table[i];
+		if (t->kind > QK_FLOWS || t->order >= QO__COUNT ||
+		    (t->kind != QK_FLOWS && (t->nkey < 1 || t->nkey > QUERY_MAX_FIELDS)) ||
+		    (t->kind == QK_STAT && t->nkey != 1)) {
+			snprintf(err, QUERY_ERR_LEN, "table %u: bad kind, order or key count", i);
+			return -EINVAL;
+		}
+		for (unsigned k = 0; t->kind != QK_FLOWS && k < t->nkey; k++) {
+			const struct query_key *key = &t->key[k];
+			if (key->field >= QF__COUNT || (t->kind == QK_AGGR && fdefs[key->field].both) ||
+			    ((key->field == QF_SRCNET || key->field == QF_DSTNET) &&
+			     key->mask4 != QUERY_MASK_FLOW && (key->mask4 > 32 || key->mask6 > 128))) {
+				snprintf(err, QUERY_ERR_LEN, "table %u: bad key field %u", i, k);
+				return -EINVAL;
+			}
+			for (unsigned j = 0; j < k; j++) {
+				if (t->key[j].field == key->field) {
+					snprintf(err, QUERY_ERR_LEN, "table %u: field %s twice", i,
+						 fdefs[key->field].name);
+					return -EINVAL;
+				}
+			}
+		}
+		if (t->kind == QK_FLOWS) {
+			lists++;
+			if (!t->limit) {
+				snprintf(err, QUERY_ERR_LEN, "a flow listing needs a limit");
+				return -EINVAL;
+			}
+		}
+		if (t->series && (t->kind != QK_STAT || !t->limit || !rq->series_s)) {
+			snprintf(err, QUERY_ERR_LEN, "a series per row needs a top N statistic and "
+				 "a series interval");
+			return -EINVAL;
+		}
+	}
+	if (lists && rq->ntables > 1) {
+		snprintf(err, QUERY_ERR_LEN, "a flow listing comes alone");
+		return -EINVAL;
+	}
+	if (rq->has_window && rq->win.from_ms > rq->win.to_ms) {
+		snprintf(err, QUERY_ERR_LEN, "the time window ends before it starts");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int list_store(struct qctx *q)
+{
+	const struct query_req *rq = q->rq;
+	struct stat sb;
+	int rc = store_check(rq->path);
+	if (rc < 0) {
+		snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", rq->path,
+			 rc == -EILSEQ ? "not a tapflow store" : store_strerror(rc));
+		return rc;
+	}
+	if (stat(rq->path, &sb) < 0)
+		return -errno;
+	if (S_ISREG(sb.st_mode)) {
+		q->files.v = calloc(1, sizeof(*q->files.v));
+		if (!q->files.v || !(q->files.v[0].path = strdup(rq->path)))
+			return -ENOMEM;
+		q->files.n = 1;
+	} else {
+		/* No pruning by file name: names tell when flows arrived, and replayed or
+		 * delayed exports carry flows of any age. Footer zones decide exactly. */
+		rc = store_list_files(rq->path, NULL, 0, &q->files);
+		if (rc < 0) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", rq->path, store_strerror(rc));
+			return rc;
+		}
+	}
+	q->fs = calloc(q->files.n ? q->files.n : 1, sizeof(*q->fs));
+	if (!q->fs)
+		return -ENOMEM;
+	for (size_t i = 0; i < q->files.n; i++)
+		if (stat(q->files.v[i].path, &sb) == 0)
+			q->total_bytes += (uint64_t)sb.st_size;
+	return 0;
+}
+
+/* Per-row series: a second scan aggregating (key, bucket) for the top rows of each
+ * statistic that asked for one. rows[i] (entries in delivery order) gets pts[i]. */
+struct rowseries {
+	uint64_t **rows;
+	uint64_t nrows;
+	struct query_point *pts; /* nrows x npoints */
+};
+
+static int row_series(struct qctx *q, const struct tspec *spec1,
+		      struct rowseries *rs, uint64_t lo, uint64_t hi)
+{
+	const struct query_req *rq = q->rq;
+	struct htab only[QUERY_MAX_TABLES];
+	unsigned map[QUERY_MAX_TABLES];
+	struct runstate st2;
+	uint64_t np = hi - lo + 1;
+	int rc = 0;
+
+	memset(only, 0, sizeof(only));
+	memset(&st2, 0, sizeof(st2));
+	st2.q = q;
+	q->nspec = 0;
+	q->flows_table = -1;
+	for (unsigned i = 0; i < rq->ntables; i++) {
+		if (!rq->table[i].series)
+			continue;
+		if (rs[i].nrows * np * sizeof(struct query_point) > q->mem) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "%llu rows x %llu points do not fit in "
+				 "the memory limit", (unsigned long long)rs[i].nrows,
+				 (unsigned long long)np);
+			rc = -E2BIG;
+			goto out;
+		}
+		rs[i].pts = calloc(rs[i].nrows * np + 1, sizeof(*rs[i].pts));
+		if (!rs[i].pts) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (uint64_t k = 0; k < rs[i].nrows * np; k++)
+			rs[i].pts[k].t_ms = (lo + k % np) * q->bucket_ms;
+		struct tspec *ts = &q->spec[q->nspec];
+		spec_init(ts, rq->table[i].key, rq->table[i].nkey, 1);
+		ts->user = (int)i;
+		ts->order = QO_NONE;
+		ts->keep_all = 1;
+		/* the rows' keys as a set; the counter word holds the row number + 1 */
+		rc = ht_init(&only[i], spec1[i].ew, ts->kw_pre, 0, UINT64_MAX, rs[i].nrows + 1,
+			     NULL, NULL);
+		if (rc < 0)
+			goto out;
+		for (uint64_t k = 0; k < rs[i].nrows; k++) {
+			uint64_t c[NCTR] = { k + 1, 0, 0, 0, 0 };
+			const uint64_t *key = rs[i].rows[k] + NCTR;
+			ht_add(&only[i], key, hash_key(key, ts->kw_pre), c);
+		}
+		ts->only = &only[i];
+		map[q->nspec++] = i;
+	}
+	rc = run_scan(q, &st2, 0);
+	for (unsigned s = 0; s < q->nspec && rc == 0; s++) {
+		unsigned i = map[s];
+		const struct tspec *ts = &q->spec[s];
+		struct tout *o = &st2.out[s];
+		uint64_t n = o->all ? o->nall : o->nheap;
+		for (uint64_t k = 0; k < n; k++) {
+			const uint64_t *e = o->all ? o->all[k] : o->heap + k * ts->ew;
+			const uint64_t *r = ht_find(&only[i], e + NCTR, hash_key(e + NCTR, ts->kw_pre));
+			if (r)
+				add_point(ts, e, rs[i].pts + (r[0] - 1) * np, lo, hi);
+		}
+	}
+out:
+	for (unsigned s = 0; s < QUERY_MAX_TABLES + 1; s++)
+		tout_free(&st2.out[s]);
+	for (unsigned i = 0; i < QUERY_MAX_TABLES; i++)
+		ht_free(&only[i]);
+	return rc;
+}
+
+int query_run(const struct query_req *rq, struct query_result *res)
+{
+	struct qctx q;
+	struct runstate st;
+	struct tspec spec1[QUERY_MAX_TABLES];   /* by table */
+	struct rowseries rs[QUERY_MAX_TABLES];
+	char ferr[QUERY_ERR_LEN];
+	size_t fpos = 0;
+	int rc, series_spec = -1;
+	uint64_t lo = 0, hi = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&q, 0, sizeof(q));
+	memset(&st, 0, sizeof(st));
+	memset(rs, 0, sizeof(rs));
+	memset(spec1, 0, sizeof(spec1));
+	res->err_pos = -1;
+	rc = check_req(rq, res->err);
+	if (rc < 0)
+		return rc;
+	q.rq = rq;
+	q.res = res;
+	st.q = &q;
+	q.flows_table = -1;
+	q.threads = rq->threads ? rq->threads : online_cpus();
+	if (q.threads > MAX_THREADS)
+		q.threads = MAX_THREADS;
+	if (rq->max_flows)
+		q.threads = 1; /* "the first N" means store order */
+	q.mem = rq->max_memory ? rq->max_memory : QUERY_DEFAULT_MEMORY;
+	q.bucket_ms = (uint64_t)rq->series_s * 1000;
+	pthread_mutex_init(&q.lock, NULL);
+	res->ntables = rq->ntables;
+	res->series_s = rq->series_s;
+	for (unsigned i = 0; i < rq->ntables; i++) {
+		res->table[i].req = rq->table[i];
+		res->table[i].index = i;
+	}
+	if (rq->filter && rq->filter[strspn(rq->filter, " \t\r\n")]) {
+		q.filt = filt_compile(rq->filter, ferr, sizeof(ferr), &fpos);
+		if (!q.filt) {
+			snprintf(res->err, QUERY_ERR_LEN, "%s", ferr);
+			res->err_pos = (long)fpos;
+			rc = -EINVAL;
+			goto out;
+		}
+		q.fcols = filt_columns(q.filt);
+	}
+	if (rq->has_window)
+		q.fcols |= COL(FIRST) | COL(LAST);
+	q.acols = COUNTER_COLS;
+	/* phase 1: every table but a flow listing is a spec; and the totals series */
+	for (unsigned i = 0; i < rq->ntables; i++) {
+		const struct query_table_req *t = &rq->table[i];
+		if (t->kind == QK_FLOWS) {
+			q.flows_table = (int)i;
+			q.flows_limit = t->limit;
+			q.flows_order = t->order;
+			continue;
+		}
+		struct tspec *ts = &q.spec[q.nspec++];
+		if (spec_init(ts, t->key, t->nkey, 0) < 0) {
+			snprintf(res->err, QUERY_ERR_LEN, "table %u: key too long", i);
+			rc = -EINVAL;
+			goto out;
+		}
+		ts->user = (int)i;
+		ts->order = t->order;
+		ts->limit = t->limit;
+		q.acols |= ts->cols;
+		spec1[i] = *ts;
+	}
+	if (rq->series_s) {
+		struct tspec *ts = &q.spec[series_spec = (int)q.nspec++];
+		spec_init(ts, NULL, 0, 1);
+		ts->user = -1;
+		ts->keep_all = 1;
+	}
+	if (q.flows_table >= 0 && q.flows_limit > q.mem / sizeof(struct fcand) / q.threads) {
+		snprintf(res->err, QUERY_ERR_LEN, "-c %llu: that many flows do not fit in the "
+			 "memory limit", (unsigned long long)q.flows_limit);
+		rc = -E2BIG;
+		goto out;
+	}
+	if ((rc = list_store(&q)) < 0)
+		goto out;
+	if ((rc = run_scan(&q, &st, 1)) < 0)
+		goto out;
+	/* the totals series */
+	if (series_spec >= 0 && (rc = series_range(&q, &lo, &hi)) > 0) {
+		const struct tspec *ts = &q.spec[series_spec];
+		struct tout *o = &st.out[series_spec];
+		uint64_t n = o->all ? o->nall : o->nheap;
+		res->points = new_points(lo, hi, q.bucket_ms);
+		if (!res->points) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		res->npoints = hi - lo + 1;
+		for (uint64_t k = 0; k < n; k++)
+			add_point(ts, o->all ? o->all[k] : o->heap + k * ts->ew, res->points, lo, hi);
+	}
+	if (rc < 0)
+		goto out;
+	/* rows of every table, in their order; series per row need another scan */
+	int want_rows_series = 0;
+	for (unsigned s = 0; s < q.nspec; s++) {
+		const struct tspec *ts = &q.spec[s];
+		if (ts->user < 0 || (ts->user == 0 && st.streamed0))
+			continue;
+		unsigned i = (unsigned)ts->user;
+		res->table[i].groups = st.out[s].groups;
+		rs[i].rows = spec_entries(ts, &st.out[s], &rs[i].nrows);
+		if (!rs[i].rows) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		want_rows_series |= rq->table[i].series;
+	}
+	if (want_rows_series && series_range(&q, &lo, &hi) > 0) {
+		struct tspec saved[QUERY_MAX_TABLES + 1];
+		unsigned nsaved = q.nspec;
+		memcpy(saved, q.spec, sizeof(saved));
+		rc = row_series(&q, spec1, rs, lo, hi);
+		memcpy(q.spec, saved, sizeof(saved));
+		q.nspec = nsaved;
+		if (rc < 0)
+			goto out;
+	}
+	for (unsigned i = 0; i < rq->ntables && rc == 0; i++) {
+		if ((int)i == q.flows_table || (i == 0 && st.streamed0)) {
+			rc = deliver_begin(&st, i);
+			continue;
+		}
+		rc = deliver_begin(&st, i);
+		for (uint64_t k = 0; k < rs[i].nrows && rc == 0; k++) {
+			struct query_row r;
+			row_from_entry(&spec1[i], rs[i].rows[k], &r);
+			if (rs[i].pts) {
+				r.npoints = hi - lo + 1;
+				r.points = malloc(r.npoints * sizeof(*r.points));
+				if (!r.points) {
+					rc = -ENOMEM;
+					break;
+				}
+				memcpy(r.points, rs[i].pts + k * r.npoints, r.npoints * sizeof(*r.points));
+			}
+			rc = deliver(&st, i, &r);
+		}
+	}
+out:
+	for (unsigned i = 0; i < QUERY_MAX_TABLES; i++) {
+		free(rs[i].rows);
+		free(rs[i].pts);
+	}
+	for (unsigned s = 0; s < QUERY_MAX_TABLES + 1; s++)
+		tout_free(&st.out[s]);
+	res->sum.threads = q.threads;
+	res->sum.mem_bytes = atomic_load(&q.mem_peak) + st.rows_bytes;
+	if (q.filt)
+		filt_free(q.filt);
+	store_list_free(&q.files);
+	free(q.fs);
+	pthread_mutex_destroy(&q.lock);
+	return rc;
+}

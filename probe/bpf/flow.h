@@ -1,0 +1,95 @@
+/* flow.h: what the eBPF flow program (flow.bpf.c) and its loader (cap_ebpf.c) share,
+ * types and constants only. The flow key is struct pkt_key from pkt.h, used by both
+ * sides as it is (the BPF side includes pkt.h, built -ffreestanding), so a flow counted
+ * in the kernel has the same key bytes as one the user-space parser builds.
+ *
+ * Maps (defined in flow.bpf.c):
+ *   tf_flows     BPF_MAP_TYPE_PERCPU_HASH  struct pkt_key -> struct tf_flow_val per CPU
+ *   tf_counters  BPF_MAP_TYPE_PERCPU_ARRAY u32 index (enum tf_counter) -> uint64_t
+ *   tf_frags     BPF_MAP_TYPE_LRU_HASH     struct tf_frag_key -> struct tf_frag_val
+ *   tf_sample    BPF_MAP_TYPE_PERCPU_ARRAY one uint32_t: packets left until the next sample
+ * Read-only configuration (set before load): tf_cfg_sample, tf_cfg_router. Written by
+ * user space while running: tf_gen (the scan generation, see struct tf_flow_val).
+ *
+ * Fixed-width types only: one little-endian object serves 64-bit and 32-bit (Pi) user
+ * space alike, and the kernel lays these out as the user-space compiler does.
+ */
+#ifndef TF_BPF_FLOW_H
+#define TF_BPF_FLOW_H
+
+#include <stdint.h>
+
+#include "pkt.h"
+
+/* One CPU's share of a flow. Each CPU writes only its own copy (no atomics, no lost
+ * updates); user space adds the copies up. A copy with packets == 0 is one this CPU
+ * never touched (the kernel zeroes the other CPUs' copies on insert).
+ * gen/gen_first_ns/gen_flags let user space see what arrived since its last scan: the
+ * program restarts them whenever tf_gen, bumped by user space after each scan, differs
+ * from gen. */
+struct tf_flow_val {
+	uint64_t packets;
+	uint64_t bytes;         /* IP-layer bytes (IP total length) */
+	uint64_t first_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	uint64_t last_ns;
+	uint64_t gen_first_ns;  /* first packet on this CPU since tf_gen became gen */
+	uint32_t gen;
+	uint32_t out_if;        /* router mode: output interface from bpf_fib_lookup, 0 unknown */
+	uint8_t nexthop[16];    /* router mode: gateway, v4-mapped for IPv4; 0 if connected */
+	uint8_t tcp_flags;      /* OR of every packet's flags */
+	uint8_t gen_flags;      /* OR of the flags since tf_gen became gen */
+	uint8_t pad[6];
+};
+
+/* Later fragments find the ports of their datagram's first fragment here (as the
+ * worker's fragment slots do in user space). */
+struct tf_frag_key {
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint32_t id;
+	uint8_t proto;
+	uint8_t pad[3];
+};
+
+struct tf_frag_val {
+	uint64_t seen_ns;
+	uint16_t sport;
+	uint16_t dport;
+	uint8_t pad[4];
+};
+
+#define TF_FRAG_ENTRIES 4096
+#define TF_FRAG_WINDOW_NS 30000000000ull  /* Linux's reassembly timeout, as the worker */
+
+/* Per-CPU counters, summed by user space. Packets that reach none of the flow entries
+ * are counted here, so every frame is accounted for:
+ * frames = sampled_out + parse[*] (not OK) + packets + map_full + map_busy + map_error. */
+enum tf_counter {
+	TF_C_FRAMES = 0,     /* frames the program saw */
+	TF_C_SAMPLED_OUT,    /* skipped by 1-in-N sampling */
+	TF_C_PACKETS,        /* IP packets counted in a flow entry */
+	TF_C_BYTES,          /* their IP-layer bytes */
+	TF_C_OUTGOING,       /* frames seen on an egress hook */
+	TF_C_FRAG_LATER,     /* non-first fragments */
+	TF_C_FRAG_ORPHANS,   /* ... whose first fragment was not seen (ports 0) */
+	TF_C_CREATED,        /* flow entries this program inserted */
+	TF_C_INSERT_RACE,    /* insert met -EEXIST (another CPU won): looked up and counted */
+	TF_C_MAP_FULL,       /* packets not counted: insert failed with -E2BIG/-ENOMEM */
+	TF_C_MAP_BUSY,       /* packets not counted: insert failed with -EBUSY */
+	TF_C_MAP_ERROR,      /* packets not counted: any other insert failure */
+	TF_C_LOST_BYTES,     /* IP bytes of the three above */
+	TF_C_FIB_OK,         /* router mode: route found (with or without a neighbour) */
+	TF_C_FIB_NOT_FWD,    /* ... packet for this host, or forwarding off */
+	TF_C_FIB_FAIL,       /* ... no route, blackhole, unreachable, other */
+	TF_C_PULLED,         /* TC: headers beyond the linear part were pulled in */
+	TF_C_PARSE,          /* + enum pkt_result: one counter per parse outcome */
+	TF_C_N = TF_C_PARSE + PKT_NRESULTS
+};
+
+/* Names of the TC and XDP programs; a program attached under one of these names (at
+ * the handle and priority below for TC) is ours, perhaps left by a killed probe. */
+#define TF_PROG_PREFIX "tf_flow"
+#define TF_TC_HANDLE 0x7466u    /* "tf" */
+#define TF_TC_PRIO 0x7466u
+
+#endif

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# eBPF backend, expiry: a small capture with pauses, replayed in real time into a veth
+# pair while an eBPF probe and an AF_PACKET probe capture the same interface at once
+# (--active-timeout 4 --inactive-timeout 3 --tcp-end-timeout 1). Both must cut the same
+# records: an active-timeout split of a busy flow whose entry stays in the kernel map
+# (the continued record starts at its first packet after the export), inactive splits,
+# TCP FIN and RST ending a flow after the grace while late ACKs within the grace still
+# join it, and a packet after the grace starting a new record. The pauses are at least
+# a second longer than each timeout: eBPF checks its map once a second.
+. "$(dirname "$0")/lib.sh"
+need_root
+command -v tcpreplay >/dev/null || fail "tcpreplay missing (deploy/deps.sh installs it)"
+big_rcvbuf
+
+A=tfta$$ B=tftb$$
+netns_pair "$A" "$B" 198.18.0.1 198.18.0.2
+for n in "$A" "$B"; do
+	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+done
+
+# flow name, kind, then (time s, TCP flags) per packet; expected records (packets each).
+python3 - "$T/in.pcap" "$T/expect.txt" <<'PY'
+import struct, sys
+flows = {  # name: (src, dst, proto, sport, dport, [(t, tcp flags)], [packets per record])
+    "A": ("10.1.0.1", "10.2.0.1", 17, 1001, 2001,
+          [(i * 0.5, 0) for i in range(8)] + [(5.5, 0), (6.0, 0)], [8, 2]),
+    "B": ("10.1.0.2", "10.2.0.2", 17, 1002, 2002,
+          [(0, 0), (0.3, 0), (0.6, 0), (5.6, 0), (5.9, 0)], [3, 2]),
+    "C": ("10.1.0.3", "10.2.0.3", 6, 1003, 80,
+          [(0, 0x02), (0.2, 0x10), (0.4, 0x18), (0.6, 0x11), (0.8, 0x10), (3.8, 0x10)], [5, 1]),
+    "D": ("10.1.0.4", "10.2.0.4", 6, 1004, 80, [(0, 0x02), (0.2, 0x04)], [2]),
+    "E": ("10.1.0.5", "10.2.0.5", 6, 1005, 80,
+          [(0, 0x02), (0.2, 0x11), (0.9, 0x10), (1.5, 0x10)], [4]),
+    "G": ("2001:db8::5", "2001:db8::6", 17, 1006, 2006,
+          [(0, 0), (0.3, 0), (0.6, 0), (5.6, 0), (5.9, 0)], [3, 2]),
+}
+import ipaddress
+pkts = []
+for name, (src, dst, proto, sp, dp, times, _) in flows.items():
+    for t, fl in times:
+        if proto == 6:
+            l4 = struct.pack(">HHIIBBHHH", sp, dp, 1, 0, 0x50, fl, 1024, 0, 0)
+        else:
+            l4 = struct.pack(">HHHH", sp, dp, 8 + 20, 0) + bytes(20)
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+        if s.version == 4:
+            ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0,
+                             s.packed, d.packed) + l4
+            et = 0x0800
+        else:
+            ip = struct.pack(">IHBB16s16s", 0x60000000, len(l4), proto, 64, s.packed,
+                             d.packed) + l4
+            et = 0x86dd
+        fr = bytes.fromhex("020000000002020000000001") + struct.pack(">H", et) + ip
+        fr += bytes(max(0, 60 - len(fr)))
+        pkts.append((t, fr))
+pkts.sort(key=lambda p: p[0])
+t0 = 1767225600.0
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for t, fr in pkts:
+        us = round((t0 + t) * 1e6)
+        f.write(struct.pack("<IIII", us // 1000000, us % 1000000, len(fr), len(fr)) + fr)
+with open(sys.argv[2], "w") as f:
+    for name, (src, dst, proto, sp, dp, _, recs) in flows.items():
+        f.write(f"{src} {dst} {proto} {sp} {dp} {','.join(map(str, recs))}\n")
+PY
+
+declare -A PORT PID NF
+start_probe() { # name args...
+	local name=$1
+	shift
+	PORT[$name]=$(free_udp_port)
+	start_nfcapd "$T/nf-$name" "${PORT[$name]}" "$B"
+	NF[$name]=$NFCAPD_PID
+	bg ip netns exec "$B" "$BIN/tapflow-probe" -i "v$B" "$@" --active-timeout 4 \
+		--inactive-timeout 3 --tcp-end-timeout 1 -n "127.0.0.1:${PORT[$name]}" 2>"$T/$name.log"
+	PID[$name]=$BGPID
+	wait_for "grep -q 'capturing on' $T/$name.log" 20 || { cat "$T/$name.log"; fail "$name probe did not start"; }
+}
+start_probe ebpf --capture ebpf
+start_probe afp --capture afpacket
+
+ip netns exec "$A" tcpreplay -q -K -i "v$A" "$T/in.pcap" >"$T/replay.log" 2>&1 ||
+	{ cat "$T/replay.log"; fail "tcpreplay failed"; }
+sent=$(sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p' "$T/replay.log")
+
+# Every flow must end on its own (no flow left for the shutdown to force out).
+stat() { sed -n "s/^  $2: //p" "$T/$1.log" | tail -n 1; }
+all_expired() { # name
+	kill -USR1 "${PID[$1]}"
+	[ "$(stat "$1" frames)" = "$sent" ] && [ "$(stat "$1" flows_active)" = 0 ] &&
+		[ "$(stat "$1" export_flows)" = 10 ]
+}
+for pr in ebpf afp; do
+	wait_for "all_expired $pr" 15 || { cat "$T/$pr.log"; fail "$pr: flows did not expire"; }
+done
+for pr in ebpf afp; do
+	stop_pid "${PID[$pr]}" TERM || fail "$pr probe did not exit 0 on SIGTERM"
+	wait_for "udp_drained ${PORT[$pr]} $B" 30 || fail "nfcapd ($pr) does not drain"
+	stop_pid "${NF[$pr]}" TERM || true
+	TZ=UTC nfdump -R "$T/nf-$pr" -o json >"$T/$pr.json"
+done
+cat "$T/ebpf.log"
+for s in flows_expired_idle flows_expired_active flows_expired_tcp_end flows_expired_forced; do
+	[ "$(stat ebpf $s)" = "$(stat afp $s)" ] || fail "$s: ebpf $(stat ebpf $s), afpacket $(stat afp $s)"
+done
+[ "$(stat ebpf flows_expired_active)" = 1 ] && [ "$(stat ebpf flows_expired_tcp_end)" = 3 ] &&
+	[ "$(stat ebpf flows_expired_idle)" = 6 ] || fail "records ended for the wrong reasons"
+[ "$(stat ebpf ebpf_continued)" = 1 ] || fail "the active timeout did not keep the entry"
+
+python3 - "$T/expect.txt" "$T/afp.json" "$T/ebpf.json" <<'PY' || fail "records differ"
+import json, sys, datetime
+def load(path):
+    recs = {}
+    for r in json.load(open(path)):
+        if r.get("type") != "FLOW":
+            continue
+        k = (r.get("src4_addr") or r.get("src6_addr"), r.get("dst4_addr") or r.get("dst6_addr"),
+             r["proto"], r.get("src_port", 0), r.get("dst_port", 0))
+        t = lambda s: datetime.datetime.fromisoformat(s).timestamp() * 1000
+        recs.setdefault(k, []).append((t(r["first"]), t(r["last"]), r["in_packets"],
+                                       r["in_bytes"], r.get("tcp_flags", "")))
+    return {k: sorted(v) for k, v in recs.items()}
+want = {}
+for line in open(sys.argv[1]):
+    src, dst, proto, sp, dp, recs = line.split()
+    want[(src, dst, int(proto), int(sp), int(dp))] = [int(x) for x in recs.split(",")]
+afp, ebpf = load(sys.argv[2]), load(sys.argv[3])
+bad = 0
+for k, w in want.items():
+    for name, got in (("afpacket", afp), ("ebpf", ebpf)):
+        g = [r[2] for r in got.get(k, [])]
+        if g != w:
+            print(f"{name} {k}: records of {g} packets, want {w}")
+            bad += 1
+    for x, y in zip(afp.get(k, []), ebpf.get(k, [])):
+        if abs(x[0] - y[0]) > 20 or abs(x[1] - y[1]) > 20 or x[2:] != y[2:]:
+            print(f"{k}: afpacket {x} ebpf {y}")
+            bad += 1
+    print(k, "afpacket", afp.get(k), "ebpf", ebpf.get(k))
+if set(afp) != set(want) or set(ebpf) != set(want):
+    print("unexpected flows:", set(afp) ^ set(want), set(ebpf) ^ set(want))
+    bad += 1
+# The continued record of A starts at its first packet after the pause (5.5 s in).
+a = ebpf.get(("10.1.0.1", "10.2.0.1", 17, 1001, 2001), [])
+if len(a) == 2 and abs(a[1][0] - a[0][0] - 5500) > 50:
+    print("continued record starts", a[1][0] - a[0][0], "ms after the first, want 5500")
+    bad += 1
+sys.exit(1 if bad else 0)
+PY
+echo "ok: eBPF and AF_PACKET cut the same records (active, inactive, FIN/RST grace)"
