@@ -1,19 +1,23 @@
 /* nfdec.c: NetFlow v5 / v9 / IPFIX decoding (see nfdec.h for the contract).
  *
  * One codec serves all three versions. A template (v9, IPFIX, or the fixed v5 record
- * layout, which is just a built-in template) is compiled once into a flat list of steps,
- * one per field whose value some flow_rec field needs, in record order. Each step loads
- * a big-endian value of a fixed size and stores it, already truncated or widened, either
- * straight into the template's own output record or, when the finishing pass must look
- * at it whole (a counter with a fallback, a clock, the address family), into a scratch
- * array. Every choice that depends only on the template (which counter, which clock,
- * which address family, which fields can never matter) is made at compile time; fields
- * nothing reads get no step, so they only move the offsets of later steps. Output fields
- * no step writes hold the template's constants, set once, and the few per-datagram
- * values (exporter, domain, sampling) are set once per set: a record costs its steps,
- * a short finishing pass and the callback. A variable-length field splits the record
- * into segments; an OP_VAR step reads its length prefix and rebases the offsets of the
- * steps after it.
+ * layout, which is just a built-in template) is compiled once into a list of steps.
+ * Compiling makes every choice that depends on the template alone: which counter,
+ * which clock, which address family, which fields nothing reads (those get no step:
+ * they only move the offsets of later ones). Each step loads a field of a fixed size
+ * and stores it, already truncated, widened or converted (a sysUptime clock into Unix
+ * ms), straight into the template's own output record, or into scratch values when a
+ * finishing pass must look at them whole (a counter with a fallback, a per-record
+ * address family). Output fields no step writes hold the template's constants.
+ *
+ * sets_run runs the steps threaded (each ends by jumping to the next one's code),
+ * steps of the same op grouped, then hands the record to the callback: a record costs
+ * about one load and store per field. It goes on from one data set to the next while
+ * their templates are at hand (a per-domain cache), since exporters alternate
+ * templates (IPv4, IPv6) every few records. A template sent again byte for byte is
+ * recognised, not compiled again. A variable-length field splits the record into
+ * segments; an OP_VAR step reads its length prefix and moves the base of the steps
+ * after it.
  */
 #include "nfdec.h"
 
@@ -31,11 +35,13 @@
 /* Held sets per exporter: bounds the work of looking for the ones a datagram's
  * templates made decodable (one hash lookup each, once per datagram). */
 #define PEND_MAX_PER_EXPORTER 1024
-/* Templates remembered per domain by id (a power of two): exporters alternate between
- * a few templates (IPv4 and IPv6), and a hit skips the hash lookup. */
-#define DOM_TPL_CACHE 8
+/* Templates remembered per domain by id: exporters alternate between a few templates
+ * (IPv4 and IPv6), and a hit skips the hash lookup. */
+#define DOM_TPL_CACHE_BITS 3
+#define DOM_TPL_CACHE (1u << DOM_TPL_CACHE_BITS)
 
-/* Scratch value slots a step can load into. S_ZERO is never written: "absent". */
+/* The values fields carry (scratch slots of struct tplmem). S_ZERO is never written:
+ * "absent". */
 enum slot {
 	S_ZERO,
 	S_BYTES, S_PKTS, S_OUT_BYTES, S_OUT_PKTS, S_TOT_BYTES, S_TOT_PKTS,
@@ -54,7 +60,8 @@ _Static_assert(S__COUNT <= 64, "slot mask is 64 bits");
 enum aslot { A_SRC4, A_DST4, A_NH4, A_SRC6, A_DST6, A_NH6, A__COUNT };
 
 #define BIT(s) (1ull << (s))
-#define SAMPLING_BITS (BIT(S_SAMP_INT) | BIT(S_SAMP_RINT) | BIT(S_PKT_INT) | BIT(S_PKT_SPACE))
+#define SAMPLING_BITS (BIT(S_SAMP_INT) | BIT(S_SAMP_RINT) | BIT(S_PKT_INT) | \
+		       BIT(S_PKT_SPACE))
 /* What an options template is read for; everything else in it is skipped. */
 #define OPTION_BITS (SAMPLING_BITS | BIT(S_SYSINIT))
 
@@ -153,7 +160,8 @@ enum op {
 	OP_ICMP,       /* dport (off[2] if n is 3, else 0), or if it is 0 and the protocol
 			* (off[1]) is ICMP, the type and code (off[0]) */
 	OP_VAR,        /* variable-length field: read its length, rebase later steps */
-	OP_STOP,       /* end of the record, off[0] after the last segment's start */
+	OP_STOP,       /* end of the record: the next starts off[0] after the last
+			* segment's start */
 	OP__COUNT
 };
 #define GROUP_MAX 4
@@ -170,6 +178,12 @@ struct step {
 	uint8_t op;
 	uint8_t n;
 	uint8_t len;
+};
+
+/* A step for one field, before steps are sorted and grouped (compile scratch). */
+struct one {
+	uint16_t off, dst;
+	uint8_t op, len;
 };
 
 /* What a compiled template owns, in one allocation: the record its data records are
@@ -201,7 +215,7 @@ enum amode { AD_NONE, AD_V4, AD_V6, AD_BOTH };
  * record (by steps while the domain's is known), or general. */
 enum tplan { TP_NONE, TP_STEPS, TP_UP10, TP_GENERAL };
 
-/* Finishing work a template needs per record (F_RARE: any but F_TIME). */
+/* Finishing work a template's records need after their steps (rec_finish_rare). */
 #define F_ADDR 0x01      /* address family chosen per record */
 #define F_NH 0x02        /* next hop of either family, chosen per record */
 #define F_BYTES_OR 0x04  /* IN_BYTES, else OUT_BYTES */
@@ -221,13 +235,12 @@ struct tpl {
 	struct tpl *prev, *next; /* LRU list, circular through nfdec.lru */
 	uint64_t gen;            /* times the slot was freed (domain caches check it) */
 	uint32_t min_len;        /* shortest record: fixed bytes + 1 per variable field */
-	uint32_t seg0;           /* bytes before the first variable field (all if none) */
 	uint64_t has;            /* slots some field carries */
 	struct tplmem *m;
 	uint8_t fin;             /* F_* */
 	uint8_t tplan;           /* enum tplan */
 	uint8_t slow;            /* records need more than steps: options, fin, times */
-	uint8_t setup;           /* sets need more than the domain's sampling (set_setup) */
+	uint8_t setup;           /* sets need more than the domain's sampling */
 	/* finishing plan, chosen once per template */
 	uint8_t bytes, pkts, vlan, dur;
 	uint8_t addr, nh, six;   /* six: the family when not chosen per record */
@@ -285,7 +298,7 @@ struct nfdec {
 	struct tpl *tpls;
 	uint32_t *tplhash;
 	size_t tplhmask;
-	struct tpl lru;          /* LRU list head: next is the most recent, prev the least */
+	struct tpl lru;          /* LRU list head: next the most recent, prev the least */
 	uint32_t free_head;
 	size_t ntpl;
 	struct tpl v5;           /* the v5 record layout as a template */
@@ -294,7 +307,7 @@ struct nfdec {
 	const void *const (*code)[GROUP_MAX]; /* sets_run's code for op, n - 1 */
 	/* compile scratch, reused by every call */
 	struct fspec fs[MAX_FIELDS];
-	struct step cs[MAX_FIELDS + 1];
+	struct one cs[MAX_FIELDS], cs2[MAX_FIELDS];
 };
 
 /* Per-message decoding context. */
@@ -308,11 +321,11 @@ struct dctx {
 	uint32_t v5_sampling;    /* v5 header interval (0: not v5) */
 	uint64_t nrec;           /* data records read (flows and options) */
 	uint64_t ntpl;           /* template records read (v9 header count) */
-	uint64_t opts;           /* options records of nrec not yet counted (counts_flush) */
-	uint64_t counted;        /* nrec already counted */
+	uint64_t opts;           /* options records among nrec - counted */
+	uint64_t counted;        /* nrec already added to the counters (counts_flush) */
 	uint64_t init_ms;        /* the current set's sys_init_ms (TP_UP10) */
 	uint32_t mul;            /* the current set's sampling to apply (0: none) */
-	struct cur *sets;        /* the message's sets after the current one (sets_run) */
+	struct cur *sets;        /* sets_run's rest of the message, or NULL */
 	int seq_unknown;         /* some data could not be counted */
 	int stored;              /* a template was stored: look at held sets */
 	uint8_t withdrawn;       /* bit 0: all data, bit 1: all options templates */
@@ -571,7 +584,8 @@ static void tpl_dests(struct tpl *t, struct dest *dn, struct dest *da)
 	}
 	if (t->tplan == TP_STEPS || t->tplan == TP_UP10) {
 		/* both sides the same clock, converted as they are loaded */
-		uint8_t w = t->tplan == TP_UP10 ? W_UPI : t->first_mode == T_UP ? W_UP : 8;
+		uint8_t w = t->tplan == TP_UP10 ? W_UPI :
+			t->first_mode == T_UP ? W_UP : 8;
 		dn[t->first_slot] = dest_at(REC(first_ms), w);
 		dn[t->last_slot] = dest_at(REC(last_ms), w);
 	} else {
@@ -580,7 +594,8 @@ static void tpl_dests(struct tpl *t, struct dest *dn, struct dest *da)
 		if (t->last_mode != T_NONE)
 			dn[t->last_slot] = dest_x(t->last_slot);
 		/* a duration only fills a missing start or end */
-		if ((t->first_mode == T_NONE) != (t->last_mode == T_NONE) && t->dur != S_ZERO)
+		if ((t->first_mode == T_NONE) != (t->last_mode == T_NONE) &&
+		    t->dur != S_ZERO)
 			dn[t->dur] = dest_x(t->dur);
 		if (t->version == 10 && (t->first_mode == T_UP || t->last_mode == T_UP)) {
 			dn[S_FIRST_UP] = dest_x(S_FIRST_UP);
@@ -620,25 +635,28 @@ static void tpl_dests(struct tpl *t, struct dest *dn, struct dest *da)
 	t->fin = fin;
 }
 
-/* The step that loads a field of len bytes at off into dst. */
-static struct step step_make(uint32_t off, uint16_t len, struct dest dst)
+/* The step that loads a field of len bytes at off (in its segment) into dst. */
+static struct one step_make(uint32_t off, uint16_t len, struct dest dst)
 {
-	struct step s = { NULL, { (uint16_t)off }, { dst.off }, 0, 1, 0 };
+	struct one s = { (uint16_t)off, dst.off, 0, 0 };
 	uint8_t w = dst.width;
 
 	switch (w) {
-	case W_END: s.op = len == 1 ? OP_END1 : OP_END; s.len = (uint8_t)len; break;
+	case W_END:
+		s.op = len == 1 ? OP_END1 : OP_END;
+		s.len = (uint8_t)len;
+		break;
 	case W_A4: s.op = OP_A4; break;
 	case W_A16: s.op = OP_A16; break;
 	case W_NH4: s.op = OP_NH4; break;
 	case W_UPI:
-		s.off[0] = (uint16_t)(off + len - 4);   /* tpl_plan: len >= 4 */
+		s.off = (uint16_t)(off + len - 4);      /* tpl_plan: len >= 4 */
 		s.op = OP_UPI;
 		break;
 	case W_UP:
 		/* the clock is 32 bits: a longer field's last 4 bytes */
 		if (len >= 4) {
-			s.off[0] = (uint16_t)(off + len - 4);
+			s.off = (uint16_t)(off + len - 4);
 			s.op = OP_UP;
 		} else {
 			s.op = OP_UPN;
@@ -648,8 +666,9 @@ static struct step step_make(uint32_t off, uint16_t len, struct dest dst)
 	default:
 		if (len >= w) {
 			/* the low-order (last) bytes are what a narrower store keeps */
-			s.off[0] = (uint16_t)(off + len - w);
-			s.op = w == 1 ? OP_1_1 : w == 2 ? OP_2_2 : w == 4 ? OP_4_4 : OP_8_8;
+			s.off = (uint16_t)(off + len - w);
+			s.op = w == 1 ? OP_1_1 : w == 2 ? OP_2_2 :
+				w == 4 ? OP_4_4 : OP_8_8;
 		} else if (len == 1) {
 			s.op = w == 2 ? OP_1_2 : w == 4 ? OP_1_4 : OP_1_8;
 		} else if (len == 2) {
@@ -681,25 +700,25 @@ static int field_map(const struct tpl *t, const struct fspec *f, uint8_t *kind,
 	return 1;
 }
 
-/* Makes in[i] an OP_2_2W or OP_4_4W step if another step of its op loads the next
- * bytes into the next field (ports, interfaces), which it then marks unused. */
-static void seg_widen(struct step *in, uint32_t n, uint32_t i)
+/* Makes in[i] (OP_2_2 or OP_4_4) an OP_2_2W or OP_4_4W if another step of its op
+ * loads the next bytes into the next field (ports, interfaces), and drops that one. */
+static void seg_widen(struct one *in, uint32_t n, uint32_t i)
 {
 	uint16_t w = in[i].op == OP_2_2 ? 2 : 4;
 	for (uint32_t j = 0; j < n; j++) {
-		if (in[j].op == in[i].op && in[j].off[0] == in[i].off[0] + w &&
-		    in[j].dst[0] == in[i].dst[0] + w) {
+		if (in[j].op == in[i].op && in[j].off == in[i].off + w &&
+		    in[j].dst == in[i].dst + w) {
 			in[i].op = w == 2 ? OP_2_2W : OP_4_4W;
-			in[j].op = OP__COUNT;
+			in[j].op = OP__COUNT;           /* dropped */
 			return;
 		}
 	}
 }
 
-/* Writes the steps in[0..n) of one segment to out sorted by op, up to GROUP_MAX of
- * the same op as one step, and returns how many it wrote. Order within a segment is
- * free: the steps only read the record and each stores a different value. */
-static uint32_t seg_emit(struct step *out, struct step *in, uint32_t n)
+/* Writes the steps in[0..n) of one segment to out sorted by op (through tmp), up to
+ * GROUP_MAX of the same op as one step, and returns how many it wrote. The order in a
+ * segment is free: steps only read the record and each stores a different value. */
+static uint32_t seg_emit(struct step *out, struct one *in, struct one *tmp, uint32_t n)
 {
 	uint32_t at[OP__COUNT + 2] = { 0 }, k = 0;
 
@@ -711,18 +730,19 @@ static uint32_t seg_emit(struct step *out, struct step *in, uint32_t n)
 	for (uint32_t o = 0; o <= OP__COUNT; o++)
 		at[o + 1] += at[o];
 	for (uint32_t i = 0; i < n; i++)
-		out[at[in[i].op]++] = in[i];
-	n = at[OP__COUNT - 1];  /* without those seg_widen marked */
+		tmp[at[in[i].op]++] = in[i];
+	n = at[OP__COUNT - 1];                  /* the dropped ones sort last */
 	for (uint32_t i = 0; i < n; i++) {
-		struct step s = out[i];
-		while (s.op < OP__GROUPED && s.n < GROUP_MAX && i + 1 < n &&
-		       out[i + 1].op == s.op) {
+		struct step *s = &out[k++];
+		*s = (struct step){ NULL, { tmp[i].off }, { tmp[i].dst }, tmp[i].op, 1,
+				    tmp[i].len };
+		while (s->op < OP__GROUPED && s->n < GROUP_MAX && i + 1 < n &&
+		       tmp[i + 1].op == s->op) {
 			i++;
-			s.off[s.n] = out[i].off[0];
-			s.dst[s.n] = out[i].dst[0];
-			s.n++;
+			s->off[s->n] = tmp[i].off;
+			s->dst[s->n] = tmp[i].dst;
+			s->n++;
 		}
-		out[k++] = s;
 	}
 	return k;
 }
@@ -736,17 +756,16 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 	uint32_t last[S__COUNT], alast[A__COUNT];   /* the last field carrying each */
 	uint16_t flen[S__COUNT] = { 0 }, foff[S__COUNT] = { 0 };
 	struct dest dn[S__COUNT], da[A__COUNT];
-	struct step *cs = d->cs;
+	struct one *cs = d->cs;
 	uint32_t seg = 0, min_len = 0, ns = 0, lastvar = NIL;
 	uint64_t has = 0, ahas = 0;
 	uint8_t kind, slot;
+	int var = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		uint16_t len = fs[i].len;
 		if (len == VARLEN) {
-			if (lastvar == NIL)
-				t->seg0 = seg;
-			lastvar = 0;
+			var = 1;
 			seg = 0;
 			min_len += 1;
 		} else if (len) {
@@ -766,11 +785,9 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 		if (min_len > MAX_RECORD)
 			return -NFDEC_E_TEMPLATE;
 	}
-	if (lastvar == NIL)
-		t->seg0 = seg;
 	t->min_len = min_len;
 	t->has = has;
-	tpl_plan(t, ahas, flen, lastvar == NIL);
+	tpl_plan(t, ahas, flen, !var);
 	for (size_t i = 0; i < S__COUNT; i++)
 		dn[i].off = D_DEAD;
 	for (size_t i = 0; i < A__COUNT; i++)
@@ -780,13 +797,12 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 	/* Every step runs for every record, so of the fields that carry the same value
 	 * only the last counts: a step for it alone, if anything reads the value. */
 	seg = 0;
-	lastvar = NIL;
 	for (size_t i = 0; i < n; i++) {
 		uint16_t len = fs[i].len;
 		if (len == VARLEN) {
 			if (lastvar != NIL)
-				cs[lastvar].dst[0] = (uint16_t)seg;
-			cs[ns] = (struct step){ NULL, { (uint16_t)seg }, { 0 }, OP_VAR, 1, 0 };
+				cs[lastvar].dst = (uint16_t)seg;
+			cs[ns] = (struct one){ (uint16_t)seg, 0, OP_VAR, 0 };
 			lastvar = ns++;
 			seg = 0;
 		} else if (len) {
@@ -802,42 +818,44 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 		}
 	}
 	if (lastvar != NIL)
-		cs[lastvar].dst[0] = (uint16_t)seg;
-	if (t->icmp_op) {
-		/* the last bytes of each field: what the narrower value keeps */
-		struct step *p = &cs[ns++];
-		*p = (struct step){ NULL, { 0 }, { (uint16_t)REC(dport) }, OP_ICMP, 2, 0 };
-		p->off[0] = (uint16_t)(foff[S_ICMP] + flen[S_ICMP] - 2);
-		p->off[1] = (uint16_t)(foff[S_PROTO] + flen[S_PROTO] - 1);
-		if (has & BIT(S_DPORT)) {
-			p->off[2] = (uint16_t)(foff[S_DPORT] + flen[S_DPORT] - 2);
-			p->n = 3;
-		}
-	}
+		cs[lastvar].dst = (uint16_t)seg;
 
-	struct tplmem *m = calloc(1, sizeof *m + (ns + 1) * sizeof(struct step) + rawlen);
+	/* ns steps at most, plus OP_ICMP and OP_STOP */
+	struct tplmem *m = calloc(1, sizeof *m + (ns + 2) * sizeof(struct step) + rawlen);
 	if (!m)
 		return -NFDEC_E_NOMEM;
 	uint32_t k = 0, from = 0;
 	for (uint32_t i = 0; i <= ns; i++) {
 		if (i < ns && cs[i].op != OP_VAR)
 			continue;
-		k += seg_emit(m->steps + k, cs + from, i - from);
+		k += seg_emit(m->steps + k, cs + from, d->cs2, i - from);
 		if (i < ns)
-			m->steps[k++] = cs[i];
+			m->steps[k++] = (struct step){ NULL, { cs[i].off }, { cs[i].dst },
+						       OP_VAR, 1, 0 };
 		from = i + 1;
 	}
-	/* the record ends the last segment's length after its start */
+	if (t->icmp_op) {
+		/* one segment (tpl_plan); the last bytes of each field, as narrower
+		 * values keep them */
+		struct step *s = &m->steps[k++];
+		*s = (struct step){ NULL, { 0 }, { (uint16_t)REC(dport) }, OP_ICMP, 2,
+				    0 };
+		s->off[0] = (uint16_t)(foff[S_ICMP] + flen[S_ICMP] - 2);
+		s->off[1] = (uint16_t)(foff[S_PROTO] + flen[S_PROTO] - 1);
+		if (has & BIT(S_DPORT)) {
+			s->off[2] = (uint16_t)(foff[S_DPORT] + flen[S_DPORT] - 2);
+			s->n = 3;
+		}
+	}
+	/* the record ends the last segment's length after that segment's start */
 	m->steps[k++] = (struct step){ NULL, { (uint16_t)seg }, { 0 }, OP_STOP, 1, 0 };
 	m->nsteps = k;
 	for (uint32_t i = 0; i < k; i++)
 		m->steps[i].code = d->code[m->steps[i].op][m->steps[i].n - 1];
-	t->slow = t->options || t->fin || t->tplan == TP_GENERAL;
-	t->setup = t->version == 5 || t->options || (t->fin & F_SAMP) || t->tplan == TP_NONE ||
-		t->tplan == TP_UP10 || !min_len;
 	if (rawlen)
 		memcpy(m->steps + k, raw, rawlen);
 	m->rawlen = (uint32_t)rawlen;
+
 	for (int i = A_SRC4; i <= A_NH4; i++)
 		m->a[i][10] = m->a[i][11] = 0xff;
 	if (!(t->fin & F_ADDR)) {
@@ -846,6 +864,9 @@ static int tpl_compile(struct nfdec *d, struct tpl *t, const struct fspec *fs, s
 		if (!t->six)
 			m->r.src[10] = m->r.src[11] = m->r.dst[10] = m->r.dst[11] = 0xff;
 	}
+	t->slow = t->options || t->fin || t->tplan == TP_GENERAL;
+	t->setup = t->version == 5 || t->options || (t->fin & F_SAMP) ||
+		t->tplan == TP_NONE || t->tplan == TP_UP10 || !min_len;
 	t->m = m;
 	return 0;
 }
@@ -884,10 +905,11 @@ static inline void lru_unlink(struct tpl *t)
 
 static inline void lru_push(struct nfdec *d, struct tpl *t)
 {
-	t->next = d->lru.next;
-	t->prev = &d->lru;
-	d->lru.next->prev = t;
+	struct tpl *h = d->lru.next;
+	h->prev = t;
+	t->next = h;
 	d->lru.next = t;
+	t->prev = &d->lru;
 }
 
 static inline void tpl_touch(struct nfdec *d, struct tpl *t)
@@ -904,7 +926,8 @@ static inline struct tpl *tpl_get(struct nfdec *d, const struct dctx *c, uint16_
 {
 	struct domain *m = c->dom;
 	/* Fibonacci hashing: ids are often 256, 257... or 1024, 2048... */
-	struct tcache *e = &m->tcache[(uint32_t)(id * 0x9e3779b1u) >> 29];
+	uint32_t h = (uint32_t)(id * 0x9e3779b1u) >> (32 - DOM_TPL_CACHE_BITS);
+	struct tcache *e = &m->tcache[h];
 	struct tpl *t = e->t;
 
 	if (t->id == id && t->gen == e->gen)
@@ -1005,6 +1028,13 @@ static inline void put64(uint8_t *p, uint64_t v)
 
 static const uint8_t v4mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
 
+static inline uint64_t add_signed(uint64_t base, int64_t delta)
+{
+	if (delta < 0 && (uint64_t)-delta > base)
+		return 0;
+	return base + (uint64_t)delta;
+}
+
 /* v5/v9: export time - sysUptime + value; a signed 32-bit difference survives the
  * 49.7-day wrap of both counters. */
 static inline uint64_t uptime_ms(uint64_t export_ms, uint32_t uptime, uint32_t x)
@@ -1015,96 +1045,71 @@ static inline uint64_t uptime_ms(uint64_t export_ms, uint32_t uptime, uint32_t x
 	return export_ms + (uint64_t)(int64_t)delta;
 }
 
-/* What the grouped steps do, one field each (w: the template's struct tplmem; c: the
- * message, for the clock). */
-static inline void do_1_1(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+/* What the grouped steps do to one field at q (w: the template's struct tplmem). */
+static inline void do_1_1(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	w[dst] = q[0];
 }
 
-static inline void do_1_2(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_1_2(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put16(w + dst, q[0]);
 }
 
-static inline void do_1_4(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_1_4(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put32(w + dst, q[0]);
 }
 
-static inline void do_1_8(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_1_8(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put64(w + dst, q[0]);
 }
 
-static inline void do_2_2(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_2_2(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put16(w + dst, ld_be16(q));
 }
 
-static inline void do_2_4(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_2_4(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put32(w + dst, ld_be16(q));
 }
 
-static inline void do_2_8(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_2_8(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put64(w + dst, ld_be16(q));
 }
 
-static inline void do_4_4(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_4_4(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put32(w + dst, ld_be32(q));
 }
 
-static inline void do_4_8(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_4_8(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put64(w + dst, ld_be32(q));
 }
 
-static inline void do_8_8(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_8_8(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	put64(w + dst, ld_be64(q));
 }
 
-static inline void do_a4(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_a4(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	memcpy(w + dst, q, 4);
 }
 
-static inline void do_a16(uint8_t *w, const uint8_t *q, uint16_t dst,
-			 const struct dctx *c)
+static inline void do_a16(uint8_t *w, const uint8_t *q, uint16_t dst)
 {
-	(void)c;
 	memcpy(w + dst, q, 16);
 }
 
-static inline void do_upi(uint8_t *w, const uint8_t *q, uint16_t dst,
-			  const struct dctx *c)
+/* IPFIX sysUptime relative to the domain's systemInitTimeMilliseconds */
+static inline void do_upi(uint8_t *w, const uint8_t *q, uint16_t dst, uint64_t init_ms)
 {
-	put64(w + dst, c->init_ms + ld_be32(q));
+	put64(w + dst, init_ms + ld_be32(q));
 }
 
 static uint64_t ntp_ms(uint64_t v)
@@ -1120,15 +1125,9 @@ static uint64_t ntp_ms(uint64_t v)
 	return (sec - NTP_UNIX_OFFSET) * 1000 + ((frac * 1000) >> 32);
 }
 
-static inline uint64_t add_signed(uint64_t base, int64_t delta)
-{
-	if (delta < 0 && (uint64_t)-delta > base)
-		return 0;
-	return base + (uint64_t)delta;
-}
-
 /* Unix ms for a clock value of mode m held in slot. */
-static uint64_t rec_time(const struct dctx *c, const struct tpl *t, uint8_t m, uint8_t slot)
+static uint64_t rec_time(const struct dctx *c, const struct tpl *t, uint8_t m,
+			 uint8_t slot)
 {
 	const uint64_t *v = t->m->x;
 	uint64_t x = v[slot];
@@ -1337,14 +1336,15 @@ static int rec_slow(const struct nfdec *d, struct dctx *c, const struct tpl *t)
 }
 
 /* Decodes data set bodies: first [p, p + len) with template t (found and touched by
- * the caller), then, if cu is given, the sets that follow it in the message for as
- * long as they are data sets of templates cached for c's domain; the caller's loop
- * takes over at the first other set. Each record runs through t's steps, each step
- * jumping straight to the next one's code, until fewer than t->min_len bytes are left;
- * flows are then finished and emitted, options records applied. Counts go to c (see
- * counts_flush). Called with c NULL, it only gives d the code address of each op. */
+ * the caller), then, if rest (the message after that set) is given, the sets at its
+ * front for as long as they are data sets of templates cached for c's domain, moving
+ * rest past them; the caller's loop takes over at the first other set. Each record
+ * runs through t's steps, each jumping straight to the next one's code, until fewer
+ * than t->min_len bytes are left; flows are then emitted (finished first if the set
+ * needs it), options records applied. Counts go to c (see counts_flush). Called with
+ * c NULL, it only gives d the code address of each op. */
 static void sets_run(struct nfdec *d, struct dctx *c, struct tpl *t, const uint8_t *p,
-		     size_t len, struct cur *cu_in)
+		     size_t len, struct cur *rest)
 {
 	static const void *const code[OP__COUNT][GROUP_MAX] = {
 		[OP_1_1] = { &&op_1_1, &&op_1_1x2, &&op_1_1x3, &&op_1_1x4 },
@@ -1363,7 +1363,8 @@ static void sets_run(struct nfdec *d, struct dctx *c, struct tpl *t, const uint8
 		[OP_UPI] = { &&op_upi, &&op_upix2, &&op_upix3, &&op_upix4 },
 		[OP_2_2W] = { &&op_2_2w }, [OP_4_4W] = { &&op_4_4w },
 		[OP_N_4] = { &&op_n_4 }, [OP_N_8] = { &&op_n_8 }, [OP_UPN] = { &&op_upn },
-		[OP_END] = { &&op_end }, [OP_END1] = { &&op_end1 }, [OP_NH4] = { &&op_nh4 },
+		[OP_END] = { &&op_end }, [OP_END1] = { &&op_end1 },
+		[OP_NH4] = { &&op_nh4 },
 		[OP_ICMP] = { [1] = &&op_icmp, [2] = &&op_icmp },
 		[OP_VAR] = { &&op_var }, [OP_STOP] = { &&op_stop },
 	};
@@ -1373,9 +1374,9 @@ static void sets_run(struct nfdec *d, struct dctx *c, struct tpl *t, const uint8
 	const uint8_t *end, *lim, *base, *q;
 	size_t vlen;
 	const void *stop, *fast, *dstop;
-	uint64_t export_ms;      /* the header's clock, apart from c (w aliases it) */
+	uint64_t export_ms;      /* c's, in locals: stores through w may alias c */
 	uint32_t uptime;
-	uint32_t drate, dmul;
+	uint32_t drate, dmul;    /* the domain's sampling, and what applying it takes */
 	int opts;
 
 	if (!c) {
@@ -1383,7 +1384,7 @@ static void sets_run(struct nfdec *d, struct dctx *c, struct tpl *t, const uint8
 		return;
 	}
 	fast = c->emit ? &&emit : &&finish;
-	c->sets = cu_in;
+	c->sets = rest;
 	export_ms = c->export_ms;
 	uptime = c->uptime;
 domain:
@@ -1430,86 +1431,92 @@ record:
 	goto *s->code;
 
 	/* a step of n fields enters its op's chain at the label for n */
-op_1_1x4: do_1_1(w, base + s->off[3], s->dst[3], c);
-op_1_1x3: do_1_1(w, base + s->off[2], s->dst[2], c);
-op_1_1x2: do_1_1(w, base + s->off[1], s->dst[1], c);
-op_1_1: do_1_1(w, base + s->off[0], s->dst[0], c);
+op_1_1x4: do_1_1(w, base + s->off[3], s->dst[3]);
+op_1_1x3: do_1_1(w, base + s->off[2], s->dst[2]);
+op_1_1x2: do_1_1(w, base + s->off[1], s->dst[1]);
+op_1_1: do_1_1(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_1_2x4: do_1_2(w, base + s->off[3], s->dst[3], c);
-op_1_2x3: do_1_2(w, base + s->off[2], s->dst[2], c);
-op_1_2x2: do_1_2(w, base + s->off[1], s->dst[1], c);
-op_1_2: do_1_2(w, base + s->off[0], s->dst[0], c);
+op_1_2x4: do_1_2(w, base + s->off[3], s->dst[3]);
+op_1_2x3: do_1_2(w, base + s->off[2], s->dst[2]);
+op_1_2x2: do_1_2(w, base + s->off[1], s->dst[1]);
+op_1_2: do_1_2(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_1_4x4: do_1_4(w, base + s->off[3], s->dst[3], c);
-op_1_4x3: do_1_4(w, base + s->off[2], s->dst[2], c);
-op_1_4x2: do_1_4(w, base + s->off[1], s->dst[1], c);
-op_1_4: do_1_4(w, base + s->off[0], s->dst[0], c);
+op_1_4x4: do_1_4(w, base + s->off[3], s->dst[3]);
+op_1_4x3: do_1_4(w, base + s->off[2], s->dst[2]);
+op_1_4x2: do_1_4(w, base + s->off[1], s->dst[1]);
+op_1_4: do_1_4(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_1_8x4: do_1_8(w, base + s->off[3], s->dst[3], c);
-op_1_8x3: do_1_8(w, base + s->off[2], s->dst[2], c);
-op_1_8x2: do_1_8(w, base + s->off[1], s->dst[1], c);
-op_1_8: do_1_8(w, base + s->off[0], s->dst[0], c);
+op_1_8x4: do_1_8(w, base + s->off[3], s->dst[3]);
+op_1_8x3: do_1_8(w, base + s->off[2], s->dst[2]);
+op_1_8x2: do_1_8(w, base + s->off[1], s->dst[1]);
+op_1_8: do_1_8(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_2_2x4: do_2_2(w, base + s->off[3], s->dst[3], c);
-op_2_2x3: do_2_2(w, base + s->off[2], s->dst[2], c);
-op_2_2x2: do_2_2(w, base + s->off[1], s->dst[1], c);
-op_2_2: do_2_2(w, base + s->off[0], s->dst[0], c);
+op_2_2x4: do_2_2(w, base + s->off[3], s->dst[3]);
+op_2_2x3: do_2_2(w, base + s->off[2], s->dst[2]);
+op_2_2x2: do_2_2(w, base + s->off[1], s->dst[1]);
+op_2_2: do_2_2(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_2_4x4: do_2_4(w, base + s->off[3], s->dst[3], c);
-op_2_4x3: do_2_4(w, base + s->off[2], s->dst[2], c);
-op_2_4x2: do_2_4(w, base + s->off[1], s->dst[1], c);
-op_2_4: do_2_4(w, base + s->off[0], s->dst[0], c);
+op_2_4x4: do_2_4(w, base + s->off[3], s->dst[3]);
+op_2_4x3: do_2_4(w, base + s->off[2], s->dst[2]);
+op_2_4x2: do_2_4(w, base + s->off[1], s->dst[1]);
+op_2_4: do_2_4(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_2_8x4: do_2_8(w, base + s->off[3], s->dst[3], c);
-op_2_8x3: do_2_8(w, base + s->off[2], s->dst[2], c);
-op_2_8x2: do_2_8(w, base + s->off[1], s->dst[1], c);
-op_2_8: do_2_8(w, base + s->off[0], s->dst[0], c);
+op_2_8x4: do_2_8(w, base + s->off[3], s->dst[3]);
+op_2_8x3: do_2_8(w, base + s->off[2], s->dst[2]);
+op_2_8x2: do_2_8(w, base + s->off[1], s->dst[1]);
+op_2_8: do_2_8(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_4_4x4: do_4_4(w, base + s->off[3], s->dst[3], c);
-op_4_4x3: do_4_4(w, base + s->off[2], s->dst[2], c);
-op_4_4x2: do_4_4(w, base + s->off[1], s->dst[1], c);
-op_4_4: do_4_4(w, base + s->off[0], s->dst[0], c);
+op_4_4x4: do_4_4(w, base + s->off[3], s->dst[3]);
+op_4_4x3: do_4_4(w, base + s->off[2], s->dst[2]);
+op_4_4x2: do_4_4(w, base + s->off[1], s->dst[1]);
+op_4_4: do_4_4(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_4_8x4: do_4_8(w, base + s->off[3], s->dst[3], c);
-op_4_8x3: do_4_8(w, base + s->off[2], s->dst[2], c);
-op_4_8x2: do_4_8(w, base + s->off[1], s->dst[1], c);
-op_4_8: do_4_8(w, base + s->off[0], s->dst[0], c);
+op_4_8x4: do_4_8(w, base + s->off[3], s->dst[3]);
+op_4_8x3: do_4_8(w, base + s->off[2], s->dst[2]);
+op_4_8x2: do_4_8(w, base + s->off[1], s->dst[1]);
+op_4_8: do_4_8(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_8_8x4: do_8_8(w, base + s->off[3], s->dst[3], c);
-op_8_8x3: do_8_8(w, base + s->off[2], s->dst[2], c);
-op_8_8x2: do_8_8(w, base + s->off[1], s->dst[1], c);
-op_8_8: do_8_8(w, base + s->off[0], s->dst[0], c);
+op_8_8x4: do_8_8(w, base + s->off[3], s->dst[3]);
+op_8_8x3: do_8_8(w, base + s->off[2], s->dst[2]);
+op_8_8x2: do_8_8(w, base + s->off[1], s->dst[1]);
+op_8_8: do_8_8(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_a4x4: do_a4(w, base + s->off[3], s->dst[3], c);
-op_a4x3: do_a4(w, base + s->off[2], s->dst[2], c);
-op_a4x2: do_a4(w, base + s->off[1], s->dst[1], c);
-op_a4: do_a4(w, base + s->off[0], s->dst[0], c);
+op_a4x4: do_a4(w, base + s->off[3], s->dst[3]);
+op_a4x3: do_a4(w, base + s->off[2], s->dst[2]);
+op_a4x2: do_a4(w, base + s->off[1], s->dst[1]);
+op_a4: do_a4(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_a16x4: do_a16(w, base + s->off[3], s->dst[3], c);
-op_a16x3: do_a16(w, base + s->off[2], s->dst[2], c);
-op_a16x2: do_a16(w, base + s->off[1], s->dst[1], c);
-op_a16: do_a16(w, base + s->off[0], s->dst[0], c);
+op_a16x4: do_a16(w, base + s->off[3], s->dst[3]);
+op_a16x3: do_a16(w, base + s->off[2], s->dst[2]);
+op_a16x2: do_a16(w, base + s->off[1], s->dst[1]);
+op_a16: do_a16(w, base + s->off[0], s->dst[0]);
 	goto *(++s)->code;
-op_upx4: put64(w + s->dst[3], uptime_ms(export_ms, uptime, ld_be32(base + s->off[3])));
-op_upx3: put64(w + s->dst[2], uptime_ms(export_ms, uptime, ld_be32(base + s->off[2])));
-op_upx2: put64(w + s->dst[1], uptime_ms(export_ms, uptime, ld_be32(base + s->off[1])));
-op_up: put64(w + s->dst[0], uptime_ms(export_ms, uptime, ld_be32(base + s->off[0])));
+op_upx4:
+	put64(w + s->dst[3], uptime_ms(export_ms, uptime, ld_be32(base + s->off[3])));
+op_upx3:
+	put64(w + s->dst[2], uptime_ms(export_ms, uptime, ld_be32(base + s->off[2])));
+op_upx2:
+	put64(w + s->dst[1], uptime_ms(export_ms, uptime, ld_be32(base + s->off[1])));
+op_up:
+	put64(w + s->dst[0], uptime_ms(export_ms, uptime, ld_be32(base + s->off[0])));
 	goto *(++s)->code;
-op_upix4: do_upi(w, base + s->off[3], s->dst[3], c);
-op_upix3: do_upi(w, base + s->off[2], s->dst[2], c);
-op_upix2: do_upi(w, base + s->off[1], s->dst[1], c);
-op_upi: do_upi(w, base + s->off[0], s->dst[0], c);
+op_upix4: do_upi(w, base + s->off[3], s->dst[3], c->init_ms);
+op_upix3: do_upi(w, base + s->off[2], s->dst[2], c->init_ms);
+op_upix2: do_upi(w, base + s->off[1], s->dst[1], c->init_ms);
+op_upi: do_upi(w, base + s->off[0], s->dst[0], c->init_ms);
 	goto *(++s)->code;
 op_2_2w: {
 	uint32_t v = ld_be32(base + s->off[0]);
-	put16(w + s->dst[0], (uint16_t)(v >> 16));
-	put16(w + s->dst[0] + 2, (uint16_t)v);
+	uint8_t *o = w + s->dst[0];
+	put16(o, (uint16_t)(v >> 16));
+	put16(o + 2, (uint16_t)v);
 	goto *(++s)->code;
 }
 op_4_4w: {
 	uint64_t v = ld_be64(base + s->off[0]);
-	put32(w + s->dst[0], (uint32_t)(v >> 32));
-	put32(w + s->dst[0] + 4, (uint32_t)v);
+	uint8_t *o = w + s->dst[0];
+	put32(o, (uint32_t)(v >> 32));
+	put32(o + 4, (uint32_t)v);
 	goto *(++s)->code;
 }
 op_n_4:
@@ -1606,7 +1613,7 @@ set_done:
 
 /* Adds the records c read since the last call to the exporter, domain and decoder
  * counters. */
-static void counts_flush(struct nfdec *d, struct dctx *c)
+static inline void counts_flush(struct nfdec *d, struct dctx *c)
 {
 	struct exporter *ex = c->ex;
 	uint64_t flows = c->nrec - c->counted - c->opts;
@@ -2244,8 +2251,8 @@ struct nfdec *nfdec_new(const struct nfdec_cfg *cfg)
 	memset(d->exphash, 0xff, nb * sizeof *d->exphash);
 	sets_run(d, NULL, NULL, NULL, 0, NULL);
 	d->v5.version = 5;
-	if (tpl_compile(d, &d->v5, v5_fields, sizeof v5_fields / sizeof v5_fields[0], NULL,
-			0))
+	if (tpl_compile(d, &d->v5, v5_fields, sizeof v5_fields / sizeof v5_fields[0],
+			NULL, 0))
 		goto fail;
 	return d;
 fail:

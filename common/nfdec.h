@@ -7,7 +7,7 @@
  * systemInitTimeMilliseconds), the template cache keyed by (exporter, version, domain,
  * template id) with least-recently-used eviction, the pending buffer of data sets that
  * arrived before their template, and every counter. v9 and IPFIX share one table-driven
- * codec: a template is compiled once into a flat list of (offset, length, slot) steps.
+ * codec: a template is compiled once into a list of load-and-store steps.
  *
  * Rules worth knowing (the why is in nfdec.c):
  * - v5: a header count that needs more bytes than the datagram holds rejects the whole

@@ -1224,6 +1224,311 @@ static void test_exporter_and_domain_caps(void **state)
 	nfdec_free(d);
 }
 
+/* ---------------------------------------------------------------- compiled templates */
+
+/* A template sent again byte for byte counts as storing it again: it becomes the most
+ * recently used, so the cache evicts another; one that differs in a single field type
+ * is compiled anew. */
+static void test_template_resent(void **state)
+{
+	(void)state;
+	struct nfdec_cfg cfg;
+	nfdec_cfg_default(&cfg);
+	cfg.max_templates = 2;
+	struct nfdec *d = nfdec_new(&cfg);
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+	static const uint16_t swapped[] = { 12, 4, 8, 4, 2, 4, 1, 4, 22, 4, 21, 4, 0 };
+
+	build_v9_tpl(g, 0, 256);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	build_v9_tpl(g, 1, 257);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	build_v9_tpl(g, 2, 256);                        /* 256 again: now the newest */
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(nfdec_exporter(d, 0)->templates, 2);
+	assert_int_equal(nfdec_exporter(d, 0)->count_mismatch, 0);
+	build_v9_tpl(g, 3, 258);                        /* evicts 257 */
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(nfdec_exporter(d, 0)->template_evictions, 1);
+	build_v9_data(g, 20000, T0, 4, 256, 1, 2);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 2);
+	assert_v4(s->r[1].src, 10, 0, 0, 1);
+	assert_int_equal(s->r[1].last_ms, T0 * 1000ull - 1000);
+	build_v9_data(g, 20000, T0, 5, 257, 1, 1);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 2);
+	assert_int_equal(nfdec_exporter(d, 0)->notpl_sets, 1);
+
+	/* same length, same count, source and destination swapped */
+	v9_hdr(g, 1, 50000, T0 + 100, 6, 0);
+	set_open(g, 0);
+	tpl_rec(g, 256, swapped);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	build_v9_data(g, 20000, T0, 7, 256, 9, 1);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 3);
+	assert_v4(s->r[2].src, 10, 0, 0, 2);
+	assert_v4(s->r[2].dst, 10, 0, 0, 9);
+	assert_int_equal(nfdec_exporter(d, 0)->templates, 2);
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
+/* With room for one template, source 2's template 256 takes the slot of source 1's:
+ * source 1's data for 256 must then wait for its own template, not use source 2's. */
+static void test_template_slot_reused(void **state)
+{
+	(void)state;
+	struct nfdec_cfg cfg;
+	nfdec_cfg_default(&cfg);
+	cfg.max_templates = 1;
+	struct nfdec *d = nfdec_new(&cfg);
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+	static const uint16_t a[] = { 8, 4, 12, 4, 2, 4, 0 };
+	static const uint16_t b[] = { 2, 4, 12, 4, 8, 4, 0 };
+
+	v9_hdr(g, 2, 1000, T0, 0, 1);
+	set_open(g, 0);
+	tpl_rec(g, 256, a);
+	set_close(g);
+	set_open(g, 256);
+	pip(g, 1, 1, 1, 1); pip(g, 2, 2, 2, 2); p32(g, 11);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 1);
+	v9_hdr(g, 2, 1000, T0, 0, 2);
+	set_open(g, 0);
+	tpl_rec(g, 256, b);
+	set_close(g);
+	set_open(g, 256);
+	p32(g, 22); pip(g, 4, 4, 4, 4); pip(g, 3, 3, 3, 3);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 2);
+	assert_v4(s->r[1].src, 3, 3, 3, 3);
+	assert_int_equal(s->r[1].packets, 22);
+	assert_int_equal(s->r[1].domain_id, 2);
+	v9_hdr(g, 1, 1000, T0, 1, 1);
+	set_open(g, 256);
+	pip(g, 5, 5, 5, 5); pip(g, 6, 6, 6, 6); p32(g, 33);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 2);
+	assert_int_equal(nfdec_exporter(d, 0)->notpl_sets, 1);
+	assert_int_equal(nfdec_exporter(d, 0)->template_evictions, 1);
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
+/* Sets of several templates in one datagram (ids that share a slot of the domain's
+ * template cache, 257 and 1024), an options record between them that changes the
+ * sampling from the next set on, and records without times, which take their own
+ * datagram's export time. */
+static void test_sets_in_a_row(void **state)
+{
+	(void)state;
+	struct nfdec_cfg cfg;
+	nfdec_cfg_default(&cfg);
+	cfg.apply_sampling = 1;
+	struct nfdec *d = nfdec_new(&cfg);
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+	static const uint16_t a[] = { 8, 4, 12, 4, 2, 4, 22, 4, 21, 4, 0 };
+	static const uint16_t b[] = { 2, 4, 8, 4, 0 };
+
+	v9_hdr(g, 3, 1000, T0, 0, 0);
+	set_open(g, 0);
+	tpl_rec(g, 257, a);
+	tpl_rec(g, 1024, b);
+	set_close(g);
+	set_open(g, 1);         /* options: SAMPLING_INTERVAL */
+	p16(g, 260); p16(g, 4); p16(g, 4);
+	p16(g, 1); p16(g, 4);
+	p16(g, 34); p16(g, 4);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+
+	v9_hdr(g, 6, 1000, T0 + 1, 1, 0);
+	set_open(g, 257);
+	pip(g, 1, 1, 1, 1); pip(g, 2, 2, 2, 2); p32(g, 3); p32(g, 500); p32(g, 900);
+	pip(g, 1, 1, 1, 2); pip(g, 2, 2, 2, 2); p32(g, 4); p32(g, 500); p32(g, 900);
+	set_close(g);
+	set_open(g, 1024);
+	p32(g, 5); pip(g, 7, 7, 7, 1);
+	set_close(g);
+	set_open(g, 260);
+	p32(g, 0); p32(g, 100);
+	set_close(g);
+	set_open(g, 257);
+	pip(g, 1, 1, 1, 3); pip(g, 2, 2, 2, 2); p32(g, 6); p32(g, 500); p32(g, 900);
+	set_close(g);
+	set_open(g, 1024);
+	p32(g, 7); pip(g, 7, 7, 7, 2);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 5);
+	assert_v4(s->r[0].src, 1, 1, 1, 1);
+	assert_int_equal(s->r[0].packets, 3);
+	assert_int_equal(s->r[0].first_ms, (T0 + 1) * 1000ull - 500);
+	assert_int_equal(s->r[0].last_ms, (T0 + 1) * 1000ull - 100);
+	assert_int_equal(s->r[1].packets, 4);
+	assert_int_equal(s->r[2].packets, 5);
+	assert_v4(s->r[2].src, 7, 7, 7, 1);
+	assert_v4(s->r[2].dst, 0, 0, 0, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s->r[i].sampling, 1);
+	assert_v4(s->r[3].src, 1, 1, 1, 3);
+	assert_int_equal(s->r[3].sampling, 100);
+	assert_int_equal(s->r[3].packets, 600);
+	assert_int_equal(s->r[4].packets, 700);
+	assert_int_equal(s->r[4].sampling, 100);
+	assert_int_equal(s->r[4].first_ms, (T0 + 1) * 1000ull);
+	assert_int_equal(nfdec_exporter(d, 0)->records_v9, 5);
+	assert_int_equal(nfdec_exporter(d, 0)->options_records, 1);
+	assert_int_equal(nfdec_exporter(d, 0)->count_mismatch, 0);
+
+	/* the next datagram's export time */
+	v9_hdr(g, 1, 1000, T0 + 60, 2, 0);
+	set_open(g, 1024);
+	p32(g, 8); pip(g, 7, 7, 7, 3);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 6);
+	assert_int_equal(s->r[5].first_ms, (T0 + 60) * 1000ull);
+	assert_int_equal(s->r[5].last_ms, (T0 + 60) * 1000ull);
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
+/* v5 records carry the exporter and engine of their own datagram, though all v5
+ * exporters share one built-in template. */
+static void test_v5_two_exporters(void **state)
+{
+	(void)state;
+	struct nfdec *d = dec_new();
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+
+	for (int i = 0; i < 4; i++) {
+		v5_hdr(g, 1, 100000, T0, 0, (uint32_t)i, 0);
+		g->b[21] = (uint8_t)(i & 1);        /* engine id */
+		v5_rec(g, (uint8_t)i, 1, 40, 99000, 99000, 80, 6);
+		assert_int_equal(feed(d, (i & 1) ? EXP_B : EXP_A, g, 0, s), 0);
+	}
+	assert_int_equal(s->n, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_memory_equal(s->r[i].exporter, (i & 1) ? EXP_B : EXP_A, 16);
+		assert_int_equal(s->r[i].domain_id, 1u << 8 | (unsigned)(i & 1));
+		assert_v4(s->r[i].src, 10, 0, 0, (uint8_t)i);
+	}
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
+/* ICMP type/code into dport, by template shape: a 4-byte type/code field (its last two
+ * bytes count) with ports, and the usual 2-byte one without ports. */
+static void test_icmp_into_dport(void **state)
+{
+	(void)state;
+	struct nfdec *d = dec_new();
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+	static const uint16_t ports[] = { 8, 4, 4, 1, 7, 2, 11, 2, 32, 4, 0 };
+	static const uint16_t noports[] = { 27, 16, 139, 2, 4, 1, 0 };
+	uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+
+	v9_hdr(g, 0, 1000, T0, 0, 0);
+	set_open(g, 0);
+	tpl_rec(g, 256, ports);
+	tpl_rec(g, 257, noports);
+	set_close(g);
+	set_open(g, 256);
+	pip(g, 1, 0, 0, 1); p8(g, 1); p16(g, 0); p16(g, 0); p32(g, 0xffff0303);
+	pip(g, 1, 0, 0, 2); p8(g, 6); p16(g, 1234); p16(g, 0); p32(g, 0x0800);
+	pip(g, 1, 0, 0, 3); p8(g, 1); p16(g, 0); p16(g, 99); p32(g, 0x0800);
+	pip(g, 1, 0, 0, 4); p8(g, 58); p16(g, 0); p16(g, 0); p32(g, 0x8000);
+	set_close(g);
+	set_open(g, 257);
+	pbytes(g, v6, 16); p16(g, 0x8100); p8(g, 58);
+	pbytes(g, v6, 16); p16(g, 0x8100); p8(g, 17);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 6);
+	assert_int_equal(s->r[0].dport, 0x0303);
+	assert_int_equal(s->r[1].dport, 0);             /* TCP: left alone */
+	assert_int_equal(s->r[1].sport, 1234);
+	assert_int_equal(s->r[2].dport, 99);            /* a dport of its own wins */
+	assert_int_equal(s->r[3].dport, 0x8000);        /* ICMPv6 */
+	assert_int_equal(s->r[4].dport, 0x8100);
+	assert_int_equal(s->r[4].ipver, 6);
+	assert_int_equal(s->r[5].dport, 0);
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
+/* Fields longer or shorter than the flow_rec field they fill (the low-order bytes
+ * count), many fields of one kind in a row, a repeated field (the last one counts),
+ * and sysUptime clocks of 2 and 8 bytes. */
+static void test_field_widths(void **state)
+{
+	(void)state;
+	struct nfdec *d = dec_new();
+	struct sink *s = sink_new();
+	struct dg *g = calloc(1, sizeof *g);
+	static const uint16_t f[] = {
+		10, 8, 14, 2, 16, 4, 17, 4,     /* interfaces, AS numbers */
+		4, 1, 5, 1, 6, 1, 9, 1, 13, 1,  /* five 1-byte fields */
+		7, 8, 11, 1,                    /* ports: 8 bytes, 1 byte */
+		1, 3, 2, 6, 58, 4,              /* bytes 3, packets 6, VLAN 4 */
+		22, 2, 21, 8, 136, 1, 136, 2,   /* clocks; end reason twice */
+		0 };
+
+	v9_hdr(g, 2, 100000, T0, 0, 0);
+	set_open(g, 0);
+	tpl_rec(g, 256, f);
+	set_close(g);
+	set_open(g, 256);
+	p64(g, 0x1122334455667788ull); p16(g, 0xaabb); p32(g, 65001); p32(g, 65002);
+	p8(g, 17); p8(g, 0x10); p8(g, 0x1b); p8(g, 24); p8(g, 16);
+	p64(g, 0x0102030405060708ull); p8(g, 0xfe);
+	p8(g, 0x01); p16(g, 0x0203); p16(g, 0); p32(g, 0x0a0b0c0d); p32(g, 0x00010064);
+	p16(g, 0xffff); p64(g, 0x99999999000186a0ull); p8(g, 3); p16(g, 0x0001);
+	set_close(g);
+	assert_int_equal(feed(d, EXP_A, g, 0, s), 0);
+	assert_int_equal(s->n, 1);
+	const struct flow_rec *r = &s->r[0];
+	assert_int_equal(r->in_if, 0x55667788u);
+	assert_int_equal(r->out_if, 0xaabb);
+	assert_int_equal(r->src_as, 65001);
+	assert_int_equal(r->dst_as, 65002);
+	assert_int_equal(r->proto, 17);
+	assert_int_equal(r->tos, 0x10);
+	assert_int_equal(r->tcp_flags, 0x1b);
+	assert_int_equal(r->src_mask, 24);
+	assert_int_equal(r->dst_mask, 16);
+	assert_int_equal(r->sport, 0x0708);
+	assert_int_equal(r->dport, 0xfe);
+	assert_int_equal(r->bytes, 0x010203);
+	assert_int_equal(r->packets, 0x0a0b0c0dull);
+	assert_int_equal(r->vlan, 0x0064);
+	/* export time - sysUptime (100 s) + 65.535 s; + 100 s (last 4 bytes) */
+	assert_int_equal(r->first_ms, T0 * 1000ull - 100000 + 65535);
+	assert_int_equal(r->last_ms, T0 * 1000ull);
+	assert_int_equal(r->end_reason, FLOW_END_IDLE);
+	free(g);
+	sink_free(s);
+	nfdec_free(d);
+}
+
 /* ---------------------------------------------------------------- vendor exports */
 
 static const char *testdata(void)
@@ -1655,6 +1960,12 @@ int main(void)
 		cmocka_unit_test(test_field_fallbacks),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_exporter_and_domain_caps),
+		cmocka_unit_test(test_template_resent),
+		cmocka_unit_test(test_template_slot_reused),
+		cmocka_unit_test(test_sets_in_a_row),
+		cmocka_unit_test(test_v5_two_exporters),
+		cmocka_unit_test(test_icmp_into_dport),
+		cmocka_unit_test(test_field_widths),
 		cmocka_unit_test(test_vendor_consensus),
 		cmocka_unit_test(test_vendor_totals),
 		cmocka_unit_test(test_vendor_disputed),
