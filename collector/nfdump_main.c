@@ -262,6 +262,15 @@ static int parse_args(int argc, char **argv, struct ncfg *c)
 	int ch;
 	char *end;
 	opterr = 0;
+	/* nfdump has only -h, but people type --help and --version first */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (!strcmp(argv[i], "--version"))
+			argv[i] = "-V";
+	}
 	while ((ch = getopt(argc, argv, "r:R:M:t:c:s:n:A:aO:o:qNf:hV6I")) != -1) {
 		switch (ch) {
 		case 'r': c->rfile = optarg; break;

@@ -3,6 +3,7 @@
  * in printf, inet_ntop and localtime. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,10 +11,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "qout.h"
 
 #define BUF_SIZE (256 * 1024)
+#define BATCH 16384             /* rows formatted at once by the helpers */
+#define MIN_PARALLEL 2048       /* fewer rows: not worth waking threads */
+#define MAX_HELPERS 8
 
 struct qout {
 	FILE *out;
@@ -26,9 +31,18 @@ struct qout {
 	const struct query_table *cur;  /* table whose rows are being written */
 	unsigned tables;                /* tables begun */
 	uint64_t rows;                  /* rows of cur written */
-	/* local time: offset of the last 15-minute period looked up */
-	int64_t tz_period;
-	int64_t tz_off;
+	/* local time: zone offsets of recent 15-minute periods (direct-mapped) */
+	int64_t tz_period[64];
+	int64_t tz_off[64];
+	/* Long listings: rows are batched and the batch formatted by several threads, each
+	 * into a helper qout whose buffer grows in memory (mem), then written in order. */
+	size_t cap;
+	int mem;
+	struct query_row *batch;
+	uint32_t nbatch;
+	const struct query_table *bt;
+	unsigned nhelp;
+	struct qout *help;
 };
 
 /* ---- buffered writing ---- */
@@ -40,30 +54,57 @@ static void flush_buf(struct qout *o)
 	o->n = 0;
 }
 
+static void grow_buf(struct qout *o, size_t need)
+{
+	size_t cap = o->cap * 2 > o->n + need ? o->cap * 2 : o->n + need;
+	char *b = realloc(o->b, cap);
+	if (!b) {
+		o->err = -ENOMEM;
+		o->n = 0; /* what was formatted is lost; the error is reported */
+		return;
+	}
+	o->b = b;
+	o->cap = cap;
+}
+
 static inline char *room(struct qout *o, size_t need)
 {
-	if (o->n + need > BUF_SIZE)
-		flush_buf(o);
+	if (o->n + need > o->cap) {
+		if (o->mem)
+			grow_buf(o, need);
+		else
+			flush_buf(o);
+	}
 	return o->b + o->n;
 }
 
-static void puts_n(struct qout *o, const char *s, size_t len)
+static void puts_long(struct qout *o, const char *s, size_t len)
 {
-	while (len > BUF_SIZE / 2) {
-		puts_n(o, s, BUF_SIZE / 2);
-		s += BUF_SIZE / 2;
-		len -= BUF_SIZE / 2;
+	while (len) {
+		size_t k = len < BUF_SIZE / 2 ? len : BUF_SIZE / 2;
+		memcpy(room(o, k), s, k);
+		o->n += k;
+		s += k;
+		len -= k;
+	}
+}
+
+static inline void puts_n(struct qout *o, const char *s, size_t len)
+{
+	if (len > BUF_SIZE / 2) {
+		puts_long(o, s, len);
+		return;
 	}
 	memcpy(room(o, len), s, len);
 	o->n += len;
 }
 
-static void put(struct qout *o, const char *s)
+static inline void put(struct qout *o, const char *s)
 {
 	puts_n(o, s, strlen(s));
 }
 
-static void putc_(struct qout *o, char c)
+static inline void putc_(struct qout *o, char c)
 {
 	*room(o, 1) = c;
 	o->n++;
@@ -83,43 +124,86 @@ static void __attribute__((format(printf, 2, 3))) putf(struct qout *o, const cha
 /* Right-aligns s in width (nothing cut). */
 static void put_r(struct qout *o, const char *s, size_t len, int width)
 {
-	for (int i = (int)len; i < width; i++)
-		putc_(o, ' ');
-	puts_n(o, s, len);
+	size_t pad = (int)len < width ? (size_t)width - len : 0;
+	if (len > BUF_SIZE / 4) {
+		puts_n(o, s, len);
+		return;
+	}
+	char *p = room(o, pad + len);
+	memset(p, ' ', pad);
+	memcpy(p + pad, s, len);
+	o->n += pad + len;
 }
 
 static void put_l(struct qout *o, const char *s, size_t len, int width)
 {
-	puts_n(o, s, len);
-	for (int i = (int)len; i < width; i++)
-		putc_(o, ' ');
+	size_t pad = (int)len < width ? (size_t)width - len : 0;
+	if (len > BUF_SIZE / 4) {
+		puts_n(o, s, len);
+		return;
+	}
+	char *p = room(o, pad + len);
+	memcpy(p, s, len);
+	memset(p + len, ' ', pad);
+	o->n += pad + len;
 }
 
 /* ---- formatting ---- */
 
+static const char digit_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 static size_t fmt_u64(char *p, uint64_t v)
 {
 	char t[24];
-	size_t n = 0, i;
-	do {
-		t[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (i = 0; i < n; i++)
-		p[i] = t[n - 1 - i];
-	p[n] = 0;
-	return n;
+	size_t n = sizeof(t);
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		t[--n] = digit_pairs[d + 1];
+		t[--n] = digit_pairs[d];
+	}
+	if (v >= 10) {
+		t[--n] = digit_pairs[v * 2 + 1];
+		t[--n] = digit_pairs[v * 2];
+	} else {
+		t[--n] = (char)('0' + v);
+	}
+	size_t len = sizeof(t) - n;
+	memcpy(p, t + n, len);
+	p[len] = 0;
+	return len;
+}
+
+static inline size_t put_octet(char *p, unsigned v)
+{
+	if (v >= 100) {
+		p[0] = (char)('0' + v / 100);
+		p[1] = digit_pairs[(v % 100) * 2];
+		p[2] = digit_pairs[(v % 100) * 2 + 1];
+		return 3;
+	}
+	if (v >= 10) {
+		p[0] = digit_pairs[v * 2];
+		p[1] = digit_pairs[v * 2 + 1];
+		return 2;
+	}
+	p[0] = (char)('0' + v);
+	return 1;
 }
 
 static size_t fmt_addr(char *p, const uint8_t a[16])
 {
 	if (flowrec_is4(a)) {
-		size_t n = 0;
-		for (int i = 12; i < 16; i++) {
-			n += fmt_u64(p + n, a[i]);
-			if (i < 15)
-				p[n++] = '.';
-		}
+		size_t n = put_octet(p, a[12]);
+		p[n++] = '.';
+		n += put_octet(p + n, a[13]);
+		p[n++] = '.';
+		n += put_octet(p + n, a[14]);
+		p[n++] = '.';
+		n += put_octet(p + n, a[15]);
 		p[n] = 0;
 		return n;
 	}
@@ -132,6 +216,15 @@ static size_t fmt_num(char *p, uint64_t v, int plain)
 {
 	static const struct { double d; const char *u; } u[] = {
 		{ 1e12, "T" }, { 1e9, "G" }, { 1e6, "M" } };
+	if (!plain && v >= 1000000 && v < 1000000000 && v % 100000 != 50000) {
+		/* what printf("%.1f M") prints, without printf: only exact halves need it */
+		uint64_t tenths = (v + 50000) / 100000;
+		size_t n = fmt_u64(p, tenths / 10);
+		p[n++] = '.';
+		p[n++] = (char)('0' + tenths % 10);
+		memcpy(p + n, " M", 3);
+		return n + 2;
+	}
 	if (!plain)
 		for (int i = 0; i < 3; i++)
 			if ((double)v >= u[i].d)
@@ -154,8 +247,9 @@ static void civil(int64_t days, int *y, int *m, int *d)
 
 static inline void two(char *p, int v)
 {
-	p[0] = (char)('0' + v / 10 % 10);
-	p[1] = (char)('0' + v % 10);
+	v %= 100;
+	p[0] = digit_pairs[v * 2];
+	p[1] = digit_pairs[v * 2 + 1];
 }
 
 /* "YYYY-MM-DD hh:mm:ss.mmm" (sep ' ') or "YYYY-MM-DDThh:mm:ss.mmmZ" (sep 'T'), 23/24
@@ -170,7 +264,7 @@ static size_t fmt_time(char *p, uint64_t ms, int64_t off, char sep)
 	if (y < 0 || y > 9999)
 		y = 0;
 	two(p, y / 100);
-	two(p + 2, y % 100);
+	two(p + 2, y);
 	p[4] = '-';
 	two(p + 5, m);
 	p[7] = '-';
@@ -198,24 +292,24 @@ static size_t fmt_time(char *p, uint64_t ms, int64_t off, char sep)
 static size_t fmt_local(struct qout *o, char *p, uint64_t ms)
 {
 	int64_t s = (int64_t)(ms / 1000), period = s / 900;
-	if (period != o->tz_period) {
+	unsigned slot = (unsigned)(period & 63);
+	if (period != o->tz_period[slot]) {
 		struct tm tm;
 		time_t t = (time_t)(period * 900);
-		o->tz_off = localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
-		o->tz_period = period;
+		o->tz_off[slot] = localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
+		o->tz_period[slot] = period;
 	}
-	return fmt_time(p, ms, o->tz_off, ' ');
+	return fmt_time(p, ms, o->tz_off[slot], ' ');
 }
 
 static size_t fmt_dur(char *p, uint64_t ms)
 {
 	uint64_t s = ms / 1000;
-	size_t n = fmt_u64(p, s / 3600);
-	if (n < 2) {
-		p[1] = p[0];
-		p[0] = '0';
-		n = 2;
-	}
+	size_t n = 2;
+	if (s < 360000)
+		two(p, (int)(s / 3600));
+	else
+		n = fmt_u64(p, s / 3600);
 	p[n] = ':';
 	two(p + n + 1, (int)(s / 60 % 60));
 	p[n + 3] = ':';
@@ -399,16 +493,22 @@ static void end_table(struct qout *o)
 		return;
 	if (o->fmt == QOUT_JSON) {
 		put(o, "],");
-		json_u64(o, "groups", o->cur->groups);
+		if (o->cur->groups == QUERY_GROUPS_UNKNOWN)
+			put(o, "\"groups\":null");
+		else
+			json_u64(o, "groups", o->cur->groups);
 		if (o->cur->index > 0)
 			putc_(o, '}');
 	}
 	o->cur = NULL;
 }
 
+static void flush_batch(struct qout *o);
+
 static int sink_begin(void *arg, const struct query_table *t)
 {
 	struct qout *o = arg;
+	flush_batch(o);
 	end_table(o);
 	o->tables++;
 	o->cur = t;
@@ -705,9 +805,8 @@ static void row_series_text(struct qout *o, const struct query_table *t, const s
 	}
 }
 
-static int sink_row(void *arg, const struct query_table *t, const struct query_row *r)
+static void format_row(struct qout *o, const struct query_table *t, const struct query_row *r)
 {
-	struct qout *o = arg;
 	switch (o->fmt) {
 	case QOUT_JSON:
 		row_json(o, t, r);
@@ -720,6 +819,110 @@ static int sink_row(void *arg, const struct query_table *t, const struct query_r
 		break;
 	}
 	o->rows++;
+}
+
+struct slice {
+	struct qout *h;
+	const struct query_table *t;
+	const struct query_row *r;
+	uint32_t n;
+};
+
+static void *format_slice(void *arg)
+{
+	struct slice *sl = arg;
+	for (uint32_t i = 0; i < sl->n; i++)
+		format_row(sl->h, sl->t, &sl->r[i]);
+	return NULL;
+}
+
+static int make_helpers(struct qout *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cpus < 2 ? 1 : cpus > MAX_HELPERS ? MAX_HELPERS : (unsigned)cpus;
+	o->help = calloc(n, sizeof(*o->help));
+	if (!o->help)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		struct qout *h = &o->help[i];
+		h->fmt = o->fmt;
+		h->plain = o->plain;
+		h->mem = 1;
+		h->cap = BUF_SIZE;
+		h->b = malloc(h->cap);
+		for (int k = 0; k < 64; k++)
+			h->tz_period[k] = INT64_MIN;
+		if (!h->b)
+			return -ENOMEM;
+		o->nhelp = i + 1;
+	}
+	return 0;
+}
+
+/* Formats the batched rows: a slice per helper, in parallel, written out in order. */
+static void flush_batch(struct qout *o)
+{
+	uint32_t n = o->nbatch;
+	if (!n)
+		return;
+	o->nbatch = 0;
+	if (n < MIN_PARALLEL || (!o->help && make_helpers(o) < 0) || o->nhelp < 2) {
+		for (uint32_t i = 0; i < n; i++)
+			format_row(o, o->bt, &o->batch[i]);
+		return;
+	}
+	struct slice sl[MAX_HELPERS];
+	pthread_t th[MAX_HELPERS];
+	unsigned k = o->nhelp, started = 1;
+	uint32_t per = (n + k - 1) / k, at = 0;
+	for (unsigned i = 0; i < k; i++) {
+		struct qout *h = &o->help[i];
+		h->n = 0;
+		h->rows = o->rows + at;
+		sl[i] = (struct slice){ h, o->bt, o->batch + at, at < n ? (n - at < per ? n - at : per) : 0 };
+		at += sl[i].n;
+	}
+	for (; started < k; started++)
+		if (pthread_create(&th[started], NULL, format_slice, &sl[started]) != 0)
+			break;
+	format_slice(&sl[0]);
+	for (unsigned i = started; i < k; i++)
+		format_slice(&sl[i]); /* no thread for these: do them here */
+	for (unsigned i = 1; i < started; i++)
+		pthread_join(th[i], NULL);
+	flush_buf(o);
+	for (unsigned i = 0; i < k; i++) {
+		struct qout *h = &o->help[i];
+		if (h->err)
+			o->err = h->err;
+		if (h->n && fwrite(h->b, 1, h->n, o->out) != h->n)
+			o->err = -EIO;
+	}
+	o->rows += n;
+}
+
+static int sink_row(void *arg, const struct query_table *t, const struct query_row *r)
+{
+	struct qout *o = arg;
+	if (r->points) {
+		/* its series belongs to the caller only for this call */
+		flush_batch(o);
+		format_row(o, t, r);
+		return o->err;
+	}
+	if (!o->batch) {
+		o->batch = malloc(BATCH * sizeof(*o->batch));
+		if (!o->batch) {
+			format_row(o, t, r);
+			return o->err;
+		}
+	}
+	if (o->bt != t)
+		flush_batch(o);
+	o->bt = t;
+	o->batch[o->nbatch++] = *r;
+	if (o->nbatch == BATCH)
+		flush_batch(o);
 	return o->err;
 }
 
@@ -935,8 +1138,9 @@ int qout_finish(struct qout *o, const struct query_req *rq, const struct query_r
 			continue;
 		sink_begin(o, t);
 		for (uint64_t i = 0; i < t->nrows && t->rows; i++)
-			sink_row(o, t, &t->rows[i]);
+			format_row(o, t, &t->rows[i]);
 	}
+	flush_batch(o);
 	end_table(o);
 	if (o->fmt == QOUT_JSON) {
 		if (o->tables > 1)
@@ -982,7 +1186,9 @@ struct qout *qout_new(FILE *out, enum qout_fmt fmt, int plain)
 	o->out = out;
 	o->fmt = fmt;
 	o->plain = plain;
-	o->tz_period = INT64_MIN;
+	o->cap = BUF_SIZE;
+	for (int i = 0; i < 64; i++)
+		o->tz_period[i] = INT64_MIN;
 	o->sink.begin = sink_begin;
 	o->sink.row = sink_row;
 	o->sink.arg = o;
@@ -998,6 +1204,10 @@ void qout_free(struct qout *o)
 {
 	if (!o)
 		return;
+	for (unsigned i = 0; o->help && i < o->nhelp; i++)
+		free(o->help[i].b);
+	free(o->help);
+	free(o->batch);
 	free(o->b);
 	free(o);
 }

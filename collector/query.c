@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,8 +24,8 @@
 #define NCTR 5                  /* entry words before the key: flows packets bytes first last */
 #define MAX_KW 16               /* key words: 12 fields of at most 17 bytes, plus a bucket */
 #define MAX_THREADS 64
-#define LOAD_NUM 7              /* tables grow beyond 7/10 full */
-#define LOAD_DEN 10
+#define LOAD_NUM 17             /* tables grow beyond 17/20 full */
+#define LOAD_DEN 20
 #define PREFETCH 8
 #define POS_BLOCK_BITS 22
 #define POS_REC_BITS 18
@@ -164,7 +165,7 @@ int query_parse_stat(const char *s, const struct query_key *aggr, unsigned naggr
 	int np, used = 0, f, record = 0;
 
 	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, errlen, "-s '%s': too long", s);
+		snprintf(err, errlen, "-s '%.60s...': too long", s);
 		return -1;
 	}
 	strcpy(buf, s);
@@ -236,7 +237,7 @@ int query_parse_aggr(const char *s, struct query_key *key, unsigned *n, char *er
 	unsigned k = 0;
 
 	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, errlen, "-A '%s': too long", s);
+		snprintf(err, errlen, "-A '%.60s...': too long", s);
 		return -1;
 	}
 	strcpy(buf, s);
@@ -533,6 +534,23 @@ struct kfield {
 	uint8_t off;            /* byte offset in the key */
 };
 
+/* Bounds for a top N by an additive order (flows, packets, bytes), found in a scan of
+ * its own: the sum of the order's values per hash bucket bounds the total of every key
+ * in the bucket from above, and the N-th best of a few keys' partial sums bounds the
+ * N-th best total from below (thr). A key whose bucket stays below thr cannot be in the
+ * top N, so the exact scan counts only the keys of the other buckets: two scans instead
+ * of one per hash partition when the keys do not fit in memory. */
+struct bound {
+	_Atomic uint64_t *b;    /* nb bucket sums, shared by the threads */
+	uint64_t nb;
+	uint64_t thr;
+};
+
+static inline uint64_t bound_idx(uint64_t h, uint64_t nb)
+{
+	return ((h & 0xffffffffu) * nb) >> 32; /* low hash bits: independent of partitions */
+}
+
 /* One table being filled: a user table, the totals series, or a per-row series. */
 struct tspec {
 	int user;               /* index of the user table, -1 for the totals series */
@@ -548,6 +566,7 @@ struct tspec {
 	uint32_t cols;
 	int keep_all;           /* every entry wanted, unordered (series) */
 	struct htab *only;      /* keep only keys whose first kw_pre words are in here */
+	struct bound *bnd;      /* keep only keys whose bucket reaches bnd->thr */
 };
 
 static int spec_init(struct tspec *ts, const struct query_key *key, unsigned nkey,
@@ -783,16 +802,44 @@ static inline uint64_t hash_key(const uint64_t *k, unsigned kw)
 }
 
 /* Entry words: [0] flows (0: empty slot), [1] packets, [2] bytes, [3] first, [4] last,
- * then the key. The slot of a key is the top bits of its hash after the partition
- * bits, so walking the slots visits keys nearly in hash order. */
+ * then the key. Hash partitioning takes contiguous ranges of the hash (partition p of
+ * np holds the keys whose top 32 hash bits h32 have h32 * np >> 32 == p), and a key's
+ * home slot scales its place within the range to the table's size, so tables of any
+ * size use their memory fully and walking the slots visits keys nearly in hash order,
+ * partition after partition. */
 struct htab {
 	uint64_t *e;
+	uint8_t *tag;           /* per slot: 0 empty, else 0x80 | 7 hash bits, so probing
+				   reads a line of tags and an entry only when its tag fits */
 	uint64_t cap, n, grow_at;
 	uint64_t limit;         /* bytes e may take */
-	unsigned ew, kw, logcap, logp;
-	_Atomic uint64_t *mem;  /* shared accounting */
+	unsigned ew, kw;
+	uint32_t np;            /* partitions the hash space is cut into */
+	_Atomic uint64_t *mem;  /* shared accounting of table bytes, and its peak */
 	_Atomic uint64_t *peak;
 };
+
+static inline uint32_t h_part(uint64_t h, uint32_t np)
+{
+	return (uint32_t)(((h >> 32) * np) >> 32);
+}
+
+static inline uint8_t h_tag(uint64_t h)
+{
+	return (uint8_t)(0x80 | (h >> 8 & 0x7f));
+}
+
+/* Bytes a table of cap slots takes. */
+static inline uint64_t slot_bytes(uint64_t cap, unsigned ew)
+{
+	return cap * ((uint64_t)ew * 8 + 1);
+}
+
+static inline uint64_t ht_home(const struct htab *t, uint64_t h)
+{
+	uint64_t frac = (uint32_t)((h >> 32) * t->np); /* place within the partition */
+	return (frac * t->cap) >> 32;
+}
 
 static void mem_add(struct htab *t, int64_t d)
 {
@@ -804,52 +851,86 @@ static void mem_add(struct htab *t, int64_t d)
 		;
 }
 
-static int ht_alloc(struct htab *t, unsigned logcap)
+/* Zeroed memory; large arrays straight from mmap, on huge pages where the kernel
+ * offers them (random probes into hundreds of MB miss the TLB otherwise). */
+static void *big_zalloc(size_t len)
 {
-	uint64_t cap = 1ull << logcap;
-	if (cap * t->ew * 8 > t->limit)
+	if (len < (4u << 20))
+		return calloc(1, len);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, len, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void big_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	if (len < (4u << 20))
+		free(p);
+	else
+		munmap(p, len);
+}
+
+static int ht_alloc(struct htab *t, uint64_t cap)
+{
+	if (cap < 16 || cap > UINT32_MAX || slot_bytes(cap, t->ew) > t->limit)
 		return -ENOSPC;
-	uint64_t *e = calloc(cap, (size_t)t->ew * 8);
-	if (!e)
+	uint64_t *e = big_zalloc(cap * t->ew * 8);
+	uint8_t *tag = big_zalloc(cap);
+	if (!e || !tag) {
+		big_free(e, cap * t->ew * 8);
+		big_free(tag, cap);
 		return -ENOMEM;
+	}
 	t->e = e;
+	t->tag = tag;
 	t->cap = cap;
-	t->logcap = logcap;
 	t->n = 0;
 	t->grow_at = cap * LOAD_NUM / LOAD_DEN;
-	mem_add(t, (int64_t)(cap * t->ew * 8));
+	mem_add(t, (int64_t)slot_bytes(cap, t->ew));
 	return 0;
 }
 
-static int ht_init(struct htab *t, unsigned ew, unsigned kw, unsigned logp, uint64_t limit,
+/* Sized for `want` keys (as far as limit allows), at least 64 slots. */
+static int ht_init(struct htab *t, unsigned ew, unsigned kw, uint32_t np, uint64_t limit,
 		   uint64_t want, _Atomic uint64_t *mem, _Atomic uint64_t *peak)
 {
-	unsigned logcap = 6;
+	uint64_t cap = want * LOAD_DEN / LOAD_NUM + 1, most = limit / ((uint64_t)ew * 8 + 1);
 	memset(t, 0, sizeof(*t));
 	t->ew = ew;
 	t->kw = kw;
-	t->logp = logp;
+	t->np = np ? np : 1;
 	t->limit = limit;
 	t->mem = mem;
 	t->peak = peak;
-	while (logcap < 40 && (1ull << logcap) * LOAD_NUM / LOAD_DEN < want &&
-	       (2ull << logcap) * ew * 8 <= limit)
-		logcap++;
-	return ht_alloc(t, logcap);
+	if (cap < 64)
+		cap = 64;
+	if (cap > most)
+		cap = most;
+	return ht_alloc(t, cap);
+}
+
+/* Empties t, keeping its memory (a new round of the same partitioned scan). */
+static void ht_clear(struct htab *t)
+{
+	memset(t->tag, 0, t->cap);
+	t->n = 0;
 }
 
 static void ht_free(struct htab *t)
 {
 	if (t->e)
-		mem_add(t, -(int64_t)(t->cap * t->ew * 8));
-	free(t->e);
+		mem_add(t, -(int64_t)slot_bytes(t->cap, t->ew));
+	big_free(t->e, t->cap * t->ew * 8);
+	big_free(t->tag, t->cap);
 	t->e = NULL;
+	t->tag = NULL;
 	t->cap = t->n = 0;
-}
-
-static inline uint64_t ht_home(const struct htab *t, uint64_t h)
-{
-	return (h << t->logp) >> (64 - t->logcap);
 }
 
 static inline int key_eq(const uint64_t *a, const uint64_t *b, unsigned kw)
@@ -863,16 +944,19 @@ static inline int key_eq(const uint64_t *a, const uint64_t *b, unsigned kw)
 /* Adds counters c[0..4] under key k (hash h); the table must have room. */
 static inline void ht_add(struct htab *t, const uint64_t *k, uint64_t h, const uint64_t *c)
 {
-	uint64_t i = ht_home(t, h), mask = t->cap - 1;
+	uint64_t i = ht_home(t, h);
+	const uint8_t tg = h_tag(h);
 	for (;;) {
+		uint8_t x = t->tag[i];
 		uint64_t *e = t->e + i * t->ew;
-		if (!e[0]) {
+		if (!x) {
+			t->tag[i] = tg;
 			memcpy(e, c, NCTR * 8);
 			memcpy(e + NCTR, k, t->kw * 8);
 			t->n++;
 			return;
 		}
-		if (key_eq(e + NCTR, k, t->kw)) {
+		if (x == tg && key_eq(e + NCTR, k, t->kw)) {
 			e[0] += c[0];
 			e[1] += c[1];
 			e[2] += c[2];
@@ -882,35 +966,46 @@ static inline void ht_add(struct htab *t, const uint64_t *k, uint64_t h, const u
 				e[4] = c[4];
 			return;
 		}
-		i = (i + 1) & mask;
+		if (++i == t->cap)
+			i = 0;
 	}
 }
 
 static const uint64_t *ht_find(const struct htab *t, const uint64_t *k, uint64_t h)
 {
-	uint64_t i = ht_home(t, h), mask = t->cap - 1;
+	uint64_t i = ht_home(t, h);
+	const uint8_t tg = h_tag(h);
 	for (;;) {
+		uint8_t x = t->tag[i];
 		const uint64_t *e = t->e + i * t->ew;
-		if (!e[0])
+		if (!x)
 			return NULL;
-		if (key_eq(e + NCTR, k, t->kw))
+		if (x == tg && key_eq(e + NCTR, k, t->kw))
 			return e;
-		i = (i + 1) & mask;
+		if (++i == t->cap)
+			i = 0;
 	}
 }
 
-/* Doubles the table. -ENOSPC past its limit, -ENOMEM. */
+/* Doubles the table, or grows it as far as its limit allows with the old array still
+ * there while keys move over. -ENOSPC when it cannot grow by an eighth, -ENOMEM. */
 static int ht_grow(struct htab *t)
 {
 	struct htab old = *t;
-	int rc = ht_alloc(t, old.logcap + 1);
+	uint64_t cap = old.cap * 2, most = old.limit / ((uint64_t)old.ew * 8 + 1);
+	most = most > old.cap ? most - old.cap : 0;
+	if (cap > most)
+		cap = most;
+	if (cap < old.cap + old.cap / 8)
+		return -ENOSPC;
+	int rc = ht_alloc(t, cap);
 	if (rc < 0) {
 		*t = old;
 		return rc;
 	}
 	for (uint64_t i = 0; i < old.cap; i++) {
 		const uint64_t *e = old.e + i * old.ew;
-		if (e[0])
+		if (old.tag[i])
 			ht_add(t, e + NCTR, hash_key(e + NCTR, t->kw), e);
 	}
 	ht_free(&old);
@@ -933,8 +1028,8 @@ static inline int ht_put(struct htab *t, const uint64_t *k, uint64_t h, const ui
 static uint64_t ht_walk_start(const struct htab *t)
 {
 	for (uint64_t i = 0; i < t->cap; i++)
-		if (!t->e[i * t->ew])
-			return (i + 1) & (t->cap - 1);
+		if (!t->tag[i])
+			return i + 1 == t->cap ? 0 : i + 1;
 	return 0;
 }
 
@@ -960,7 +1055,9 @@ struct worker {
 	int claim;              /* share out blocks with the other threads */
 	int count_blocks;       /* count summary and block stats */
 	int count_files;        /* count file stats, warn */
-	unsigned part, logp;
+	uint32_t part, np;      /* the hash partition this worker keeps, of np */
+	int bounding;           /* this scan finds bounds (struct bound) */
+	struct lowb *lb[QUERY_MAX_TABLES + 1];
 	struct htab tab[QUERY_MAX_TABLES + 1];
 	struct store_cols fc, ac, xc;
 	uint32_t *sel, *idx;
@@ -979,6 +1076,7 @@ struct qctx {
 	struct filt *filt;
 	uint32_t fcols;         /* columns the filter and window read */
 	uint32_t acols;         /* columns the tables read */
+	uint32_t bcols;         /* ... in a bounding scan: keys and the orders' values */
 	struct store_list files;
 	struct qfile *fs;
 	uint64_t total_bytes;
@@ -993,6 +1091,7 @@ struct qctx {
 	pthread_mutex_t lock;
 	_Atomic int stop;
 	_Atomic uint64_t mem_now, mem_peak;
+	uint64_t tmem;          /* of mem, what tables may take */
 	uint64_t bucket_ms;
 };
 
@@ -1082,6 +1181,83 @@ static void cols_view(struct store_cols *v, const struct store_cols *a,
 	v->mask = a->mask | b->mask;
 }
 
+/* Lower bound side of struct bound: up to N distinct keys with partial sums (each a
+ * lower bound of its key's total). */
+struct lowb {
+	uint64_t *e;            /* n entries of 1 + kw words: sum, key */
+	uint64_t n, cap;
+	uint64_t min;           /* smallest sum when full */
+	unsigned kw;
+};
+
+static void lowb_min(struct lowb *l)
+{
+	uint64_t m = UINT64_MAX;
+	for (uint64_t i = 0; i < l->n; i++)
+		if (l->e[i * (1 + l->kw)] < m)
+			m = l->e[i * (1 + l->kw)];
+	l->min = m;
+}
+
+/* A flow adding v to key k. Only flows that beat the smallest sum are looked at: the
+ * others can only raise bounds that do not matter (or that we give up: still bounds). */
+static void lowb_add(struct lowb *l, const uint64_t *k, uint64_t v)
+{
+	const unsigned w = 1 + l->kw;
+	if (l->n == l->cap && v <= l->min)
+		return;
+	for (uint64_t i = 0; i < l->n; i++) {
+		uint64_t *e = l->e + i * w;
+		if (key_eq(e + 1, k, l->kw)) {
+			int was_min = e[0] == l->min;
+			e[0] += v;
+			if (was_min && l->n == l->cap)
+				lowb_min(l);
+			return;
+		}
+	}
+	if (l->n < l->cap) {
+		uint64_t *e = l->e + l->n++ * w;
+		e[0] = v;
+		memcpy(e + 1, k, l->kw * 8);
+		if (l->n == l->cap)
+			lowb_min(l);
+		return;
+	}
+	for (uint64_t i = 0; i < l->n; i++) {
+		uint64_t *e = l->e + i * w;
+		if (e[0] == l->min) {
+			e[0] = v;
+			memcpy(e + 1, k, l->kw * 8);
+			break;
+		}
+	}
+	lowb_min(l);
+}
+
+static inline uint64_t order_value(int order, const struct store_cols *c, uint32_t r)
+{
+	return order == QO_BYTES ? c->bytes[r] : order == QO_PACKETS ? c->packets[r] : 1;
+}
+
+/* The bounding scan for spec s over keys already built in w->keys. */
+static void bound_block(struct worker *w, unsigned s, const struct store_cols *c, uint32_t n)
+{
+	const struct tspec *ts = &w->q->spec[s];
+	struct bound *b = ts->bnd;
+	const unsigned kw = ts->kw;
+	for (uint32_t i = 0; i < n; i++)
+		w->hash[i] = hash_key(w->keys + (size_t)i * kw, kw);
+	for (uint32_t i = 0; i < n; i++) {
+		if (i + PREFETCH < n)
+			__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH], b->nb)]);
+		uint64_t v = order_value(ts->order, c, w->sel[i]);
+		atomic_fetch_add_explicit(&b->b[bound_idx(w->hash[i], b->nb)], v,
+					  memory_order_relaxed);
+		lowb_add(w->lb[s], w->keys + (size_t)i * kw, v);
+	}
+}
+
 /* Aggregates the n selected records of c into w's table for spec s. */
 static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, uint32_t n)
 {
@@ -1091,7 +1267,10 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 	const size_t stride = (size_t)kw * 8;
 	uint8_t *kb = (uint8_t *)w->keys;
 
+	if (w->bounding && !ts->bnd)
+		return 0;
 	for (int side = 0; side <= ts->both; side++) {
+		uint32_t m = 0;
 		memset(kb, 0, n * stride);
 		for (unsigned f = 0; f < ts->nf; f++)
 			put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
@@ -1100,21 +1279,42 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 			for (uint32_t i = 0; i < n; i++)
 				st_be64(kb + i * stride + ts->kw_pre * 8, c->first_ms[w->sel[i]] / bms);
 		}
-		/* hash, and keep what belongs to this partition (and to the only-set) */
-		uint32_t m = 0;
+		if (w->bounding) {
+			bound_block(w, s, c, n);
+			continue;
+		}
+		/* hash, and keep what belongs to this partition, the only-set, the bounds
+		 * (keys stay where they were built, at idx[]) */
 		for (uint32_t i = 0; i < n; i++) {
 			const uint64_t *k = w->keys + (size_t)i * kw;
 			uint64_t h = hash_key(k, kw);
-			if (ts->only && !ht_find(ts->only, k, hash_key(k, ts->kw_pre)))
+			if (w->np > 1 && h_part(h, w->np) != w->part)
 				continue;
-			if (w->logp && (h >> (64 - w->logp)) != w->part)
+			if (ts->only && !ht_find(ts->only, k, hash_key(k, ts->kw_pre)))
 				continue;
 			w->hash[m] = h;
 			w->idx[m++] = i;
 		}
+		if (ts->bnd) {
+			const struct bound *b = ts->bnd;
+			uint32_t k = 0;
+			for (uint32_t i = 0; i < m; i++) {
+				if (i + PREFETCH < m)
+					__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH], b->nb)]);
+				uint64_t sum = atomic_load_explicit(&b->b[bound_idx(w->hash[i], b->nb)],
+								    memory_order_relaxed);
+				w->hash[k] = w->hash[i];
+				w->idx[k] = w->idx[i];
+				k += sum >= b->thr;
+			}
+			m = k;
+		}
 		for (uint32_t i = 0; i < m; i++) {
-			if (i + PREFETCH < m)
-				__builtin_prefetch(t->e + ht_home(t, w->hash[i + PREFETCH]) * t->ew);
+			if (i + PREFETCH < m) {
+				uint64_t hm = ht_home(t, w->hash[i + PREFETCH]);
+				__builtin_prefetch(t->tag + hm);
+				__builtin_prefetch(t->e + hm * t->ew);
+			}
 			uint32_t r = w->sel[w->idx[i]];
 			uint64_t ctr[NCTR] = { 1, c->packets[r], c->bytes[r], c->first_ms[r],
 					       c->last_ms[r] };
@@ -1272,8 +1472,9 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 	}
 	if (!n)
 		return done;
-	if (q->acols & ~w->fc.mask) {
-		rc = store_reader_decode(r, q->acols & ~w->fc.mask, &w->ac);
+	uint32_t need = w->bounding ? q->bcols : q->acols;
+	if (need & ~w->fc.mask) {
+		rc = store_reader_decode(r, need & ~w->fc.mask, &w->ac);
 		if (rc < 0)
 			goto bad;
 	} else {
@@ -1319,7 +1520,7 @@ static void *worker_run(void *arg)
 
 	for (size_t fi = 0; fi < q->files.n && rc == 0; fi++) {
 		const char *path = q->files.v[fi].path;
-		struct store_reader *r = store_reader_open(path);
+		struct store_reader *r;
 		struct store_block_info bi;
 		struct store_zone z;
 		uint32_t bidx = 0, bad = 0;
@@ -1327,6 +1528,7 @@ static void *worker_run(void *arg)
 
 		if (atomic_load(&q->stop))
 			break;
+		r = store_reader_open(path);
 		if (!r) {
 			if (w->count_files) {
 				w->sum.bad_files++;
@@ -1479,9 +1681,11 @@ struct tout {
 				   every entry of a kept-whole spec over several partitions */
 	uint64_t nheap, cap;
 	uint64_t *keep;         /* one partition, no limit: the table itself, kept ... */
+	size_t keep_len;
 	uint64_t **all;         /* ... and its entries in hash order */
 	uint64_t nall;
 	uint64_t groups;
+	int bounded;            /* only keys that could make the top N were counted */
 };
 
 struct runstate {
@@ -1495,7 +1699,7 @@ struct runstate {
 static void tout_free(struct tout *o)
 {
 	free(o->heap);
-	free(o->keep);
+	big_free(o->keep, o->keep_len);
 	free(o->all);
 	memset(o, 0, sizeof(*o));
 }
@@ -1514,19 +1718,20 @@ static void row_from_entry(const struct tspec *ts, const uint64_t *e, struct que
 
 static int keep_row(struct runstate *st, struct query_table *t, const struct query_row *r)
 {
-	const uint64_t chunk = 1024;
-	if (t->nrows % chunk == 0) {
-		if (st->rows_bytes + chunk * sizeof(*r) > st->q->mem) {
+	/* room for 16, 32, 64 ... rows: nrows at a power of two (from 16) means full */
+	if (t->nrows == 0 || (t->nrows >= 16 && !(t->nrows & (t->nrows - 1)))) {
+		uint64_t more = t->nrows ? t->nrows : 16;
+		if (st->rows_bytes + more * sizeof(*r) > st->q->mem) {
 			snprintf(st->q->res->err, QUERY_ERR_LEN, "more rows than fit in the memory "
 				 "limit (%llu so far): give a limit (-n, -c) or raise --max-memory",
 				 (unsigned long long)t->nrows);
 			return -E2BIG;
 		}
-		struct query_row *n = realloc(t->rows, (t->nrows + chunk) * sizeof(*r));
+		struct query_row *n = realloc(t->rows, (t->nrows + more) * sizeof(*r));
 		if (!n)
 			return -ENOMEM;
 		t->rows = n;
-		st->rows_bytes += chunk * sizeof(*r);
+		st->rows_bytes += more * sizeof(*r);
 	}
 	t->rows[t->nrows] = *r;
 	return 0;
@@ -1620,8 +1825,9 @@ static uint64_t **hash_ordered(const struct htab *t, const struct tspec *ts)
 		return NULL;
 	}
 	for (uint64_t c = 0; c < t->cap; c++) {
-		uint64_t *e = t->e + ((start + c) & (t->cap - 1)) * t->ew;
-		if (!e[0])
+		uint64_t i = start + c < t->cap ? start + c : start + c - t->cap;
+		uint64_t *e = t->e + i * t->ew;
+		if (!t->tag[i])
 			continue;
 		uint64_t h = hash_key(e + NCTR, ts->kw), j = k++;
 		while (j > 0 && (hv[j - 1] > h || (hv[j - 1] == h &&
@@ -1643,8 +1849,9 @@ static int heap_room(struct qctx *q, struct tout *o, unsigned ew)
 		return 0;
 	uint64_t nc = o->cap ? o->cap * 2 : 64;
 	if (nc * ew * 8 > q->mem) {
-		snprintf(q->res->err, QUERY_ERR_LEN, "the rows asked for do not fit in the "
-			 "memory limit: lower -n/-c or raise --max-memory");
+		snprintf(q->res->err, QUERY_ERR_LEN, "more than %llu rows to keep in order do "
+			 "not fit in the memory limit: give a limit (-n/-c) or raise --max-memory",
+			 (unsigned long long)o->nheap);
 		return -E2BIG;
 	}
 	uint64_t *h = realloc(o->heap, nc * ew * 8);
@@ -1684,26 +1891,25 @@ static int collect(struct runstate *st, unsigned s, struct htab *t, unsigned par
 		return rc;
 	}
 	if (!ts->limit && partitions == 1) {
-		free(o->keep);
+		big_free(o->keep, o->keep_len);
 		free(o->all);
 		o->all = hash_ordered(t, ts);
 		if (!o->all)
 			return -ENOMEM;
 		o->nall = t->n;
 		o->keep = t->e; /* the entries stay where they are */
+		o->keep_len = t->cap * t->ew * 8;
+		big_free(t->tag, t->cap);
 		t->e = NULL;
+		t->tag = NULL;
 		t->mem = NULL;
 		return 0;
 	}
-	if (!ts->limit && !ts->keep_all && ts->order != QO_NONE) {
-		snprintf(q->res->err, QUERY_ERR_LEN, "%llu+ groups do not fit in the memory limit "
-			 "to be listed in order: give a limit (-n/-c), or raise --max-memory",
-			 (unsigned long long)o->groups);
-		return -E2BIG;
-	}
+	/* several partitions: the best `limit` in a heap, or (no limit) every entry, as
+	 * far as memory allows, sorted at the end */
 	for (uint64_t i = 0; i < t->cap; i++) {
 		const uint64_t *e = t->e + i * t->ew;
-		if (!e[0])
+		if (!t->tag[i])
 			continue;
 		if (!ts->limit || o->nheap < ts->limit) {
 			if ((rc = heap_room(q, o, ts->ew)) < 0)
@@ -1751,8 +1957,12 @@ static unsigned online_cpus(void)
 
 static void worker_free(struct worker *w, unsigned nspec)
 {
-	for (unsigned s = 0; s < nspec; s++)
+	for (unsigned s = 0; s < nspec; s++) {
 		ht_free(&w->tab[s]);
+		if (w->lb[s])
+			free(w->lb[s]->e);
+		free(w->lb[s]);
+	}
 	store_cols_free(&w->fc);
 	store_cols_free(&w->ac);
 	store_cols_free(&w->xc);
@@ -1788,32 +1998,25 @@ static void sum_merge(struct query_summary *a, const struct query_summary *b)
  * when the threads' tables are merged afterwards (the merged one needs the rest). */
 static uint64_t table_budget(const struct qctx *q, unsigned nthreads, int merging)
 {
-	uint64_t b = q->mem / ((uint64_t)nthreads * (q->nspec ? q->nspec : 1));
+	uint64_t b = q->tmem / ((uint64_t)nthreads * (q->nspec ? q->nspec : 1));
 	return merging ? b / 2 : b;
 }
 
-/* Keys a table of at most b bytes holds. */
-static uint64_t budget_keys(uint64_t b, unsigned ew)
-{
-	uint64_t cap = 1;
-	while (cap * 2 * ew * 8 <= b)
-		cap *= 2;
-	return cap * LOAD_NUM / LOAD_DEN;
-}
-
-/* Fewest partitions (a power of two, >= at_least) in which distinct[] keys fit with a
- * margin; 0 if none up to QUERY_MAX_PARTITIONS. */
+/* Fewest partitions (>= at_least) in which distinct[] keys fit with a margin, the
+ * threads each holding one; 0 if none up to QUERY_MAX_PARTITIONS. */
 static unsigned pick_partitions(const struct qctx *q, const uint64_t *distinct, unsigned at_least)
 {
-	for (unsigned p = at_least; p <= QUERY_MAX_PARTITIONS; p *= 2) {
+	for (unsigned p = at_least; p <= QUERY_MAX_PARTITIONS; p++) {
 		unsigned t = q->threads < p ? q->threads : p;
 		uint64_t b = table_budget(q, t, 0);
 		int ok = 1;
-		for (unsigned s = 0; s < q->nspec; s++)
-			if (distinct[s] / p + distinct[s] / p / 4 + 16 > budget_keys(b, q->spec[s].ew))
+		for (unsigned s = 0; s < q->nspec; s++) {
+			uint64_t keys = b / ((uint64_t)q->spec[s].ew * 8 + 1) * LOAD_NUM / LOAD_DEN;
+			if (distinct[s] / p + distinct[s] / p / 10 + 16 > keys)
 				ok = 0;
-		if (ok)
-			return p;
+		}
+		if (ok) /* whole rounds: every thread owns a partition in each */
+			return p > q->threads ? (p + q->threads - 1) / q->threads * q->threads : p;
 	}
 	return 0;
 }
@@ -1855,7 +2058,7 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	for (unsigned s = 0; s < q->nspec; s++) {
 		uint64_t k = 0;
 		for (unsigned u = 0; u < n; u++)
-			k += w[u].tab[s].n << w[u].logp;
+			k += w[u].tab[s].n * (w[u].np ? w[u].np : 1);
 		if (w[0].claim && done && tot > done)
 			k = (uint64_t)((double)k * (double)tot / (double)done);
 		else
@@ -1866,21 +2069,21 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	return -ENOSPC;
 }
 
-static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, unsigned part,
-			unsigned logp, uint64_t budget, const uint64_t *distinct)
+static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, uint32_t part,
+			uint32_t np, uint64_t budget, const uint64_t *distinct)
 {
 	memset(w, 0, sizeof(*w));
 	w->q = q;
 	w->tid = tid;
 	w->part = part;
-	w->logp = logp;
+	w->np = np;
 	store_cols_init(&w->fc);
 	store_cols_init(&w->ac);
 	store_cols_init(&w->xc);
 	for (unsigned s = 0; s < q->nspec; s++) {
 		/* sized for the estimate up front: no rehashing while scanning */
-		uint64_t want = distinct ? (distinct[s] >> logp) + ((distinct[s] >> logp) >> 3) : 0;
-		int rc = ht_init(&w->tab[s], q->spec[s].ew, q->spec[s].kw, logp, budget, want,
+		uint64_t want = distinct ? distinct[s] / np + distinct[s] / np / 8 : 0;
+		int rc = ht_init(&w->tab[s], q->spec[s].ew, q->spec[s].kw, np, budget, want,
 				 &q->mem_now, &q->mem_peak);
 		if (rc == -ENOSPC) {
 			snprintf(q->res->err, QUERY_ERR_LEN, "--max-memory is too small for this "
@@ -1898,31 +2101,35 @@ static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, unsigned
 	return 0;
 }
 
-/* Merges the tables of workers 1..n-1 into worker 0's. -ENOSPC if that overflows. */
+/* Merges the workers' tables into a new one for worker 0, sized for all their keys
+ * up front: the sources come in hash order, and a table growing halfway would pile one
+ * hash range into one region (quadratic probing). -ENOSPC if it cannot be that big. */
 static int merge_tables(struct qctx *q, struct worker *w, unsigned n)
 {
 	for (unsigned s = 0; s < q->nspec; s++) {
-		struct htab *d = &w[0].tab[s];
-		d->limit = table_budget(q, 1, 1);
-		for (unsigned t = 1; t < n; t++) {
+		struct htab d;
+		uint64_t keys = 0;
+		for (unsigned t = 0; t < n; t++)
+			keys += w[t].tab[s].n;
+		const struct htab *t0 = &w[0].tab[s];
+		int rc = ht_init(&d, t0->ew, t0->kw, 1, table_budget(q, 1, 1), keys, t0->mem,
+				 t0->peak);
+		if (rc == 0 && d.grow_at < keys) {
+			ht_free(&d);
+			rc = -ENOSPC;
+		}
+		if (rc < 0)
+			return rc;
+		for (unsigned t = 0; t < n; t++) {
 			struct htab *src = &w[t].tab[s];
-			/* Room first: src comes in hash order, and growing halfway would pile
-			 * the keys of one hash range into one region (quadratic probing). */
-			while (d->n + src->n > d->grow_at) {
-				int rc = ht_grow(d);
-				if (rc < 0)
-					return rc;
-			}
 			for (uint64_t i = 0; i < src->cap; i++) {
 				const uint64_t *e = src->e + i * src->ew;
-				if (!e[0])
-					continue;
-				int rc = ht_put(d, e + NCTR, hash_key(e + NCTR, d->kw), e);
-				if (rc < 0)
-					return rc;
+				if (src->tag[i])
+					ht_add(&d, e + NCTR, hash_key(e + NCTR, d.kw), e);
 			}
 			ht_free(src);
 		}
+		w[0].tab[s] = d;
 	}
 	return 0;
 }
@@ -1968,22 +2175,19 @@ static int take_counts(struct qctx *q, struct worker *w, unsigned n, struct runs
 	return q->flows_table >= 0 ? deliver_flows(q, w, n, st) : 0;
 }
 
-/* Runs q->spec[] over the store, in one pass or in hash partitions, and leaves what
- * each spec produced in st->out (table 0 unordered goes straight to the sink). With
- * count, also the summary, the scan figures and the flow listing. */
-static int run_scan(struct qctx *q, struct runstate *st, int count)
+/* One scan with the threads sharing out the blocks, tables merged at the end.
+ * Returns 0 (st->out filled), -ENOSPC (estimates in distinct[]), -errno. */
+static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, int count,
+		       uint64_t *distinct, int sized)
 {
-	struct worker *w = calloc(q->threads, sizeof(*w));
-	uint64_t distinct[QUERY_MAX_TABLES + 1] = { 0 };
-	unsigned partitions = 1, n = q->threads, nw = 0;
+	unsigned n = q->threads, nw;
+	uint64_t b = table_budget(q, n, n > 1);
 	int rc = 0;
 
-	if (!w)
-		return -ENOMEM;
-	/* one partition: the threads share out the blocks, tables merged at the end */
-	uint64_t b = table_budget(q, n, n > 1);
 	for (nw = 0; nw < n; nw++) {
-		if ((rc = worker_setup(q, &w[nw], nw, 0, 0, b, NULL)) < 0)
+		/* with an estimate, each table as big as it may need (one thread may see
+		 * every key): no growing, whose old + new arrays would halve what fits */
+		if ((rc = worker_setup(q, &w[nw], nw, 0, 1, b, sized ? distinct : NULL)) < 0)
 			goto out;
 		w[nw].claim = 1;
 		w[nw].count_blocks = count;
@@ -1992,24 +2196,207 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 	rc = scan_pass(q, w, n, distinct);
 	if (rc == 0 && n > 1)
 		rc = merge_tables(q, w, n);
-	if (rc == 0) {
-		if (count)
-			rc = take_counts(q, w, n, st);
-		for (unsigned s = 0; s < q->nspec && rc == 0; s++)
-			rc = collect(st, s, &w[0].tab[s], 1);
-		q->res->sum.partitions = 1;
-		goto out;
+	if (rc == -ENOSPC) {
+		/* the merge overflowed: every key seen is in the tables */
+		for (unsigned s = 0; s < q->nspec; s++) {
+			uint64_t k = 0;
+			for (unsigned t = 0; t < n; t++)
+				k += w[t].tab[s].n;
+			if (k > distinct[s])
+				distinct[s] = k;
+		}
 	}
+	if (rc == 0 && count)
+		rc = take_counts(q, w, n, st);
+	for (unsigned s = 0; s < q->nspec && rc == 0; s++)
+		rc = collect(st, s, &w[0].tab[s], 1);
+	if (rc == 0)
+		q->res->sum.partitions = 1;
+out:
+	for (unsigned t = 0; t < nw; t++)
+		worker_free(&w[t], q->nspec);
+	return rc;
+}
+
+/* Memory outside the tables (bound buckets) in the shared accounting. */
+static void mem_acct(struct qctx *q, int64_t d)
+{
+	struct htab t;
+	memset(&t, 0, sizeof(t));
+	t.mem = &q->mem_now;
+	t.peak = &q->mem_peak;
+	mem_add(&t, d);
+}
+
+static int bound_eligible(const struct qctx *q, const struct tspec *ts)
+{
+	return ts->user >= 0 && !ts->keep_all && !ts->only && ts->limit &&
+	       ts->limit <= 4096 &&
+	       (ts->order == QO_FLOWS || ts->order == QO_PACKETS || ts->order == QO_BYTES) &&
+	       !q->rq->table[ts->user].series;
+}
+
+static int lowb_cmp(const void *a, const void *b, void *arg)
+{
+	unsigned kw = *(const unsigned *)arg;
+	return memcmp((const uint64_t *)a + 1, (const uint64_t *)b + 1, kw * 8);
+}
+
+static int u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The N-th best of the workers' partial sums for spec s (sums of the same key added:
+ * they come from different flows). 0 when fewer than N keys were seen. */
+static int lower_bound(struct worker *w, unsigned n, unsigned s, uint64_t limit, uint64_t *thr)
+{
+	unsigned kw = w[0].lb[s]->kw, ew = 1 + kw;
+	uint64_t total = 0, k = 0, m = 0;
+	for (unsigned t = 0; t < n; t++)
+		total += w[t].lb[s]->n;
+	uint64_t *all = malloc((total ? total : 1) * ew * 8);
+	uint64_t *sums = malloc((total ? total : 1) * 8);
+	if (!all || !sums) {
+		free(all);
+		free(sums);
+		return -ENOMEM;
+	}
+	for (unsigned t = 0; t < n; t++) {
+		memcpy(all + k * ew, w[t].lb[s]->e, w[t].lb[s]->n * ew * 8);
+		k += w[t].lb[s]->n;
+	}
+	qsort_r(all, total, ew * 8, lowb_cmp, &kw);
+	for (uint64_t i = 0; i < total; i++) {
+		if (m && key_eq(all + i * ew + 1, all + (i - 1) * ew + 1, kw))
+			sums[m - 1] += all[i * ew];
+		else
+			sums[m++] = all[i * ew];
+	}
+	qsort(sums, m, 8, u64_desc);
+	*thr = m >= limit ? sums[limit - 1] : 0;
+	free(all);
+	free(sums);
+	return 0;
+}
+
+/* The bounding scan: bucket sums and lower bounds for every eligible spec. Gives each
+ * its struct bound (thr set) and an estimate of the keys left in distinct[]. */
+static int bound_pass(struct qctx *q, struct worker *w, struct bound *bnd, uint64_t *distinct)
+{
+	unsigned n = q->threads, nw = 0, nb_specs = 0;
+	int rc = 0;
+
+	for (unsigned s = 0; s < q->nspec; s++)
+		nb_specs += bound_eligible(q, &q->spec[s]);
+	/* half the memory for the bucket sums, the rest for the tables after */
+	uint64_t per = q->mem / 2 / nb_specs / 8;
+	for (unsigned s = 0; s < q->nspec; s++) {
+		if (!bound_eligible(q, &q->spec[s]))
+			continue;
+		bnd[s].nb = per < 1024 ? 1024 : per;
+		bnd[s].b = big_zalloc(bnd[s].nb * sizeof(*bnd[s].b));
+		if (!bnd[s].b)
+			return -ENOMEM;
+		mem_acct(q, (int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
+		q->spec[s].bnd = &bnd[s];
+	}
+	q->tmem = q->mem - q->mem / 2;
+	q->bcols = 0;
+	for (unsigned s = 0; s < q->nspec; s++) {
+		const struct tspec *ts = &q->spec[s];
+		if (!ts->bnd)
+			continue;
+		q->bcols |= ts->cols & ~COUNTER_COLS;
+		q->bcols |= ts->order == QO_BYTES ? COL(BYTES) : ts->order == QO_PACKETS ?
+			    COL(PACKETS) : 0;
+	}
+	for (nw = 0; nw < n; nw++) {
+		struct worker *x = &w[nw];
+		memset(x, 0, sizeof(*x));
+		x->q = q;
+		x->tid = nw;
+		x->np = 1;
+		x->claim = 1;
+		x->bounding = 1;
+		store_cols_init(&x->fc);
+		store_cols_init(&x->ac);
+		store_cols_init(&x->xc);
+		for (unsigned s = 0; s < q->nspec; s++) {
+			if (!q->spec[s].bnd)
+				continue;
+			x->lb[s] = calloc(1, sizeof(*x->lb[s]));
+			if (x->lb[s]) {
+				x->lb[s]->kw = q->spec[s].kw;
+				x->lb[s]->cap = q->spec[s].limit;
+				x->lb[s]->e = malloc(q->spec[s].limit * (1 + q->spec[s].kw) * 8);
+			}
+			if (!x->lb[s] || !x->lb[s]->e) {
+				nw++;
+				rc = -ENOMEM;
+				goto out;
+			}
+		}
+	}
+	rc = scan_pass(q, w, n, distinct);
+	for (unsigned s = 0; s < q->nspec && rc == 0; s++) {
+		struct bound *b = q->spec[s].bnd;
+		if (!b)
+			continue;
+		rc = lower_bound(w, n, s, q->spec[s].limit, &b->thr);
+		uint64_t hot = 0;
+		for (uint64_t i = 0; i < b->nb; i++)
+			hot += atomic_load_explicit(&b->b[i], memory_order_relaxed) >= b->thr;
+		/* keys left: those of the buckets that reach thr (which tend to be the
+		 * crowded ones) */
+		uint64_t per_bucket = distinct[s] / b->nb + 2;
+		if (hot * per_bucket < distinct[s])
+			distinct[s] = hot * per_bucket;
+	}
+out:
+	for (unsigned t = 0; t < nw; t++)
+		worker_free(&w[t], q->nspec);
+	return rc;
+}
+
+/* Runs q->spec[] over the store and leaves what each spec produced in st->out (table 0
+ * unordered goes straight to the sink). With count, also the summary, the scan figures
+ * and the flow listing. One scan when the keys fit in memory; else bounds for top-N
+ * specs that allow them, and hash partitions for what still does not fit. */
+static int run_scan(struct qctx *q, struct runstate *st, int count)
+{
+	struct worker *w = calloc(q->threads, sizeof(*w));
+	struct bound bnd[QUERY_MAX_TABLES + 1];
+	uint64_t distinct[QUERY_MAX_TABLES + 1] = { 0 };
+	unsigned partitions = 1, n = q->threads, nw = 0;
+	int rc = 0, eligible = 0;
+
+	memset(bnd, 0, sizeof(bnd));
+	if (!w)
+		return -ENOMEM;
+	q->tmem = q->mem;
+	rc = shared_pass(q, st, w, count, distinct, 0);
 	if (rc != -ENOSPC)
 		goto out;
-	/* too many keys: partitions; each thread owns one a round and reads every block */
-	for (;;) {
-		for (unsigned t = 0; t < nw; t++)
-			worker_free(&w[t], q->nspec);
-		nw = 0;
+	for (unsigned s = 0; s < q->nspec; s++)
+		eligible |= bound_eligible(q, &q->spec[s]);
+	if (eligible) {
 		for (unsigned s = 0; s < q->nspec; s++)
 			tout_free(&st->out[s]);
-		partitions = pick_partitions(q, distinct, partitions * 2);
+		rc = bound_pass(q, w, bnd, distinct);
+		if (rc < 0)
+			goto out;
+		rc = shared_pass(q, st, w, count, distinct, 1);
+		if (rc != -ENOSPC)
+			goto out;
+	}
+	/* keys that do not fit: partitions; each thread owns one a round and reads every
+	 * block */
+	for (;;) {
+		for (unsigned s = 0; s < q->nspec; s++)
+			tout_free(&st->out[s]);
+		partitions = pick_partitions(q, distinct, partitions + 1);
 		if (!partitions) {
 			snprintf(q->res->err, QUERY_ERR_LEN, "too many distinct keys for "
 				 "--max-memory %llu MiB even in %d partitions",
@@ -2017,28 +2404,43 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 			rc = -E2BIG;
 			goto out;
 		}
-		unsigned logp = 0, per = n < partitions ? n : partitions;
-		while ((1u << logp) < partitions)
-			logp++;
-		b = table_budget(q, per, 0);
+		unsigned per = n < partitions ? n : partitions;
+		uint64_t b = table_budget(q, per, 0);
 		rc = 0;
-		for (unsigned r0 = 0; r0 < partitions && rc == 0; r0 += per) {
-			for (nw = 0; nw < per; nw++) {
-				if ((rc = worker_setup(q, &w[nw], nw, r0 + nw, logp, b, distinct)) < 0)
-					goto out;
-				w[nw].count_blocks = count && r0 == 0 && nw == 0;
-				w[nw].count_files = w[nw].count_blocks;
+		/* the workers (tables, buffers) live through the rounds: a round only
+		 * clears the tables' tags, no memory is mapped and zeroed again */
+		for (nw = 0; nw < per; nw++) {
+			rc = worker_setup(q, &w[nw], nw, nw, partitions, b, distinct);
+			if (rc < 0) {
+				nw++;
+				goto out;
 			}
-			rc = scan_pass(q, w, per, distinct);
+		}
+		for (unsigned r0 = 0; r0 < partitions && rc == 0; r0 += per) {
+			unsigned now = partitions - r0 < per ? partitions - r0 : per;
+			for (unsigned t = 0; t < now; t++) {
+				struct worker *x = &w[t];
+				if (r0) {
+					for (unsigned s = 0; s < q->nspec; s++)
+						ht_clear(&x->tab[s]);
+					memset(&x->sum, 0, sizeof(x->sum));
+					x->matched = x->ncand = 0;
+					x->rc = 0;
+				}
+				x->part = r0 + t;
+				x->count_blocks = count && r0 == 0 && t == 0;
+				x->count_files = x->count_blocks;
+			}
+			rc = scan_pass(q, w, now, distinct);
 			if (rc == 0 && r0 == 0 && count)
 				rc = take_counts(q, w, 1, st);
-			for (unsigned t = 0; t < per && rc == 0; t++)
+			for (unsigned t = 0; t < now && rc == 0; t++)
 				for (unsigned s = 0; s < q->nspec && rc == 0; s++)
 					rc = collect(st, s, &w[t].tab[s], partitions);
-			for (unsigned t = 0; t < nw; t++)
-				worker_free(&w[t], q->nspec);
-			nw = 0;
 		}
+		for (unsigned t = 0; t < nw; t++)
+			worker_free(&w[t], q->nspec);
+		nw = 0;
 		if (rc != -ENOSPC)
 			break;
 		if (st->streamed0) {
@@ -2052,6 +2454,14 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 out:
 	for (unsigned t = 0; t < nw; t++)
 		worker_free(&w[t], q->nspec);
+	for (unsigned s = 0; s < q->nspec; s++) {
+		if (q->spec[s].bnd)
+			st->out[s].bounded = 1;
+		q->spec[s].bnd = NULL;
+		if (bnd[s].b)
+			mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
+		big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
+	}
 	free(w);
 	return rc;
 }
@@ -2327,6 +2737,8 @@ int query_run(const struct query_req *rq, struct query_result *res)
 	if (rq->max_flows)
 		q.threads = 1; /* "the first N" means store order */
 	q.mem = rq->max_memory ? rq->max_memory : QUERY_DEFAULT_MEMORY;
+	if (q.mem > SIZE_MAX / 2)
+		q.mem = SIZE_MAX / 2; /* 32-bit hosts: every size below must fit a size_t */
 	q.bucket_ms = (uint64_t)rq->series_s * 1000;
 	pthread_mutex_init(&q.lock, NULL);
 	res->ntables = rq->ntables;
@@ -2401,14 +2813,17 @@ int query_run(const struct query_req *rq, struct query_result *res)
 	}
 	if (rc < 0)
 		goto out;
+	rc = 0;
 	/* rows of every table, in their order; series per row need another scan */
 	int want_rows_series = 0;
 	for (unsigned s = 0; s < q.nspec; s++) {
 		const struct tspec *ts = &q.spec[s];
+		if (ts->user == 0 && st.streamed0)
+			res->table[0].groups = st.out[s].groups;
 		if (ts->user < 0 || (ts->user == 0 && st.streamed0))
 			continue;
 		unsigned i = (unsigned)ts->user;
-		res->table[i].groups = st.out[s].groups;
+		res->table[i].groups = st.out[s].bounded ? QUERY_GROUPS_UNKNOWN : st.out[s].groups;
 		rs[i].rows = spec_entries(ts, &st.out[s], &rs[i].nrows);
 		if (!rs[i].rows) {
 			rc = -ENOMEM;

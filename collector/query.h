@@ -12,15 +12,21 @@
  *     the filter's columns are decoded and evaluated into a selection, and only then,
  *     if anything matched, the columns the tables need;
  *   - every table (one per -s statistic, or the -A / flow listing) aggregates into an
- *     open-addressing hash table whose size is bounded by max_memory. When the distinct
- *     keys do not fit, the run restarts hash-partitioned: P partitions (a power of two),
- *     each pass keeping only the keys whose hash falls in its partition, so every key is
- *     counted exactly, in one pass, with all its flows. summary.passes says how many;
+ *     open-addressing hash table (a tag byte per slot, entries inline) bounded by
+ *     max_memory. When the distinct keys do not fit, a top N by flows, packets or bytes
+ *     first gets bounds: one scan sums the order's values per hash bucket (an upper
+ *     bound for every key of the bucket) and keeps the best partial sums of a few keys
+ *     (a lower bound for the N-th best total); the exact scan then counts only keys
+ *     whose bucket reaches that bound. Whatever still does not fit is hash-partitioned:
+ *     P ranges of the hash, each pass keeping only the keys of its range, so every key
+ *     is counted exactly, in one pass, with all its flows. Memory stays within
+ *     max_memory (plus about 10 MB of decoding buffers per thread);
  *   - blocks are scanned on all cores: with one partition the threads share out the
  *     blocks (each its own tables, merged at the end); with several each thread owns a
- *     partition and reads every block. Results never depend on the thread count or the
- *     partitioning: ties in every order are broken by the key, and unordered listings
- *     come in the order of a 64-bit hash of the key.
+ *     partition and reads every block. The rows never depend on the thread count or the
+ *     memory: ties in every order are broken by the key, and unordered listings come in
+ *     the order of a 64-bit hash of the key. (The scan figures, passes, partitions and
+ *     mem_bytes, tell how an answer was found and may vary from run to run.)
  *
  * Semantics (checked against nfdump 1.7.1, see tests/integ/query_nfdump_parity.sh):
  *   - time window: a flow is in [from, to] when it lies wholly inside: first >= from and
@@ -50,6 +56,7 @@
 #define QUERY_MAX_PARTITIONS 4096
 #define QUERY_MAX_POINTS 1000000        /* points in one time series */
 #define QUERY_ERR_LEN 256
+#define QUERY_GROUPS_UNKNOWN UINT64_MAX
 
 /* Key fields: what a statistic counts by, or what -A aggregates on. */
 enum query_field {
@@ -155,7 +162,9 @@ struct query_row {
 struct query_table {
 	struct query_table_req req;
 	unsigned index;
-	uint64_t groups;                /* distinct keys seen (QK_FLOWS: matched flows) */
+	uint64_t groups;                /* distinct keys seen (QK_FLOWS: matched flows), or
+					   QUERY_GROUPS_UNKNOWN when the top N was found
+					   without counting every key */
 	uint64_t nrows;                 /* rows delivered */
 	struct query_row *rows;         /* kept rows (no sink), owned by the result */
 	/* matched totals, for percentages */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "httpcli.h"
 #include "opts.h"
 #include "qout.h"
 #include "query.h"
@@ -104,6 +105,7 @@ static void usage(FILE *out)
 "    tapflow-query -R DIR [-t WINDOW] [-s ELEM[/ORDER]]... [-n N] [-o FORMAT] [FILTER]\n"
 "    tapflow-query -R DIR -A FIELD,... [-O ORDER] [-c N] [FILTER]\n"
 "    tapflow-query -R DIR -c N [-O ORDER] [FILTER]\n"
+"    tapflow-query --remote URL [--token TOKEN] [options as above but -R] [FILTER]\n"
 "    tapflow-query -h | --help | -V | --version\n"
 "\n"
 "DESCRIPTION\n"
@@ -196,6 +198,9 @@ static void usage(FILE *out)
 "           every other field an integer; times are ISO 8601 UTC. groups counts\n"
 "           the distinct keys seen. Without tables the object is just the summary.\n"
 "\n"
+"REMOTE QUERIES (--remote URL, --token TOKEN, --remote-timeout SECS)\n", out);
+	fputs(httpcli_remote_help, out);
+	fputs("\n"
 "MEMORY AND SPEED\n"
 "    The filter is compiled once; blocks whose zone maps cannot match are skipped\n"
 "    unread; only the columns a query reads are decoded; all cores scan. Groups\n"
@@ -436,6 +441,10 @@ int main(int argc, char **argv)
 	char err[512], *filter = NULL;
 	int idx, n_given = 0, fmt, rc, status = EXIT_USAGE;
 
+	/* --remote URL: the same options, answered by a collector's HTTP API (httpcli.h) */
+	int remote = httpcli_query_main(argc, argv);
+	if (remote >= 0)
+		return remote;
 	if (argc > MAX_ARGS)
 		return usage_err("%s", "too many arguments");
 	argc = reorder(argc, argv, args, &n_given);
@@ -444,6 +453,8 @@ int main(int argc, char **argv)
 		usage_err("%s", err);
 		goto out;
 	}
+	if (cfg.top != defaults.top)
+		n_given = 1; /* from a config file */
 	if (cfg.help) {
 		usage(stdout);
 		status = 0;
