@@ -40,6 +40,8 @@
 #define CONN_TIMEOUT_S 30       /* idle keep-alive connections close */
 #define CONN_MEMORY (32u << 10) /* request line and headers; MHD answers 431/414 past it */
 #define SNAP_WAIT_MS 300        /* how long a request waits for a fresh snapshot */
+#define SNAP_MAX_AGE_MS 1500    /* older than this (the decode thread publishes every
+				   second), a request asks for a fresh one */
 #define QUERY_NICE 10
 
 static uint64_t mono_ms(void)
@@ -82,10 +84,6 @@ static void prom_label(FILE *f, const char *s)
 	}
 }
 
-static char *time_iso(uint64_t ms, char *buf, size_t len)
-{
-	return store_time_str(ms, buf, len);
-}
 
 /* ---- listen addresses ---- */
 
@@ -381,12 +379,11 @@ int httpapi_parse_query(const char *qs, size_t len, const char *store_dir, uint6
 		}
 		const char *eq = memchr(qs + i, '=', end - i);
 		size_t klen = eq ? (size_t)(eq - (qs + i)) : end - i;
-		char key[16];
-		if (klen >= sizeof(key) * 3) {
+		char kbuf[48]; /* longer than any name, also percent-encoded */
+		if (klen >= sizeof(kbuf)) {
 			snprintf(err, errlen, "unknown parameter (a name of %zu bytes)", klen);
 			return -EINVAL;
 		}
-		char kbuf[sizeof(key) * 3 + 1];
 		long kl = pct_decode(qs + i, klen, kbuf);
 		if (kl < 0) {
 			snprintf(err, errlen, "bad percent-encoding in a parameter name");
@@ -400,8 +397,9 @@ int httpapi_parse_query(const char *qs, size_t len, const char *store_dir, uint6
 			if (kl == 0)
 				snprintf(err, errlen, "a parameter without a name");
 			else
-				snprintf(err, errlen, "unknown parameter '%.40s' (filter window stat "
-					 "aggr order limit top series format)", kbuf);
+				snprintf(err, errlen, "unknown parameter '%.40s' (filter window "
+					 "window_mode stat top aggr order limit max_flows series format "
+					 "plain max_memory threads)", kbuf);
 			return -EINVAL;
 		}
 		if (!eq) {
@@ -498,6 +496,7 @@ struct snap_exp {
 struct snap {
 	uint64_t seq;
 	uint64_t taken_ms;
+	uint64_t mono_ms;               /* when it was published */
 	uint64_t rx_datagrams, rx_bytes, rx_denied, rx_queue_full, rx_kernel_drops;
 	uint32_t rcvbuf;
 	struct nfdec_stats dec;
@@ -534,6 +533,7 @@ struct httpapi {
 	pthread_cond_t cv;              /* a snapshot was published */
 	struct snap *snap;
 	uint64_t seq;
+	uint32_t snap_max_age_ms;
 	atomic_int want;                /* a request waits for a fresh snapshot */
 	struct api_counters n;
 	unsigned running;               /* queries not yet answered (the limit) */
@@ -584,6 +584,7 @@ int httpapi_publish(struct httpapi *api, struct udprx *rx, const struct nfdec *d
 		for (size_t j = 0; j < s->exp[i].ndom; j++)
 			s->doms[k++] = *nfdec_domain(dec, i, j);
 	}
+	s->mono_ms = mono_ms();
 	pthread_mutex_lock(&api->mu);
 	struct snap *old = api->snap;
 	s->seq = ++api->seq;
@@ -595,11 +596,14 @@ int httpapi_publish(struct httpapi *api, struct udprx *rx, const struct nfdec *d
 	return 0;
 }
 
-/* With api->mu held: asks the decode thread for a snapshot newer than the current one
- * and waits a little for it; answers from what there is either way. */
+/* With api->mu held: if the snapshot is older than the decode thread's period (it is
+ * stalled, or starting), asks for a new one and waits a little for it; answers from
+ * what there is either way. The internal thread never waits long. */
 static void fresh_snapshot(struct httpapi *api)
 {
 	uint64_t seq = api->seq;
+	if (api->snap && mono_ms() - api->snap->mono_ms <= api->snap_max_age_ms)
+		return;
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_nsec += SNAP_WAIT_MS * 1000000L;
@@ -647,8 +651,8 @@ static void render_status(struct httpapi *api, FILE *f, uint64_t files, uint64_t
 	json_str(f, TF_VERSION);
 	fprintf(f, "\",\"uptime_s\":%" PRIu64 ",\"started\":\"%s\",\"snapshot\":\"%s\","
 		"\"snapshot_ms\":%" PRIu64, (now - api->started_mono_ms) / 1000,
-		time_iso(api->started_wall_ms, t1, sizeof(t1)),
-		s->taken_ms ? time_iso(s->taken_ms, t2, sizeof(t2)) : "", s->taken_ms);
+		store_time_str(api->started_wall_ms, t1, sizeof(t1)),
+		s->taken_ms ? store_time_str(s->taken_ms, t2, sizeof(t2)) : "", s->taken_ms);
 	fprintf(f, ",\"store\":{\"dir\":\"");
 	json_str(f, api->store_dir);
 	fprintf(f, "\",\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
@@ -696,7 +700,7 @@ static void render_exporters(struct httpapi *api, FILE *f)
 	char a[64], t[40];
 
 	fprintf(f, "{\"snapshot\":\"%s\",\"snapshot_ms\":%" PRIu64 ",\"exporters\":[",
-		s->taken_ms ? time_iso(s->taken_ms, t, sizeof(t)) : "", s->taken_ms);
+		s->taken_ms ? store_time_str(s->taken_ms, t, sizeof(t)) : "", s->taken_ms);
 	for (size_t i = 0; i < s->nexp; i++) {
 		const struct nfdec_exporter_stats *e = &s->exp[i].e;
 		uint64_t gaps = 0, lost = 0, back = 0;
@@ -1386,6 +1390,7 @@ struct httpapi *httpapi_start(const struct httpapi_cfg *cfg, char *err, size_t e
 	if (!api)
 		goto nomem;
 	api->lim = cfg->lim;
+	api->snap_max_age_ms = or_default(cfg->snapshot_max_age_ms, SNAP_MAX_AGE_MS);
 	api->lim.timeout_ms = or_default(api->lim.timeout_ms, DEF_TIMEOUT_MS);
 	api->lim.max_memory = api->lim.max_memory ? api->lim.max_memory : DEF_MEMORY;
 	api->lim.max_rows = api->lim.max_rows ? api->lim.max_rows : DEF_ROWS;

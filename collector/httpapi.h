@@ -17,8 +17,9 @@
  * Threads: libmicrohttpd runs one internal polling thread; a query runs on a thread of
  * its own (at most max_queries at once) while its connection is suspended, so status
  * and metrics are answered while queries run. The decode thread calls
- * httpapi_publish() about once a second (and sooner when a request asks for fresh
- * figures, httpapi_wants_snapshot()); requests read the snapshot under a mutex.
+ * httpapi_publish() once a second, and sooner when a request finds the snapshot older
+ * than snapshot_max_age_ms and asks for a fresh one (httpapi_wants_snapshot(), waited
+ * for at most 300 ms); requests read the snapshot under a mutex.
  */
 #ifndef TF_HTTPAPI_H
 #define TF_HTTPAPI_H
@@ -56,6 +57,8 @@ struct httpapi_cfg {
 	const char *store_dir;          /* the store queries read */
 	const char *udp_listen;         /* for /status: where flows arrive ("[::]:9995") */
 	struct httpapi_limits lim;
+	uint32_t snapshot_max_age_ms;   /* older statistics are refreshed on demand; 0:
+					   1500 (the decode thread publishes every second) */
 };
 
 /* Output formats, as tapflow-query -o. */

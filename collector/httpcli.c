@@ -38,7 +38,7 @@ static uint64_t mono_ms(void)
 
 int httpcli_parse_url(const char *url, struct httpcli_url *u, char *err, size_t errlen)
 {
-	const char *p, *hs, *he, *ps = NULL;
+	const char *p, *hs, *he;
 	size_t hl;
 
 	memset(u, 0, sizeof(*u));
@@ -64,7 +64,7 @@ int httpcli_parse_url(const char *url, struct httpcli_url *u, char *err, size_t 
 		goto bad;
 	memcpy(u->host, hs, hl);
 	if (*p == ':') {
-		ps = ++p;
+		p++;
 		size_t pl = strspn(p, "0123456789");
 		if (!pl || pl > 5 || atoi(p) < 1 || atoi(p) > 65535)
 			goto bad;
@@ -73,7 +73,6 @@ int httpcli_parse_url(const char *url, struct httpcli_url *u, char *err, size_t 
 	} else {
 		snprintf(u->port, sizeof(u->port), "%d", HTTPCLI_DEFAULT_PORT);
 	}
-	(void)ps;
 	if (*p && *p != '/')
 		goto bad;
 	size_t rl = strlen(p);
@@ -519,9 +518,7 @@ static const struct opt_def ropts[] = {
 };
 #undef O
 
-static const char remote_help[] =
-"tapflow-query --remote URL [--token TOKEN] [options] [FILTER]\n"
-"\n"
+const char httpcli_remote_help[] =
 "    Sends the query to a tapflow-collector's HTTP API (its --http setting) instead\n"
 "    of reading a store: URL is http://HOST[:PORT] (port 9996 by default). Every\n"
 "    option but -R means what it means locally, and the output is what a local\n"
@@ -716,7 +713,8 @@ int httpcli_query_main(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.help) {
-		fputs(remote_help, stdout);
+		fputs("tapflow-query --remote URL [--token TOKEN] [options] [FILTER]\n\n", stdout);
+		fputs(httpcli_remote_help, stdout);
 		status = 0;
 		goto out;
 	}

@@ -55,6 +55,10 @@ int httpcli_urlencode(char *buf, size_t *n, size_t cap, const char *s);
  * when there is no --remote (the caller then answers locally). */
 int httpcli_query_main(int argc, char **argv);
 
+/* The remote mode's description, shared by both --help texts. */
+extern const char httpcli_remote_help[];
+
+/* Frees r's body (r itself is the caller's); r may be freed twice. */
 void httpcli_resp_free(struct httpcli_resp *r);
 
 #endif

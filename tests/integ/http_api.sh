@@ -12,17 +12,36 @@ BIN=${TF_HTTP_BIN:-$BIN}   # lets a helper run this against a scratch build
 COLL=$BIN/tapflow-collector
 Q=$BIN/tapflow-query
 TOKEN=tf-integ-0123456789abcdef
-command -v curl >/dev/null || skip "needs curl"
 
 free_tcp_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-# code URL [CURL_ARGS...]: prints the HTTP status; the body goes to $T/body, headers to
-# $T/hdr.
+# code URL [-H 'Name: value']... [-X METHOD] [-d DATA] [-o FILE]: one request; prints the
+# HTTP status; the body goes to $T/body (or FILE), the headers to $T/hdr.
 code() {
-	local url=$1
-	shift
-	curl -s -o "$T/body" -D "$T/hdr" -w '%{http_code}' "$@" "$url"
+	python3 - "$T/body" "$T/hdr" "$@" <<'EOF'
+import http.client, sys, urllib.parse
+body, hdr, url, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+headers, method, data = {}, "GET", None
+while args:
+    opt, val, args = args[0], args[1], args[2:]
+    if opt == "-H":
+        k, v = val.split(":", 1)
+        headers[k.strip()] = v.strip()
+    elif opt == "-X":
+        method = val
+    elif opt == "-d":
+        data = val
+    elif opt == "-o":
+        body = val
+u = urllib.parse.urlsplit(url)
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+c.request(method, u.path + ("?" + u.query if u.query else ""), body=data, headers=headers)
+r = c.getresponse()
+open(body, "wb").write(r.read())
+open(hdr, "w").write("".join("%s: %s\n" % kv for kv in r.getheaders()))
+print(r.status)
+EOF
 }
 auth=(-H "Authorization: Bearer $TOKEN")
 # json_ok FILE: the file holds exactly one JSON value.
@@ -273,11 +292,13 @@ c=$(code "$H2/api/v1/query?limit=100&format=csv")
 c=$(code "$H2/api/v1/query?limit=1000&max_memory=1073741824")
 [ "$c" = 400 ] && grep -q "over this server's limit" "$T/body" || fail "max_memory over the limit: $c"
 # one query at a time: the others are refused with 503, never anything else
+pids=()
 for i in 1 2 3 4 5 6; do
-	curl -s -o "$T/par.$i" -w '%{http_code}\n' \
-		"$H2/api/v1/query?aggr=srcip,dstip,srcport,dstport&order=bytes&top=5" >"$T/code.$i" &
+	code "$H2/api/v1/query?aggr=srcip,dstip,srcport,dstport&order=bytes&top=5" \
+		-o "$T/par.$i" >"$T/code.$i" &
+	pids+=($!)
 done
-wait
+wait "${pids[@]}"
 cat "$T"/code.* | sort | uniq -c | sed 's/^/# /'
 for i in 1 2 3 4 5 6; do
 	c=$(cat "$T/code.$i")

@@ -117,6 +117,8 @@ static void write_store(const char *dir, unsigned n, uint32_t block_recs)
 	assert_int_equal(store_writer_close(w), 0);
 }
 
+static uint32_t snap_age_ms; /* 0: the default */
+
 static struct httpapi *start(const char *dir, const char *token, struct httpapi_limits lim)
 {
 	struct httpapi_cfg c;
@@ -127,6 +129,7 @@ static struct httpapi *start(const char *dir, const char *token, struct httpapi_
 	c.store_dir = dir;
 	c.udp_listen = "127.0.0.1:9995";
 	c.lim = lim;
+	c.snapshot_max_age_ms = snap_age_ms;
 	struct httpapi *api = httpapi_start(&c, err, sizeof(err));
 	if (!api)
 		fprintf(stderr, "httpapi_start: %s\n", err);
@@ -906,7 +909,9 @@ static void test_stats(void **state)
 	const char *dir = mktmp(0);
 	write_store(dir, 10, 4096);
 	struct httpapi_limits lim = { 0 };
+	snap_age_ms = 1; /* every request asks for a fresh snapshot */
 	struct httpapi *api = start(dir, NULL, lim);
+	snap_age_ms = 0;
 	struct publisher p = { api, &rx, dec, { 0 }, 0, 0 };
 	p.ws.records = 10;
 	p.ws.blocks = 1;
@@ -986,12 +991,13 @@ static void test_stats(void **state)
 	pthread_join(t, NULL);
 	p.stop = 0;
 	assert_int_equal(pthread_create(&t, NULL, publisher_run, &p), 0);
+	usleep(5000); /* the snapshot is now older than its 1 ms maximum age */
 	assert_int_equal(get(api, "/metrics", NULL, &r), 200);
 	assert_non_null(strstr(r.body, "\ntapflow_udp_datagrams_total 30\n"));
 	httpcli_resp_free(&r);
 	p.stop = 1;
 	pthread_join(t, NULL);
-	assert_true(p.published >= 4);
+	assert_true(p.published >= 2); /* the first request, and the one after the change */
 	httpapi_stop(api);
 	nfdec_free(dec);
 	pthread_mutex_destroy(&rx.mu);
