@@ -220,7 +220,7 @@ struct coll {
 	struct nfdec *dec;
 	struct store_writer *w;
 	struct httpapi *api;            /* NULL without --http */
-	volatile int rx_stop;
+	int rx_stop; /* set by the main thread, read by the receiver: atomics */
 	int rx_rc;
 	uint64_t write_errors;
 	/* loss already reported, to log only what is new */
@@ -515,7 +515,7 @@ int main(int argc, char **argv)
 		log_info("HTTP API serving on http://%s%s", httpapi_address(c.api),
 			 *cfg.http_token ? " (bearer token required)" : "");
 	}
-	if (sys_drop_privileges(cfg.user) < 0)
+	if (sys_drop_privileges(cfg.user, 0) < 0)
 		goto out;
 	c.w = store_writer_open(&sc, sys_wall_ms());
 	if (!c.w) {
@@ -561,8 +561,8 @@ int main(int argc, char **argv)
 			rxq_pop_done(&c.q, &it);
 		}
 		now = sys_wall_ms();
-		if (stop_flag && !c.rx_stop)
-			c.rx_stop = 1;
+		if (stop_flag)
+			__atomic_store_n(&c.rx_stop, 1, __ATOMIC_RELEASE);
 		if (now >= next_flush) { /* the durability promise: keep it to the ms */
 			int e = store_writer_flush(c.w);
 			if (e < 0)

@@ -144,7 +144,7 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int udprx_run(struct udprx *rx, struct rxq *q, volatile int *stop)
+int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 {
 	struct mmsghdr msgs[UDPRX_BATCH];
 	struct iovec iov[UDPRX_BATCH];
@@ -157,7 +157,7 @@ int udprx_run(struct udprx *rx, struct rxq *q, volatile int *stop)
 	if (!bufs)
 		return -ENOMEM;
 	int rc = 0;
-	while (!*stop) {
+	while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE)) {
 		for (int i = 0; i < UDPRX_BATCH; i++) {
 			iov[i].iov_base = bufs + (size_t)i * UDPRX_MAXDG;
 			iov[i].iov_len = UDPRX_MAXDG;

@@ -46,7 +46,7 @@ int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t 
 
 /* Receives until *stop is set: each datagram from an allowed exporter goes into q.
  * Wakes q after each batch. Returns 0, or a negative errno on a socket error. */
-int udprx_run(struct udprx *rx, struct rxq *q, volatile int *stop);
+int udprx_run(struct udprx *rx, struct rxq *q, const int *stop);
 
 void udprx_close(struct udprx *rx);
 

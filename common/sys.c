@@ -5,6 +5,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "log.h"
 #include "sys.h"
@@ -16,7 +19,21 @@ uint64_t sys_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int sys_drop_privileges(const char *user)
+/* PR_SET_KEEPCAPS saves the permitted set across setuid; capset afterwards makes the
+ * kept capabilities the only ones, effective. */
+static int keep_caps_step(uint32_t caps, int after_setuid)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (!after_setuid)
+		return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = caps;
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+int sys_drop_privileges(const char *user, uint32_t keep_caps)
 {
 	if (!user || !*user || !strcmp(user, "root") || geteuid() != 0)
 		return 0;
@@ -25,10 +42,12 @@ int sys_drop_privileges(const char *user)
 		log_err("user '%s' does not exist (set --user root to keep privileges)", user);
 		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	if ((keep_caps && keep_caps_step(keep_caps, 0) < 0) || setgroups(0, NULL) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
+	    (keep_caps && keep_caps_step(keep_caps, 1) < 0)) {
 		log_err("cannot drop privileges to '%s': %s", user, strerror(errno));
 		return -1;
 	}
-	log_info("running as user %s", user);
+	log_info("running as user %s%s", user, keep_caps ? " (keeping the capabilities it needs)" : "");
 	return 0;
 }

@@ -9,7 +9,10 @@
 uint64_t sys_wall_ms(void);
 
 /* If running as root and user is set (not "" or "root"), switches to that user's uid,
- * gid and no supplementary groups. Returns 0, or -1 after logging why. */
-int sys_drop_privileges(const char *user);
+ * gid and no supplementary groups. keep_caps is a mask of capabilities (1u << CAP_X,
+ * the first 32) the process keeps, permitted and effective, across the switch (the
+ * probe's eBPF backend needs CAP_NET_ADMIN to take its TC filters off at exit); 0
+ * keeps none. Returns 0, or -1 after logging why. */
+int sys_drop_privileges(const char *user, uint32_t keep_caps);
 
 #endif
