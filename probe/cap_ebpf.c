@@ -185,28 +185,6 @@ static uint64_t eb_ms(const struct cap_ebpf *e, uint64_t ns)
 
 /* --- expiry: the flow table's rules ------------------------------------------- */
 
-/* flowtab.c's ft_after: at least span ms since t; a t after now is never due. */
-static int eb_after(uint64_t now, uint64_t t, uint32_t span)
-{
-	return (int64_t)(now - t) >= (int64_t)span;
-}
-
-/* flowtab.c's ft_due on a flow's summed counters: the same rules in the same order,
- * so a flow ends the same way whichever backend counted it. 0: not due. */
-static int eb_due(const struct flowtab_cfg *c, uint8_t flags, uint64_t first_ms,
-		  uint64_t last_ms, uint64_t now)
-{
-	if (flags & EB_TCP_END) {
-		if (eb_after(now, last_ms, c->fin_grace_ms))
-			return FLOW_END_EOF;
-	} else if (eb_after(now, last_ms, c->inactive_ms)) {
-		return FLOW_END_IDLE;
-	}
-	if (eb_after(now, first_ms, c->active_ms))
-		return FLOW_END_ACTIVE;
-	return 0;
-}
-
 /* --- shadow table: open addressing, linear probing, backward-shift deletion ---- */
 
 static uint32_t eb_hash(const struct cap_ebpf *e, const struct pkt_key *k)
@@ -361,7 +339,9 @@ static void eb_emit(struct cap_ebpf *e, const struct flow_rec *rec, flowtab_emit
 }
 
 /* Deletes entry i of the batch and exports what it holds (with reason, or as an idle
- * or forced record if a quietly dropped continuation turns out to have packets). */
+ * or forced record if a quietly dropped continuation turns out to have packets). With
+ * force the programs are detached already: the values read are final, and the map
+ * goes when the capture closes. */
 static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		      flowtab_emit_fn emit, void *arg)
 {
@@ -371,25 +351,26 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 	struct eb_shadow *sh = eb_sh_find(e, k, h);
 	struct flow_rec rec;
 	struct eb_sum s;
+	int r = -EOPNOTSUPP;
 
-	if (e->lad != 0) {
-		int r = bpf_map_lookup_and_delete_elem(e->flows_fd, k, e->one);
-
-		if (r == 0) {
-			e->lad = 1;
-			v = e->one;  /* the values at the deletion: nothing counted is lost */
-		} else if (r == -ENOENT) {
-			e->scan_errors++;  /* only we delete: should not happen */
-			if (sh)
-				eb_sh_del(e, sh);
-			return;
-		} else if (e->lad < 0) {
+	if (!force && e->lad != 0)
+		r = bpf_map_lookup_and_delete_elem(e->flows_fd, k, e->one);
+	if (force) {
+		/* nothing to delete */
+	} else if (r == 0) {
+		e->lad = 1;
+		v = e->one;  /* the values at the deletion: nothing counted is lost */
+	} else if (r == -ENOENT) {
+		e->scan_errors++;  /* only we delete: should not happen */
+		if (sh)
+			eb_sh_del(e, sh);
+		return;
+	} else {
+		if (e->lad < 0) {
 			e->lad = 0;
 			log_info("ebpf: no lookup-and-delete for hash maps on this kernel (%s): "
 				 "deleting after the scan's read", strerror(-r));
 		}
-	}
-	if (e->lad == 0) {
 		bpf_map_delete_elem(e->flows_fd, k);
 		e->unsafe_deletes++;
 	}
@@ -461,13 +442,13 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 		if (!more) {
 			/* Nothing since its last record: no flow in the flow table's terms. Keep
 			 * the entry while the flow may go on; drop it once idle that long. */
-			if (eb_after(now_ms, last_ms, e->exp.inactive_ms) ||
+			if (flowtab_after(now_ms, last_ms, e->exp.inactive_ms) ||
 			    eb_evict(e, idle, evict_bucket))
 				return -1;
 			goto keep;
 		}
 	}
-	reason = eb_due(&e->exp, flags, first_ms, last_ms, now_ms);
+	reason = flowtab_due(&e->exp, flags & EB_TCP_END, first_ms, last_ms, now_ms);
 	if (!reason && eb_evict(e, idle, evict_bucket))
 		reason = FLOW_END_RESOURCE;
 	if (reason != FLOW_END_ACTIVE) {
@@ -960,6 +941,23 @@ static void eb_report(struct cap *c, FILE *out)
 			(unsigned long long)k[TF_C_FIB_NOT_FWD]);
 		fprintf(out, "  ebpf_fib_failed: %llu\n", (unsigned long long)k[TF_C_FIB_FAIL]);
 	}
+	/* Run time of the programs: the kernel counts it while kernel.bpf_stats_enabled=1. */
+	struct bpf_program *progs[3] = { e->skel->progs.tf_flow_in, e->skel->progs.tf_flow_out,
+					 e->skel->progs.tf_flow_xdp };
+	uint64_t runs = 0, ns = 0;
+	for (int i = 0; i < 3; i++) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		int fd = bpf_program__fd(progs[i]);
+
+		memset(&info, 0, sizeof(info));
+		if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+			runs += info.run_cnt;
+			ns += info.run_time_ns;
+		}
+	}
+	fprintf(out, "  ebpf_prog_runs: %llu\n", (unsigned long long)runs);
+	fprintf(out, "  ebpf_prog_ns: %llu\n", (unsigned long long)ns);
 	fprintf(out, "  ebpf_continued: %llu\n", (unsigned long long)e->continued);
 	fprintf(out, "  ebpf_shadow_full: %llu\n", (unsigned long long)e->shadow_full);
 	fprintf(out, "  ebpf_unsafe_deletes: %llu\n", (unsigned long long)e->unsafe_deletes);
@@ -1107,6 +1105,12 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 		r = eb_ifindex(cfg->ifaces[i], err, errlen);
 		if (r < 0)
 			goto fail;
+		for (int j = 0; j < i; j++) {
+			if (e->ifs[j].ifindex == r) {
+				snprintf(err, errlen, "%s: interface given twice", f->name);
+				goto fail;
+			}
+		}
 		f->ifindex = r;
 		e->nifs++;
 	}

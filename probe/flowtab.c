@@ -156,25 +156,10 @@ static inline struct ft_list *ft_seen_list(struct flowtab *ft, uint8_t tcp_flags
 
 /* --- expiry decision ---------------------------------------------------------- */
 
-/* True once at least span ms have passed since t. The difference is read as signed so
- * that a now before t (out-of-order time) is never due; ms clocks are far below 2^63. */
-static inline int ft_after(uint64_t now, uint64_t t, uint32_t span)
-{
-	return (int64_t)(now - t) >= (int64_t)span;
-}
-
 /* The one place that decides whether a flow is due at now, and why (0: not due). */
 static inline int ft_due(const struct flowtab *ft, const struct ft_entry *e, uint64_t now)
 {
-	if (e->tcp_flags & FT_TCP_END) {
-		if (ft_after(now, e->last_ms, ft->cfg.fin_grace_ms))
-			return FLOW_END_EOF;
-	} else if (ft_after(now, e->last_ms, ft->cfg.inactive_ms)) {
-		return FLOW_END_IDLE;
-	}
-	if (ft_after(now, e->first_ms, ft->cfg.active_ms))
-		return FLOW_END_ACTIVE;
-	return 0;
+	return flowtab_due(&ft->cfg, e->tcp_flags & FT_TCP_END, e->first_ms, e->last_ms, now);
 }
 
 /* --- records and removal ------------------------------------------------------ */
@@ -434,7 +419,7 @@ size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit,
 	while (ft->fin.head != FT_NIL) {
 		uint32_t i = ft->fin.head;
 		ft->st.expire_checks++;
-		if (!ft_after(now_ms, ft->ents[i].last_ms, ft->cfg.fin_grace_ms))
+		if (!flowtab_after(now_ms, ft->ents[i].last_ms, ft->cfg.fin_grace_ms))
 			break;
 		ft_remove(ft, i, FLOW_END_EOF, emit, arg);
 		n++;
@@ -442,7 +427,7 @@ size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit,
 	while (ft->lru.head != FT_NIL) {
 		uint32_t i = ft->lru.head;
 		ft->st.expire_checks++;
-		if (!ft_after(now_ms, ft->ents[i].last_ms, ft->cfg.inactive_ms))
+		if (!flowtab_after(now_ms, ft->ents[i].last_ms, ft->cfg.inactive_ms))
 			break;
 		ft_remove(ft, i, FLOW_END_IDLE, emit, arg);
 		n++;
@@ -450,7 +435,7 @@ size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit,
 	while (ft->age.head != FT_NIL) {
 		uint32_t i = ft->age.head;
 		ft->st.expire_checks++;
-		if (!ft_after(now_ms, ft->ents[i].first_ms, ft->cfg.active_ms))
+		if (!flowtab_after(now_ms, ft->ents[i].first_ms, ft->cfg.active_ms))
 			break;
 		ft_remove(ft, i, FLOW_END_ACTIVE, emit, arg);
 		n++;

@@ -49,6 +49,30 @@ struct flowtab_stats {
 	uint64_t expire_checks;
 };
 
+/* True once at least span ms have passed since t. The difference is read as signed so
+ * that a now before t (out-of-order time) is never due; ms clocks are far below 2^63. */
+static inline int flowtab_after(uint64_t now, uint64_t t, uint32_t span)
+{
+	return (int64_t)(now - t) >= (int64_t)span;
+}
+
+/* The expiry rules above, the one place they are written: why a flow with these times
+ * ends at now (enum flow_end), or 0 if it does not. tcp_end: it saw FIN or RST. Every
+ * capture backend decides with this, so a flow ends the same way whoever counted it. */
+static inline int flowtab_due(const struct flowtab_cfg *c, int tcp_end, uint64_t first_ms,
+			      uint64_t last_ms, uint64_t now)
+{
+	if (tcp_end) {
+		if (flowtab_after(now, last_ms, c->fin_grace_ms))
+			return FLOW_END_EOF;
+	} else if (flowtab_after(now, last_ms, c->inactive_ms)) {
+		return FLOW_END_IDLE;
+	}
+	if (flowtab_after(now, first_ms, c->active_ms))
+		return FLOW_END_ACTIVE;
+	return 0;
+}
+
 /* Called for every flow leaving the table. The record is only valid during the call. */
 typedef void (*flowtab_emit_fn)(const struct flow_rec *rec, void *arg);
 

@@ -1,18 +1,14 @@
 /* probe_main.c: tapflow-probe. Parses options, opens the capture and the exporter,
  * drops privileges, runs the workers until end of file or a signal, flushes, reports. */
 #include <errno.h>
-#include <grp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +17,7 @@
 #include "flowtab.h"
 #include "log.h"
 #include "opts.h"
+#include "sys.h"
 #include "worker.h"
 
 #define MAX_WORKERS 16
@@ -81,9 +78,9 @@ static const struct opt_def probe_opts[] = {
 	  "and use the file's own timestamps. Every flow still open at the end of the file\n"
 	  "is exported, then the probe exits 0." },
 	{ "interface", 'i', OPT_LIST, O(iface), 0, 0, "IFACE",
-	  "Capture live on IFACE through an AF_PACKET TPACKET_V3 ring, promiscuous. Repeat\n"
-	  "to capture several interfaces (a router): each packet is keyed by the index of\n"
-	  "the interface it was captured on. Runs until SIGINT or SIGTERM." },
+	  "Capture live on IFACE (eBPF or an AF_PACKET ring: see --capture), promiscuous.\n"
+	  "Repeat to capture several interfaces (a router): each packet is keyed by the\n"
+	  "index of the interface it was captured on. Runs until SIGINT or SIGTERM." },
 	{ "collector", 'n', OPT_LIST, O(collector), 0, 0, "HOST:PORT",
 	  "Export NetFlow v9 to this collector over UDP; repeat for several. IPv6 addresses\n"
 	  "are written in brackets: [2001:db8::1]:9995." },
@@ -137,8 +134,8 @@ static const struct opt_def probe_opts[] = {
 	{ "xdp", 0, OPT_STR, O(xdp), 0, 0, "off|native|generic|auto",
 	  "eBPF backend: count received packets at XDP instead of TC ingress. native\n"
 	  "needs driver support (earliest and cheapest), generic works everywhere, auto\n"
-	  "tries native first. XDP sees frames before the kernel takes VLAN tags off only\n"
-	  "where the NIC does not strip them. Egress (--direction) stays on TC." },
+	  "tries native first. XDP sees VLAN tags only where the NIC leaves them in the\n"
+	  "frame (VLAN offload off). Egress (--direction) stays on TC." },
 	{ "router", 0, OPT_BOOL, O(router), 0, 0, NULL,
 	  "eBPF backend on a Linux router (give every routed interface with -i): on each\n"
 	  "new flow look up its route (bpf_fib_lookup, as forwarding does) and export the\n"
@@ -208,6 +205,12 @@ static void usage(FILE *out)
 "    FILTER is a capture filter in pcap syntax (as tcpdump), e.g. 'tcp and port 443';\n"
 "    for live capture it runs in the kernel.\n"
 "\n"
+"    Live capture has two backends (--capture). AF_PACKET copies each packet's\n"
+"    headers to the probe. eBPF (the default where the kernel allows it) counts flows\n"
+"    in the kernel, at TC or XDP, in a per-CPU map the probe reads once a second,\n"
+"    applying the same timeouts; only finished flows cross into user space. With\n"
+"    --router it also records each flow's output interface and next hop.\n"
+"\n"
 "OPTIONS\n");
 	opt_print_help(probe_opts, &defaults, out);
 	fprintf(out,
@@ -216,9 +219,11 @@ static void usage(FILE *out)
 "    SIGUSR1          print statistics to stderr.\n"
 "\n"
 "STATISTICS\n"
-"    Frames, packets and IP bytes, kernel drops (PACKET_STATISTICS), parse errors by\n"
-"    reason, flows created and expired by reason, table-full events, export datagrams\n"
-"    and records sent and send errors; one 'name: value' per line.\n"
+"    Frames, packets and IP bytes, kernel drops (PACKET_STATISTICS; for eBPF the\n"
+"    packets its map could not take), parse errors by reason, flows created and\n"
+"    expired by reason, table-full events, export datagrams and records sent and send\n"
+"    errors; with eBPF also ebpf_* lines (map full, -EBUSY, route lookups, scans).\n"
+"    One 'name: value' per line.\n"
 "\n"
 "EXIT STATUS\n"
 "    0 success; 1 runtime error (file, interface, collector); 2 usage error.\n"
@@ -226,14 +231,8 @@ static void usage(FILE *out)
 "EXAMPLES\n"
 "    tapflow-probe -r capture.pcap -n 127.0.0.1:9995\n"
 "    tapflow-probe -i eth0 -n [2001:db8::10]:9995 'not port 22'\n"
-"    tapflow-probe -i eth0 -i eth1 --direction in -w 2 -n 192.0.2.10:2055\n");
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+"    tapflow-probe -i eth0 -i eth1 --direction in -w 2 -n 192.0.2.10:2055\n"
+"    tapflow-probe -i eth0 -i eth1 --router -n 192.0.2.10:2055\n");
 }
 
 /* Joins the trailing arguments into one filter string (owned by the caller). */
@@ -251,40 +250,6 @@ static char *join_args(int argc, char **argv, int first)
 		strcat(s, argv[i]);
 	}
 	return s;
-}
-
-/* Keeps only CAP_NET_ADMIN across setuid (PR_SET_KEEPCAPS saves the permitted set;
- * capset then makes it the only one, effective): the eBPF backend needs it to take its
- * TC filters off at exit. */
-static int keep_net_admin(int after_setuid)
-{
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
-
-	if (!after_setuid)
-		return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-	memset(d, 0, sizeof(d));
-	d[0].effective = d[0].permitted = 1u << CAP_NET_ADMIN;
-	return (int)syscall(SYS_capset, &h, d);
-}
-
-static int drop_privileges(const char *user, int net_admin)
-{
-	if (!user || !*user || !strcmp(user, "root") || geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		log_err("user '%s' does not exist (set --user root to keep privileges)", user);
-		return -1;
-	}
-	if ((net_admin && keep_net_admin(0) < 0) || setgroups(0, NULL) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0 ||
-	    (net_admin && keep_net_admin(1) < 0)) {
-		log_err("cannot drop privileges to '%s': %s", user, strerror(errno));
-		return -1;
-	}
-	log_info("running as user %s%s", user, net_admin ? " (keeping CAP_NET_ADMIN)" : "");
-	return 0;
 }
 
 struct probe {
@@ -375,27 +340,34 @@ static void print_stats(struct probe *p, FILE *out)
 	fflush(out);
 }
 
-/* Live worker thread: capture, account, tick once a second on the wall clock. */
+/* One round of a live worker: capture a batch, account it, tick once a second on the
+ * wall clock. Returns the time now, or 0 when capture failed (the probe then stops). */
+static uint64_t live_step(struct worker *w, uint64_t *next_tick)
+{
+	struct cap_pkt pkts[64];
+	int n = cap_next(w->cap, pkts, 64, 100);
+	if (n < 0) {
+		log_err("capture: %s", strerror(-n));
+		stop_flag = 1;
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		worker_packet(w, &pkts[i]);
+	uint64_t now = sys_wall_ms();
+	if (now >= *next_tick) {
+		worker_tick(w, now);
+		*next_tick = now + 1000;
+	}
+	return now;
+}
+
+/* Live worker thread (workers 1..n-1). */
 static void *live_loop(void *arg)
 {
 	struct worker *w = arg;
-	struct cap_pkt pkts[64];
-	uint64_t next_tick = wall_ms() + 1000;
-	while (!stop_flag) {
-		int n = cap_next(w->cap, pkts, 64, 100);
-		if (n < 0) {
-			log_err("capture: %s", strerror(-n));
-			stop_flag = 1;
-			break;
-		}
-		for (int i = 0; i < n; i++)
-			worker_packet(w, &pkts[i]);
-		uint64_t now = wall_ms();
-		if (now >= next_tick) {
-			worker_tick(w, now);
-			next_tick = now + 1000;
-		}
-	}
+	uint64_t next_tick = sys_wall_ms() + 1000;
+	while (!stop_flag && live_step(w, &next_tick))
+		;
 	return NULL;
 }
 
@@ -434,7 +406,7 @@ static int run_file(struct probe *p)
 
 static int run_live(struct probe *p)
 {
-	uint64_t next_stats = cfg.stats_interval ? wall_ms() + cfg.stats_interval * 1000u : 0;
+	uint64_t next_stats = cfg.stats_interval ? sys_wall_ms() + cfg.stats_interval * 1000u : 0;
 	for (int i = 1; i < p->nw; i++) {
 		if (pthread_create(&p->tid[i], NULL, live_loop, p->w[i]) != 0) {
 			log_err("cannot start worker %d", i);
@@ -444,23 +416,11 @@ static int run_live(struct probe *p)
 		}
 	}
 	/* Worker 0 runs here; this thread also answers SIGUSR1. */
-	struct worker *w = p->w[0];
-	struct cap_pkt pkts[64];
-	uint64_t next_tick = wall_ms() + 1000;
+	uint64_t next_tick = sys_wall_ms() + 1000;
 	while (!stop_flag) {
-		int n = cap_next(w->cap, pkts, 64, 100);
-		if (n < 0) {
-			log_err("capture: %s", strerror(-n));
-			stop_flag = 1;
+		uint64_t now = live_step(p->w[0], &next_tick);
+		if (!now)
 			break;
-		}
-		for (int i = 0; i < n; i++)
-			worker_packet(w, &pkts[i]);
-		uint64_t now = wall_ms();
-		if (now >= next_tick) {
-			worker_tick(w, now);
-			next_tick = now + 1000;
-		}
 		if (stats_flag || (next_stats && now >= next_stats)) {
 			stats_flag = 0;
 			if (next_stats)
@@ -470,7 +430,7 @@ static int run_live(struct probe *p)
 	}
 	for (int i = 1; i < p->nw; i++)
 		pthread_join(p->tid[i], NULL);
-	uint64_t now = wall_ms();
+	uint64_t now = sys_wall_ms();
 	for (int i = 0; i < p->nw; i++)
 		worker_flush(p->w[i], now);
 	return 0;
@@ -639,7 +599,7 @@ int main(int argc, char **argv)
 
 	/* sysUptime's zero: start of the probe, or for a file a while before its first
 	 * packet, so every flow time is expressed exactly (see nf9enc.h). */
-	uint64_t boot_ms = wall_ms();
+	uint64_t boot_ms = sys_wall_ms();
 	struct cap_pkt first_pkt;
 	int have_first = 0;
 	if (!p.live) {
@@ -691,7 +651,7 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (drop_privileges(cfg.user, ebpf) < 0)
+	if (sys_drop_privileges(cfg.user, ebpf ? 1u << CAP_NET_ADMIN : 0) < 0)
 		goto out_workers;
 
 	if (p.live) {

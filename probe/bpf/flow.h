@@ -65,7 +65,8 @@ struct tf_frag_val {
  * are counted here, so every frame is accounted for:
  * frames = sampled_out + parse[*] (not OK) + packets + map_full + map_busy + map_error. */
 enum tf_counter {
-	TF_C_FRAMES = 0,     /* frames the program saw */
+	TF_C_FRAMES = 0,     /* frames the program saw (router mode: not the forwarded
+			      * ones leaving, counted where they came in) */
 	TF_C_SAMPLED_OUT,    /* skipped by 1-in-N sampling */
 	TF_C_PACKETS,        /* IP packets counted in a flow entry */
 	TF_C_BYTES,          /* their IP-layer bytes */

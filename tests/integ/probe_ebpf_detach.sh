@@ -29,7 +29,9 @@ start() { # start ARGS...: a probe on $D; sets PROBE, LOG
 	LOG=$T/probe$N.log
 	bg ip netns exec "$B" "$BIN/tapflow-probe" -i "$D" -n 127.0.0.1:9 "$@" 2>"$LOG"
 	PROBE=$BGPID
-	wait_for "grep -q 'capturing on' $LOG" 20 || { cat "$LOG"; fail "probe did not start ($*)"; }
+	wait_for "grep -q 'capturing on\\|error:' $LOG" 20 || true
+	grep -q 'cannot load the program' "$LOG" && skip "this kernel cannot load the eBPF program: $(cat "$LOG")"
+	grep -q 'capturing on' "$LOG" || { cat "$LOG"; fail "probe did not start ($*)"; }
 }
 
 # 1. Start, check what is attached, SIGTERM: nothing left.

@@ -29,7 +29,9 @@ start_probe() { # name args...
 	NF[$name]=$NFCAPD_PID
 	bg ip netns exec "$B" "$BIN/tapflow-probe" "$@" -n "127.0.0.1:${PORT[$name]}" 2>"$T/$name.log"
 	PID[$name]=$BGPID
-	wait_for "grep -q 'capturing on' $T/$name.log" 20 || { cat "$T/$name.log"; fail "$name probe did not start"; }
+	wait_for "grep -q 'capturing on\\|error:' $T/$name.log" 20 || true
+	grep -q 'cannot load the program' "$T/$name.log" && skip "this kernel cannot load the eBPF program: $(cat "$T/$name.log")"
+	grep -q 'capturing on' "$T/$name.log" || { cat "$T/$name.log"; fail "$name probe did not start"; }
 }
 start_probe tc -i "v$B" --capture ebpf
 start_probe xdp -i "v$B" --capture ebpf --xdp generic --direction in

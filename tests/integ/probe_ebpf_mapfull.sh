@@ -37,7 +37,9 @@ start_nfcapd "$T/nf" "$P" "$B"
 bg ip netns exec "$B" "$BIN/tapflow-probe" -i "v$B" --capture ebpf --bpf-map-size 64 \
 	-n "127.0.0.1:$P" 2>"$T/probe.log"
 PROBE=$BGPID
-wait_for "grep -q 'capturing on' $T/probe.log" 20 || { cat "$T/probe.log"; fail "probe did not start"; }
+wait_for "grep -q 'capturing on\\|error:' $T/probe.log" 20 || true
+grep -q 'cannot load the program' "$T/probe.log" && skip "this kernel cannot load the eBPF program: $(cat "$T/probe.log")"
+grep -q 'capturing on' "$T/probe.log" || { cat "$T/probe.log"; fail "probe did not start"; }
 
 stat() { sed -n "s/^  $1: //p" "$T/probe.log" | tail -n 1; }
 ip netns exec "$A" tcpreplay -q -K --pps 5000 -i "v$A" "$T/burst.pcap" >"$T/replay.log" 2>&1 ||
