@@ -107,9 +107,11 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIBS_ALL)
 
 # ---- eBPF capture backend (probe/bpf/, probe/cap_ebpf.c) ----
 # The BPF object is compiled once by clang for the BPF target, little-endian (x86 and
-# every Pi), whatever CC and CROSS say; bpftool turns it into a skeleton header that
-# embeds it in the probe. asm/types.h comes from the build host's multiarch include dir.
+# every Pi), whatever CC and CROSS say, and stripped of DWARF (its BTF stays: libbpf and
+# the skeleton use it); bpftool turns it into a skeleton header that embeds it in the
+# probe. asm/types.h comes from the build host's multiarch include dir.
 BPF_CLANG ?= clang
+BPF_STRIP ?= llvm-strip
 BPFTOOL ?= bpftool
 BPF_CFLAGS = -O2 -g -target bpfel -ffreestanding -Wall -Wextra -Werror \
 	-I/usr/include/$(shell gcc -dumpmachine) -Iprobe
@@ -118,6 +120,7 @@ LIBS += -lbpf -lelf -lz
 $(BUILD)/bpf/%.bpf.o: probe/bpf/%.bpf.c $(wildcard probe/bpf/*.h) probe/pkt.h
 	@mkdir -p $(dir $@)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
+	$(BPF_STRIP) -g $@
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name tf_$*_bpf >$@.tmp && mv $@.tmp $@
 .SECONDARY: $(BUILD)/bpf/flow.bpf.o

@@ -163,6 +163,8 @@ co=tapflow-collector
 install -d "$work/$co/DEBIAN"
 put $co usr/sbin/tapflow-collector usr/sbin/tapflow-collector 755
 put $co usr/bin/tapflow-query usr/bin/tapflow-query 755
+put $co usr/bin/tapflow-nfdump usr/bin/tapflow-nfdump 755
+put $co usr/share/man/man1/tapflow-nfdump.1 usr/share/man/man1/tapflow-nfdump.1 644
 put $co usr/share/man/man8/tapflow-collector.8 usr/share/man/man8/tapflow-collector.8 644
 put $co usr/share/man/man1/tapflow-query.1 usr/share/man/man1/tapflow-query.1 644
 put $co etc/tapflow/tapflow-collector.conf etc/tapflow/tapflow-collector.conf 644
@@ -176,9 +178,10 @@ build $co "NetFlow v5/v9 and IPFIX collector with a compressed flow store" \
 " tapflow-collector receives NetFlow v5, v9 and IPFIX over UDP from
  tapflow-probe and from routers, switches and firewalls, and stores the flows
  in compressed, checksummed column blocks on local disk, with retention by age
- and size. tapflow-query answers from that store.
+ and size. tapflow-query answers from that store, tapflow-nfdump with nfdump's
+ command line and output.
  .
  The tapflow-collector service runs as the unprivileged user tapflow with no
  capabilities; the store in /var/lib/tapflow is its only writable path. It is
  installed disabled: systemctl enable --now tapflow-collector." \
-	"" usr/sbin/tapflow-collector usr/bin/tapflow-query
+	"" usr/sbin/tapflow-collector usr/bin/tapflow-query usr/bin/tapflow-nfdump

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages: `make deb` for this machine and, with CROSS, for arm64 and armhf.
 # lintian reports no error on any of them. The host's pair installs with apt into a clean
-# bookworm root (debootstrap --variant=minbase, plus systemd so that an enable would
-# show; deploy/debian/mkroot.sh): the binaries run --version there, the system user tapflow exists,
-# nothing is enabled; the packaged probe, collector and query carry a pcap's flows end
-# to end inside that root; a reinstall (upgrade path) works; purge forgets an enabled
-# unit and leaves the user. The arm packages: their binaries are for the target, run
-# --version under qemu, and apt resolves their Depends in the target's archive.
+# bookworm root (debootstrap --variant=minbase plus systemd, so that an enable would
+# show: deploy/debian/mkroot.sh): the binaries run --version there, the system user
+# tapflow exists, nothing is enabled; the packaged probe, collector and query carry a
+# pcap's flows end to end inside that root; a reinstall (upgrade path) works; purge
+# forgets an enabled unit and leaves the user. The arm packages: their binaries are for
+# the target, run -V under qemu, and apt resolves their Depends in the target's archive.
 . "$(dirname "$0")/lib.sh"
 need_root
 for c in lintian debootstrap dpkg-deb; do
@@ -48,8 +48,9 @@ for d in "${debs[@]}"; do
 		./lib/systemd/system/tapflow-probe.service ./lib/systemd/system/tapflow-probe@.service
 		./lib/systemd/system/tapflow-mirror@.service ./etc/tapflow/tapflow-probe.conf
 		./usr/share/doc/tapflow-probe/examples/tapflow-probe-zero2w.conf" ;;
-	*) want="./usr/sbin/tapflow-collector ./usr/bin/tapflow-query
+	*) want="./usr/sbin/tapflow-collector ./usr/bin/tapflow-query ./usr/bin/tapflow-nfdump
 		./usr/share/man/man8/tapflow-collector.8.gz ./usr/share/man/man1/tapflow-query.1.gz
+		./usr/share/man/man1/tapflow-nfdump.1.gz
 		./lib/systemd/system/tapflow-collector.service ./etc/tapflow/tapflow-collector.conf
 		./usr/lib/sysctl.d/60-tapflow-collector.conf" ;;
 	esac
@@ -75,10 +76,10 @@ for arch in arm64 armhf; do
 		[ "$(dpkg-deb -f "$d" Architecture)" = "$arch" ] || fail "$d: wrong Architecture"
 		dpkg-deb -x "$d" "$x"
 	done
-	for b in usr/sbin/tapflow-probe usr/sbin/tapflow-collector usr/bin/tapflow-query; do
+	for b in usr/sbin/tapflow-probe usr/sbin/tapflow-collector usr/bin/tapflow-query usr/bin/tapflow-nfdump; do
 		readelf -h "$x/$b" | grep -q "Machine: *$m" || fail "$arch package: $b is not an $arch binary"
-		"$q" -L "build-$arch/sysroot" "$x/$b" --version | grep -q " $V\$" ||
-			fail "$arch package: $b --version under qemu"
+		"$q" -L "build-$arch/sysroot" "$x/$b" -V | grep -qF " $V" ||
+			fail "$arch package: $b -V under qemu"
 	done
 	APT_CONFIG=$TOP/build-$arch/apt/apt.conf apt-get install -s -q \
 		"./build-deb/tapflow-probe_${V}_$arch.deb" "./build-deb/tapflow-collector_${V}_$arch.deb" \
@@ -104,6 +105,7 @@ done
 chroot "$R" tapflow-probe --version | grep -qx "tapflow-probe $V" || fail "probe --version in the root"
 chroot "$R" tapflow-collector --version | grep -qx "tapflow-collector $V" || fail "collector --version in the root"
 chroot "$R" tapflow-query --version | grep -q "$V" || fail "query --version in the root"
+chroot "$R" tapflow-nfdump -V | grep -q "$V" || fail "tapflow-nfdump -V in the root"
 IFS=: read -r _ _ uid _ _ home shell <<<"$(chroot "$R" getent passwd tapflow)" || fail "no user tapflow"
 [ "$uid" -lt 1000 ] || fail "tapflow is not a system user (uid $uid)"
 case $shell in */nologin | */false) ;; *) fail "tapflow has a login shell ($shell)" ;; esac

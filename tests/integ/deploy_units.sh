@@ -139,6 +139,12 @@ port = $cport;
 bind = "127.0.0.1";
 flush = "1s";
 EOF
+# The HTTP API too, where the collector has one: its queries run under the filter.
+hport=""
+if "$pfx/usr/sbin/tapflow-collector" --help | grep -q -- '--http '; then
+	hport=$(ip netns exec tfuB python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	echo "http = \"127.0.0.1:$hport\";" >>"$pfx/usr/etc/tapflow/tapflow-collector.conf"
+fi
 cat >"$pfx/usr/etc/tapflow/tapflow-probe.conf" <<EOF
 interface = ["vtfuB"];
 collector = ["127.0.0.1:$cport"];
@@ -214,6 +220,14 @@ else
 	note "this probe has no eBPF backend: drop-in checked by systemd-analyze only"
 fi
 wait_for "udp_drained $cport tfuB" 20 || fail "collector does not drain"
+if [ -n "$hport" ]; then
+	for path in "/api/v1/query?stat=srcip" /api/v1/status; do
+		ip netns exec tfuB python3 -c 'import sys, urllib.request
+r = urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=20)
+sys.exit(0 if r.status == 200 and r.read() else 1)' "$hport" "$path" || fail "HTTP API $path failed as its unit"
+	done
+	note "HTTP API answered a query and its status as the unit"
+fi
 cpid=$(pgrep -u 65534 -f "tapflow-collector -c $pfx" | head -n 1)
 kill -HUP "$cpid" # ExecReload
 wait_for "grep -q 'SIGHUP: reloaded' $T/coll.log" 10 || { cat "$T/coll.log"; fail "collector did not reload on SIGHUP"; }
