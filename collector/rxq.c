@@ -71,6 +71,11 @@ int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *
 
 void rxq_wake(struct rxq *q)
 {
+	/* Pairs with the consumer's fence in rxq_pop: either it sees our head, or we see
+	 * it sleeping. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&q->sleeping, __ATOMIC_RELAXED))
+		return;
 	pthread_mutex_lock(&q->mu);
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
@@ -129,11 +134,18 @@ int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms)
 			r = try_pop(q, it) ? 1 : -1;
 			break;
 		}
-		if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) == ETIMEDOUT) {
+		__atomic_store_n(&q->sleeping, 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if ((r = try_pop(q, it)))
+			break;
+		int e = pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
+		if (e == ETIMEDOUT) {
 			r = try_pop(q, it);
 			break;
 		}
 	}
+	__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&q->mu);
 	return r;
 }

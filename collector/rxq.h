@@ -20,6 +20,7 @@ struct rxq {
 	pthread_mutex_t mu;         /* only for sleeping and waking the consumer */
 	pthread_cond_t cv;
 	int closed;
+	int sleeping;               /* the consumer waits on cv: only then is a wake needed */
 };
 
 /* A datagram as the consumer sees it; data points into the ring until rxq_pop_done. */
@@ -38,7 +39,8 @@ void rxq_fini(struct rxq *q);
 /* Producer: copies one datagram in. 0, or -ENOSPC when full (counted as dropped). */
 int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *data,
 	     uint32_t len);
-/* Producer: wakes the consumer after a batch of pushes. */
+/* Producer: wakes the consumer after a batch of pushes, if it sleeps (a busy consumer
+ * costs the producer no syscall). */
 void rxq_wake(struct rxq *q);
 /* Producer: no more data; the consumer drains and then sees end. */
 void rxq_close(struct rxq *q);
