@@ -922,6 +922,7 @@ static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t
 static int bitlen_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 {
 	uint64_t pos = 0, mask = (1u << h->tb) - 1, top[BITLEN_SYMS], mm[BITLEN_SYMS];
+	uint32_t st[1u << HUF_MAXLEN];
 
 	/* per bit length k: the top bit and the mask of the k-1 bits below it (k <= 1: the
 	 * value is k) */
@@ -929,19 +930,26 @@ static int bitlen_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint6
 		top[k] = k ? 1ULL << (k - 1) : 0;
 		mm[k] = top[k] ? top[k] - 1 : 0;
 	}
+	/* Per code: k << 16 | code length << 8 | bits consumed in all. The position is the
+	 * loop's one dependency chain (load, table, add): keep it free of branches. */
+	for (uint64_t j = 0; j <= mask; j++) {
+		unsigned e = h->tab[j], l = e & 15, k = e >> 4;
+		st[j] = k << 16 | l << 8 | (l + k - (k != 0));
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (pos > h->nbits)
 			return -EPROTO;
 		uint64_t b = br_peek(h->p, pos);
-		unsigned e = h->tab[b & mask], l = e & 15, k = e >> 4, m = k ? k - 1 : 0;
-		if (__builtin_expect(l + m <= 57, 1)) {
+		uint32_t e = st[b & mask];
+		unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
+		if (__builtin_expect(t <= 57, 1)) {
 			out[i] = base + (top[k] | (b >> l & mm[k]));
 		} else {
 			uint64_t lo = br_peek(h->p, pos + l) & 0xffffffffu;
-			uint64_t hi = br_peek(h->p, pos + l + 32) & ((1ULL << (m - 32)) - 1);
+			uint64_t hi = br_peek(h->p, pos + l + 32) & ((1ULL << (k - 33)) - 1);
 			out[i] = base + (top[k] | hi << 32 | lo);
 		}
-		pos += l + m;
+		pos += t;
 	}
 	return pos <= h->nbits ? 0 : -EPROTO;
 }
