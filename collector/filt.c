@@ -174,32 +174,7 @@ static int col_width(unsigned col)
 
 static const void *col_ptr(const struct store_cols *c, unsigned col)
 {
-	switch (col) {
-	case STORE_COL_SRC: return c->src;
-	case STORE_COL_DST: return c->dst;
-	case STORE_COL_NEXTHOP: return c->nexthop;
-	case STORE_COL_EXPORTER: return c->exporter;
-	case STORE_COL_PACKETS: return c->packets;
-	case STORE_COL_BYTES: return c->bytes;
-	case STORE_COL_FIRST: return c->first_ms;
-	case STORE_COL_LAST: return c->last_ms;
-	case STORE_COL_IN_IF: return c->in_if;
-	case STORE_COL_OUT_IF: return c->out_if;
-	case STORE_COL_SRC_AS: return c->src_as;
-	case STORE_COL_DST_AS: return c->dst_as;
-	case STORE_COL_DOMAIN_ID: return c->domain_id;
-	case STORE_COL_SAMPLING: return c->sampling;
-	case STORE_COL_SPORT: return c->sport;
-	case STORE_COL_DPORT: return c->dport;
-	case STORE_COL_VLAN: return c->vlan;
-	case STORE_COL_PROTO: return c->proto;
-	case STORE_COL_TOS: return c->tos;
-	case STORE_COL_TCP_FLAGS: return c->tcp_flags;
-	case STORE_COL_IPVER: return c->ipver;
-	case STORE_COL_SRC_MASK: return c->src_mask;
-	case STORE_COL_DST_MASK: return c->dst_mask;
-	default: return c->end_reason;
-	}
+	return store_cols_array(c, (int)col);
 }
 
 static uint64_t rec_num(const struct flow_rec *r, unsigned col)

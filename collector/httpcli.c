@@ -24,8 +24,7 @@
 
 #define MAX_HEADERS (64u << 10)
 #define MAX_TARGET (64u << 10)
-#define MAX_ARGS 4096
-#define MAX_FILTER (64 * 1024)
+#define MAX_ARGS QUERY_MAX_ARGS
 
 static uint64_t mono_ms(void)
 {
@@ -535,108 +534,6 @@ static int usage_err(const char *msg)
 	return 2;
 }
 
-static const struct opt_def *find_short(int c)
-{
-	for (const struct opt_def *d = ropts; d->name; d++)
-		if (d->shortopt == c)
-			return d;
-	return NULL;
-}
-
-static int takes_arg(const struct opt_def *d)
-{
-	return d && d->type != OPT_BOOL && d->type != OPT_ACTION;
-}
-
-/* Options first, then the filter words, as tapflow-query's reorder() does; sets
- * *n_given when -n/--top is on the command line. Returns the new argc. */
-static int reorder(int argc, char **argv, char **out, int *n_given)
-{
-	char *words[MAX_ARGS];
-	int nw = 0, no = 0, i;
-
-	out[no++] = argv[0];
-	for (i = 1; i < argc; i++) {
-		char *a = argv[i];
-		if (!strcmp(a, "--")) {
-			for (i++; i < argc; i++)
-				words[nw++] = argv[i];
-			break;
-		}
-		if (a[0] != '-' || !a[1]) {
-			words[nw++] = a;
-			continue;
-		}
-		out[no++] = a;
-		if (a[1] == '-') {
-			const char *eq = strchr(a, '=');
-			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-			for (const struct opt_def *d = ropts; d->name; d++) {
-				if (strlen(d->name) == len && !strncmp(a + 2, d->name, len)) {
-					if (!strcmp(d->name, "top"))
-						*n_given = 1;
-					if (takes_arg(d) && !eq && i + 1 < argc)
-						out[no++] = argv[++i];
-				}
-			}
-			continue;
-		}
-		for (const char *p = a + 1; *p; p++) {
-			const struct opt_def *d = find_short(*p);
-			if (*p == 'n')
-				*n_given = 1;
-			if (takes_arg(d)) {
-				if (!p[1] && i + 1 < argc)
-					out[no++] = argv[++i];
-				break;
-			}
-		}
-	}
-	out[no++] = "--";
-	for (int k = 0; k < nw; k++)
-		out[no++] = words[k];
-	out[no] = NULL;
-	return no;
-}
-
-/* Reads a filter file as tapflow-query does: '#' comments removed, line breaks and
- * tabs become spaces. NULL after a message on error. */
-static char *read_filter(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-	int c, comment = 0;
-	char *buf;
-
-	if (!f) {
-		fprintf(stderr, "tapflow-query: -f %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(MAX_FILTER + 1);
-	if (!buf) {
-		fclose(f);
-		return NULL;
-	}
-	while ((c = fgetc(f)) != EOF) {
-		if (c == '#')
-			comment = 1;
-		if (c == '\n')
-			comment = 0;
-		if (comment)
-			continue;
-		if (n == MAX_FILTER) {
-			fprintf(stderr, "tapflow-query: -f %s: longer than %d bytes\n", path,
-				MAX_FILTER);
-			free(buf);
-			fclose(f);
-			return NULL;
-		}
-		buf[n++] = (char)(c == '\n' || c == '\t' || c == '\r' ? ' ' : c);
-	}
-	buf[n] = 0;
-	fclose(f);
-	return buf;
-}
 
 /* Appends "&name=value" (value encoded) to the target. */
 static int add_param(char *t, size_t *n, const char *name, const char *value)
@@ -706,7 +603,7 @@ int httpcli_query_main(int argc, char **argv)
 	cfg.max_memory = QUERY_DEFAULT_MEMORY;
 	cfg.output = "table";
 	cfg.remote_timeout = 300;
-	argc = reorder(argc, argv, args, &n_given);
+	argc = query_args_reorder(ropts, argc, argv, args, &n_given);
 	idx = opt_parse(ropts, &cfg, argc, args, &st, err, sizeof(err));
 	if (idx < 0) {
 		usage_err(err);
@@ -747,7 +644,7 @@ int httpcli_query_main(int argc, char **argv)
 		if (cfg.filter_file)
 			fprintf(stderr, "tapflow-query: warning: the filter given as arguments "
 				"takes precedence over -f %s\n", cfg.filter_file);
-	} else if (cfg.filter_file && !(filter = read_filter(cfg.filter_file))) {
+	} else if (cfg.filter_file && !(filter = query_filter_file(cfg.filter_file))) {
 		goto out;
 	}
 	target = malloc(MAX_TARGET);

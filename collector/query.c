@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "bytes.h"
 #include "filt.h"
+#include "opts.h"
 #include "query.h"
 
 #define COL(c) STORE_COLBIT(STORE_COL_##c)
@@ -2877,4 +2878,108 @@ out:
 	free(q.fs);
 	pthread_mutex_destroy(&q.lock);
 	return rc;
+}
+
+/* ---- tapflow-query's command line ---- */
+
+static const struct opt_def *short_def(const struct opt_def *defs, int c)
+{
+	for (const struct opt_def *d = defs; d->name; d++)
+		if (d->shortopt == c)
+			return d;
+	return NULL;
+}
+
+static int takes_arg(const struct opt_def *d)
+{
+	return d && d->type != OPT_BOOL && d->type != OPT_ACTION;
+}
+
+int query_args_reorder(const struct opt_def *defs, int argc, char **argv, char **out,
+		       int *n_given)
+{
+	char *wv[QUERY_MAX_ARGS];
+	int no = 0, nw = 0, i;
+
+	out[no++] = argv[0];
+	for (i = 1; i < argc; i++) {
+		char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			for (i++; i < argc && nw < QUERY_MAX_ARGS; i++)
+				wv[nw++] = argv[i];
+			break;
+		}
+		if (a[0] != '-' || !a[1]) {
+			if (nw < QUERY_MAX_ARGS)
+				wv[nw++] = a;
+			continue;
+		}
+		out[no++] = a;
+		if (a[1] == '-') {
+			const char *eq = strchr(a, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			for (const struct opt_def *d = defs; d->name; d++) {
+				if (strlen(d->name) == len && !strncmp(a + 2, d->name, len)) {
+					if (!strcmp(d->name, "top"))
+						*n_given = 1;
+					if (takes_arg(d) && !eq && i + 1 < argc)
+						out[no++] = argv[++i];
+				}
+			}
+			continue;
+		}
+		/* a cluster of short options; the first one taking an argument ends it */
+		for (const char *p = a + 1; *p; p++) {
+			const struct opt_def *d = short_def(defs, *p);
+			if (*p == 'n')
+				*n_given = 1;
+			if (takes_arg(d)) {
+				if (!p[1] && i + 1 < argc)
+					out[no++] = argv[++i];
+				break;
+			}
+		}
+	}
+	out[no++] = "--";
+	for (int k = 0; k < nw; k++)
+		out[no++] = wv[k];
+	out[no] = NULL;
+	return no;
+}
+
+char *query_filter_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	int c, comment = 0;
+	char *buf;
+
+	if (!f) {
+		fprintf(stderr, "tapflow-query: -f %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(QUERY_MAX_FILTER + 1);
+	if (!buf) {
+		fclose(f);
+		return NULL;
+	}
+	while ((c = fgetc(f)) != EOF) {
+		if (c == '#')
+			comment = 1;
+		if (c == '\n')
+			comment = 0;
+		if (comment)
+			continue;
+		if (n == QUERY_MAX_FILTER) {
+			fprintf(stderr, "tapflow-query: -f %s: longer than %d bytes\n", path,
+				QUERY_MAX_FILTER);
+			free(buf);
+			fclose(f);
+			return NULL;
+		}
+		buf[n++] = (char)(c == '\n' || c == '\t' || c == '\r' ? ' ' : c);
+	}
+	buf[n] = 0;
+	fclose(f);
+	return buf;
 }

@@ -56,6 +56,8 @@
 #define QUERY_MAX_PARTITIONS 4096
 #define QUERY_MAX_POINTS 1000000        /* points in one time series */
 #define QUERY_ERR_LEN 256
+#define QUERY_MAX_ARGS 4096             /* tapflow-query's command line, words */
+#define QUERY_MAX_FILTER (64 * 1024)    /* a filter file, bytes */
 #define QUERY_GROUPS_UNKNOWN UINT64_MAX
 
 /* Key fields: what a statistic counts by, or what -A aggregates on. */
@@ -258,5 +260,20 @@ const char *query_field_title(int field);
  * "6", ...) into buf; returns buf. */
 char *query_key_str(const struct query_key *k, const struct query_row *r, char *buf,
 		    size_t len);
+
+/* ---- tapflow-query's command line, shared by its local and remote modes ---- */
+
+struct opt_def;
+
+/* Options first (as defs knows them, with their arguments), then "--" and the other
+ * words: nfdump (GNU getopt) lets options and filter words mix, and opt_parse stops at
+ * the first word that is not an option. out holds argc + 2 pointers (NULL-terminated).
+ * Sets *n_given when -n/--top is on the command line. Returns the new argc. */
+int query_args_reorder(const struct opt_def *defs, int argc, char **argv, char **out,
+		       int *n_given);
+
+/* Reads a filter file (-f): '#' comments removed, line breaks and tabs made spaces.
+ * NULL after a message on stderr (cannot read it, or over QUERY_MAX_FILTER bytes). */
+char *query_filter_file(const char *path);
 
 #endif

@@ -17,8 +17,7 @@
 #endif
 
 #define EXIT_USAGE 2
-#define MAX_ARGS 4096
-#define MAX_FILTER (64 * 1024)
+#define MAX_ARGS QUERY_MAX_ARGS
 
 struct qcfg {
 	const char *config;
@@ -247,109 +246,6 @@ static int usage_err(const char *fmt, const char *a)
 	return EXIT_USAGE;
 }
 
-static const struct opt_def *find_short(int c)
-{
-	for (const struct opt_def *d = qopts; d->name; d++)
-		if (d->shortopt == c)
-			return d;
-	return NULL;
-}
-
-static int takes_arg(const struct opt_def *d)
-{
-	return d && d->type != OPT_BOOL && d->type != OPT_ACTION;
-}
-
-/* Options first, then the filter words: nfdump (GNU getopt) lets them mix, and the
- * option parser stops at the first word that is not an option. Sets *n_given when
- * -n/--top is on the command line. Returns the new argc. */
-static int reorder(int argc, char **argv, char **out, int *n_given)
-{
-	char *words[MAX_ARGS];
-	int nw = 0, no = 0, i;
-
-	out[no++] = argv[0];
-	for (i = 1; i < argc; i++) {
-		char *a = argv[i];
-		if (!strcmp(a, "--")) {
-			for (i++; i < argc; i++)
-				words[nw++] = argv[i];
-			break;
-		}
-		if (a[0] != '-' || !a[1]) {
-			words[nw++] = a;
-			continue;
-		}
-		out[no++] = a;
-		if (a[1] == '-') {
-			const char *eq = strchr(a, '=');
-			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-			for (const struct opt_def *d = qopts; d->name; d++) {
-				if (strlen(d->name) == len && !strncmp(a + 2, d->name, len)) {
-					if (!strcmp(d->name, "top"))
-						*n_given = 1;
-					if (takes_arg(d) && !eq && i + 1 < argc)
-						out[no++] = argv[++i];
-				}
-			}
-			continue;
-		}
-		/* a cluster of short options; the first one taking an argument ends it */
-		for (const char *p = a + 1; *p; p++) {
-			const struct opt_def *d = find_short(*p);
-			if (*p == 'n')
-				*n_given = 1;
-			if (takes_arg(d)) {
-				if (!p[1] && i + 1 < argc)
-					out[no++] = argv[++i];
-				break;
-			}
-		}
-	}
-	out[no++] = "--";
-	for (int k = 0; k < nw; k++)
-		out[no++] = words[k];
-	out[no] = NULL;
-	return no;
-}
-
-/* Reads a filter file, '#' comments removed. NULL with a message on error. */
-static char *read_filter(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n = 0;
-	int c, comment = 0;
-
-	if (!f) {
-		fprintf(stderr, "tapflow-query: -f %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(MAX_FILTER + 1);
-	if (!buf) {
-		fclose(f);
-		return NULL;
-	}
-	while ((c = fgetc(f)) != EOF) {
-		if (c == '#')
-			comment = 1;
-		if (c == '\n')
-			comment = 0;
-		if (comment)
-			continue;
-		if (n == MAX_FILTER) {
-			fprintf(stderr, "tapflow-query: -f %s: longer than %d bytes\n", path,
-				MAX_FILTER);
-			free(buf);
-			fclose(f);
-			return NULL;
-		}
-		buf[n++] = (char)(c == '\n' || c == '\t' || c == '\r' ? ' ' : c);
-	}
-	buf[n] = 0;
-	fclose(f);
-	return buf;
-}
 
 /* The filter with a caret under the token at pos. */
 static void filter_error(const char *filter, long pos, const char *msg)
@@ -447,7 +343,7 @@ int main(int argc, char **argv)
 		return remote;
 	if (argc > MAX_ARGS)
 		return usage_err("%s", "too many arguments");
-	argc = reorder(argc, argv, args, &n_given);
+	argc = query_args_reorder(qopts, argc, argv, args, &n_given);
 	idx = opt_parse(qopts, &cfg, argc, args, &st, err, sizeof(err));
 	if (idx < 0) {
 		usage_err("%s", err);
@@ -489,7 +385,7 @@ int main(int argc, char **argv)
 		if (cfg.filter_file)
 			fprintf(stderr, "tapflow-query: warning: the filter given as arguments "
 				"takes precedence over -f %s\n", cfg.filter_file);
-	} else if (cfg.filter_file && !(filter = read_filter(cfg.filter_file))) {
+	} else if (cfg.filter_file && !(filter = query_filter_file(cfg.filter_file))) {
 		goto out;
 	}
 	query_req_init(&rq, cfg.read);

@@ -222,7 +222,7 @@ static const struct colinfo colinfo[NCOLS_ALL] = {
 	[COL_TIDX] = { K_INT, 4, 0, 0 },
 };
 
-static void *cols_arr(const struct store_cols *c, int id)
+void *store_cols_array(const struct store_cols *c, int id)
 {
 	switch (id) {
 	case STORE_COL_SRC: return c->src;
@@ -291,7 +291,7 @@ void store_cols_init(struct store_cols *c)
 void store_cols_free(struct store_cols *c)
 {
 	for (int i = 0; i < STORE_NCOLS; i++)
-		free(cols_arr(c, i));
+		free(store_cols_array(c, i));
 	store_cols_init(c);
 }
 
@@ -2275,9 +2275,9 @@ static void wr_column(struct store_writer *w, int c, uint32_t n, uint32_t m, uin
 		break;
 	default:
 		if (colinfo[c].size == 4)
-			rl = enc_u32(w, cols_arr(b, c), n, &p);
+			rl = enc_u32(w, store_cols_array(b, c), n, &p);
 		else
-			rl = enc_u8(w, cols_arr(b, c), n, &p);
+			rl = enc_u8(w, store_cols_array(b, c), n, &p);
 		break;
 	}
 	if (!rl)
@@ -3264,7 +3264,7 @@ static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, v
 
 static int dec_col(struct store_reader *r, int c, struct store_cols *out)
 {
-	return dec_chunk(r, c, cols_arr(out, c), r->b.nrec, out->last_ms);
+	return dec_chunk(r, c, store_cols_array(out, c), r->b.nrec, out->last_ms);
 }
 
 /* Decodes a mirrored pair of columns (c1 < c2) into out. */
@@ -3275,7 +3275,7 @@ static int dec_mirrored(struct store_reader *r, int c1, int c2, uint32_t m, stru
 
 	if ((err = dec_chunk(r, c1, ca, m, NULL)) < 0 || (err = dec_chunk(r, c2, cb, m, NULL)) < 0)
 		return err;
-	return mirror_expand(r->mref, r->b.nrec, m, cols_arr(out, c1), cols_arr(out, c2), ca, cb,
+	return mirror_expand(r->mref, r->b.nrec, m, store_cols_array(out, c1), store_cols_array(out, c2), ca, cb,
 			     colinfo[c1].size);
 }
 
@@ -3388,7 +3388,7 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 			goto bad;
 		for (int c = 0; c < STORE_NCOLS; c++)
 			if ((tuple & STORE_COLBIT(c)) &&
-			    (err = tuple_expand(r, c, cols_arr(out, c), r->b.nrec)) < 0)
+			    (err = tuple_expand(r, c, store_cols_array(out, c), r->b.nrec)) < 0)
 				goto bad;
 	}
 	for (int c = 0; c < STORE_NCOLS; c++) {

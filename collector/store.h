@@ -172,6 +172,8 @@ void store_cols_init(struct store_cols *c);
  * array grows). Returns 0 or -ENOMEM. */
 int store_cols_reserve(struct store_cols *c, uint32_t cap, uint32_t mask);
 void store_cols_free(struct store_cols *c);
+/* Column id's array in c (STORE_COL_*), NULL for an unknown id. */
+void *store_cols_array(const struct store_cols *c, int id);
 /* Copies record i out of c into *r; columns not in c->mask read as zero. */
 void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r);
 
