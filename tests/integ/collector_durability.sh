@@ -20,7 +20,9 @@ to_boundary=$((60 - $(date +%s) % 60))
 for k in $(seq "$KILLS"); do
 	# a random moment 2.0 to 7.0 s into this run (the scenario, not a synchronisation)
 	d=$(awk -v s="$RANDOM" 'BEGIN{srand(s); printf "%.2f", 2 + 5 * rand()}')
-	[ "$k" = 2 ] && [ "$to_boundary" -lt 50 ] && d=$(awk -v a="$d" -v b="$to_boundary" 'BEGIN{print (a > b - 4 ? a : b - 4)}')
+	# kill #2 waits for the minute's end if need be (up to a minute: a run started just
+	# after a boundary has to cross the next one)
+	[ "$k" = 2 ] && d=$(awk -v a="$d" -v b="$to_boundary" 'BEGIN{print (a > b - 4 ? a : b - 4)}')
 	sleep "$d"
 	kill -KILL "$COLL_PID"
 	wait "$COLL_PID" 2>/dev/null || true
