@@ -31,7 +31,14 @@ int rxq_init(struct rxq *q, size_t cap)
 		return -ENOMEM;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
+	q->waiter = q;
 	return 0;
+}
+
+void rxq_group(struct rxq *qs, int n)
+{
+	for (int i = 0; i < n; i++)
+		qs[i].waiter = &qs[0];
 }
 
 void rxq_fini(struct rxq *q)
@@ -71,22 +78,24 @@ int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *
 
 void rxq_wake(struct rxq *q)
 {
-	/* Pairs with the consumer's fence in rxq_pop: either it sees our head, or we see
-	 * it sleeping. */
+	struct rxq *w = q->waiter;
+	/* Pairs with the consumer's fence in rxq_pop_any: either it sees our head, or we
+	 * see it sleeping. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!__atomic_load_n(&q->sleeping, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(&w->sleeping, __ATOMIC_RELAXED))
 		return;
-	pthread_mutex_lock(&q->mu);
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void rxq_close(struct rxq *q)
 {
-	pthread_mutex_lock(&q->mu);
+	struct rxq *w = q->waiter;
+	pthread_mutex_lock(&w->mu);
 	__atomic_store_n(&q->closed, 1, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* Takes the next entry if there is one. */
@@ -115,10 +124,37 @@ static int try_pop(struct rxq *q, struct rxq_item *it)
 	}
 }
 
-int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms)
+/* Takes from the queues in turn, starting after the one served last. 1 with *which
+ * set, 0 if all are empty, -1 if all are also closed. */
+static int try_pop_any(struct rxq *qs, int n, struct rxq_item *it, int *which)
 {
-	if (try_pop(q, it))
-		return 1;
+	int closed = 0, start = *which;
+	for (int k = 1; k <= n; k++) {
+		int i = (start + k) % n;
+		if (try_pop(&qs[i], it)) {
+			*which = i;
+			return 1;
+		}
+		closed += __atomic_load_n(&qs[i].closed, __ATOMIC_ACQUIRE);
+	}
+	/* closed, then empty: a last look, as a push may have come before the close */
+	if (closed == n) {
+		for (int i = 0; i < n; i++)
+			if (try_pop(&qs[i], it)) {
+				*which = i;
+				return 1;
+			}
+		return -1;
+	}
+	return 0;
+}
+
+int rxq_pop_any(struct rxq *qs, int n, struct rxq_item *it, int *which, int timeout_ms)
+{
+	struct rxq *w = &qs[0];
+	int r = try_pop_any(qs, n, it, which);
+	if (r)
+		return r;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -127,27 +163,27 @@ int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_lock(&q->mu);
-	int r = 0;
-	while (!(r = try_pop(q, it))) {
-		if (__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
-			r = try_pop(q, it) ? 1 : -1;
-			break;
-		}
-		__atomic_store_n(&q->sleeping, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		__atomic_store_n(&w->sleeping, 1, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if ((r = try_pop(q, it)))
+		if ((r = try_pop_any(qs, n, it, which)))
 			break;
-		int e = pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-		__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
+		int e = pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 		if (e == ETIMEDOUT) {
-			r = try_pop(q, it);
+			r = try_pop_any(qs, n, it, which);
 			break;
 		}
 	}
-	__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&q->mu);
-	return r;
+	__atomic_store_n(&w->sleeping, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&w->mu);
+	return r < 0 ? -1 : r;
+}
+
+int rxq_pop(struct rxq *q, struct rxq_item *it, int timeout_ms)
+{
+	int which = 0;
+	return rxq_pop_any(q, 1, it, &which, timeout_ms);
 }
 
 void rxq_pop_done(struct rxq *q, const struct rxq_item *it)

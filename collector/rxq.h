@@ -21,6 +21,8 @@ struct rxq {
 	pthread_cond_t cv;
 	int closed;
 	int sleeping;               /* the consumer waits on cv: only then is a wake needed */
+	struct rxq *waiter;         /* whose mu/cv/sleeping the consumer waits on: this
+				       queue, or the first of its group (rxq_group) */
 };
 
 /* A datagram as the consumer sees it; data points into the ring until rxq_pop_done. */
@@ -44,6 +46,16 @@ int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *
 void rxq_wake(struct rxq *q);
 /* Producer: no more data; the consumer drains and then sees end. */
 void rxq_close(struct rxq *q);
+
+/* Makes qs[0..n) one group for one consumer (rxq_pop_any): their producers wake it
+ * through qs[0]. Call before any producer runs. */
+void rxq_group(struct rxq *qs, int n);
+
+/* Consumer of a group: the oldest datagram of one of the queues, taken in turn, waiting
+ * up to timeout_ms for any. 1 with *it filled and *which its queue (release it with
+ * rxq_pop_done(&qs[*which], it); *which is also where the next call starts looking), 0
+ * on timeout, -1 when all are closed and empty. */
+int rxq_pop_any(struct rxq *qs, int n, struct rxq_item *it, int *which, int timeout_ms);
 
 /* Consumer: takes the oldest datagram, waiting up to timeout_ms. 1 with *it filled,
  * 0 on timeout, -1 when closed and empty. Release it with rxq_pop_done. */

@@ -69,7 +69,7 @@ static int prefix_match(const struct udprx_prefix *p, const uint8_t a[16])
 }
 
 int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t rcvbuf,
-	       char *err, size_t errlen)
+	       int reuseport, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -117,6 +117,13 @@ int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t 
 	if (fam == AF_INET6)
 		setsockopt(rx->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	setsockopt(rx->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+	if (reuseport && setsockopt(rx->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		e = errno;
+		snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(e));
+		close(rx->fd);
+		rx->fd = -1;
+		return -e;
+	}
 	int want = (int)rcvbuf;
 	/* Privileged: past rmem_max, so a burst survives with default sysctls. */
 	if (setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)

@@ -13,6 +13,7 @@
 #include "rxq.h"
 
 #define UDPRX_MAX_ALLOW 64
+#define UDPRX_MAX_RECEIVERS 8
 
 struct udprx_prefix {
 	uint8_t addr[16];  /* v4-mapped for IPv4 */
@@ -39,10 +40,10 @@ void udprx_set_allow(struct udprx *rx, const struct udprx_prefix *p, int n);
 int udprx_parse_prefix(const char *s, struct udprx_prefix *p);
 
 /* Binds bind_addr (NULL or "" = dual-stack any) on port with a receive buffer of rcvbuf
- * bytes (forced past net.core.rmem_max when privileged). 0, or a negative errno with a
- * message in err. */
+ * bytes (forced past net.core.rmem_max when privileged); reuseport: with SO_REUSEPORT,
+ * one of several receivers on the port. 0, or a negative errno with a message in err. */
 int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t rcvbuf,
-	       char *err, size_t errlen);
+	       int reuseport, char *err, size_t errlen);
 
 /* Receives until *stop is set: each datagram from an allowed exporter goes into q.
  * Wakes q after each batch. Returns 0, or a negative errno on a socket error. */

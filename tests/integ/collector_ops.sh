@@ -69,3 +69,20 @@ grep -q "  exporter ::1: datagrams [1-9]" "$T/coll.log" || { cat "$T/coll.log"; 
 got=$(tf_totals "$T/store" | cut -d' ' -f1)
 [ "$got" = $((2 * want)) ] || fail "stored $got flows, expected $((2 * want)) (IPv4 once, IPv6 once)"
 echo "ok: $got flows from 127.0.0.1 and ::1; denied before the reload, stored after"
+
+# Two receivers (SO_REUSEPORT): 16 exporters (each replay has its own source port, so the
+# kernel spreads them over both sockets) all stored, and both receivers took a share.
+start_tapflow_collector "$T/multi" "$P" --receivers 2
+grep -q "2 receivers" "$T/multi.log" || fail "--receivers 2 not in effect"
+for _ in $(seq 16); do
+	"$TOOLS/nfblast" -r "$T/export.pcap" -d "127.0.0.1:$P" >/dev/null
+done
+wait_for "udp_drained $P"
+stop_pid "$COLL_PID" TERM || fail "collector with two receivers did not exit 0"
+for i in 0 1; do
+	grep -q "^  receiver_${i}_datagrams: [1-9]" "$T/multi.log" ||
+		{ cat "$T/multi.log"; fail "receiver $i took no datagram"; }
+done
+got=$(tf_totals "$T/multi" | cut -d' ' -f1)
+[ "$got" = $((16 * want)) ] || fail "two receivers: stored $got flows, expected $((16 * want))"
+echo "ok: two receivers stored $got flows ($(grep -h '_datagrams:' "$T/multi.log" | tr -s ' ' | tr '\n' ' '))"

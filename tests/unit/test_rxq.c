@@ -119,12 +119,49 @@ static void test_threads(void **st)
 	rxq_fini(&q);
 }
 
+/* Three producers into a group of three queues, one consumer: every datagram arrives,
+ * each producer's in its own order, and the consumer ends only when all have closed. */
+static void test_group(void **st)
+{
+	(void)st;
+	struct rxq q[3];
+	struct prod p[3];
+	pthread_t t[3];
+	uint32_t expect[3] = { 0 }, n[3] = { 50000, 120000, 7 };
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rxq_init(&q[i], 1 << 16), 0);
+		p[i].q = &q[i];
+		p[i].n = n[i];
+	}
+	rxq_group(q, 3);
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, producer, &p[i]);
+	struct rxq_item it;
+	int r, which = 0;
+	while ((r = rxq_pop_any(q, 3, &it, &which, 1000)) != -1) {
+		if (r == 0)
+			continue;
+		assert_true(which >= 0 && which < 3);
+		uint32_t v;
+		memcpy(&v, it.data, 4);
+		assert_int_equal(v, expect[which]);
+		rxq_pop_done(&q[which], &it);
+		expect[which]++;
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(expect[i], n[i]);
+		rxq_fini(&q[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_wrap),
 		cmocka_unit_test(test_full_is_counted),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
