@@ -387,12 +387,30 @@ static void ft_update_slow(struct flowtab *ft, const struct pkt_info *pi, uint64
 	ft_account(ft, i, pi, now);
 }
 
-/* The per-packet path: one hash, one probe sequence, and on a hit that is not due a
- * counter update and a list move. Everything else is in ft_update_slow. */
-void flowtab_update(struct flowtab *ft, const struct pkt_info *pi, uint64_t now_ms,
-		    flowtab_emit_fn emit, void *arg)
+uint32_t flowtab_prefetch(const struct flowtab *ft, const struct pkt_key *key)
 {
-	uint32_t tag = ft_hash(&pi->key, ft->seed);
+	uint32_t tag = ft_hash(key, ft->seed);
+
+	__builtin_prefetch(&ft->slots[tag & ft->mask]);
+	return tag;
+}
+
+void flowtab_prefetch_entry(const struct flowtab *ft, uint32_t tag)
+{
+	struct ft_slot s = ft->slots[tag & ft->mask];
+
+	if (s.ent) {
+		const char *e = (const char *)&ft->ents[s.ent - 1];
+		__builtin_prefetch(e);
+		__builtin_prefetch(e + sizeof(struct ft_entry) - 1);
+	}
+}
+
+/* The per-packet path: one probe sequence, and on a hit that is not due a counter
+ * update and a list move. Everything else is in ft_update_slow. */
+void flowtab_update_hashed(struct flowtab *ft, const struct pkt_info *pi, uint32_t tag,
+			   uint64_t now_ms, flowtab_emit_fn emit, void *arg)
+{
 	uint32_t pos = tag & ft->mask;
 
 	for (;;) {
@@ -409,6 +427,12 @@ void flowtab_update(struct flowtab *ft, const struct pkt_info *pi, uint64_t now_
 		pos = (pos + 1) & ft->mask;
 	}
 	ft_update_slow(ft, pi, now_ms, emit, arg, tag, pos);
+}
+
+void flowtab_update(struct flowtab *ft, const struct pkt_info *pi, uint64_t now_ms,
+		    flowtab_emit_fn emit, void *arg)
+{
+	flowtab_update_hashed(ft, pi, ft_hash(&pi->key, ft->seed), now_ms, emit, arg);
 }
 
 size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit, void *arg)

@@ -94,6 +94,17 @@ void flowtab_free(struct flowtab *ft);
 void flowtab_update(struct flowtab *ft, const struct pkt_info *pi, uint64_t now_ms,
 		    flowtab_emit_fn emit, void *arg);
 
+/* flowtab_update in steps, for a batch of packets: hash each packet's key and fetch
+ * its home slot (flowtab_prefetch, which returns the hash), then the entry the slot
+ * holds (flowtab_prefetch_entry), each step over the whole batch before the next, so
+ * the cache misses of a batch overlap instead of following one another; then
+ * flowtab_update_hashed on each packet in order, with the hash from the first step
+ * (the same key). The prefetch steps only hint the cache: they change nothing. */
+uint32_t flowtab_prefetch(const struct flowtab *ft, const struct pkt_key *key);
+void flowtab_prefetch_entry(const struct flowtab *ft, uint32_t tag);
+void flowtab_update_hashed(struct flowtab *ft, const struct pkt_info *pi, uint32_t tag,
+			   uint64_t now_ms, flowtab_emit_fn emit, void *arg);
+
 /* Expires every flow due at now_ms (inactive, active, FIN/RST grace). Cost is
  * proportional to the flows expired. Returns how many. */
 size_t flowtab_expire(struct flowtab *ft, uint64_t now_ms, flowtab_emit_fn emit, void *arg);

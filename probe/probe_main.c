@@ -351,8 +351,7 @@ static uint64_t live_step(struct worker *w, uint64_t *next_tick)
 		stop_flag = 1;
 		return 0;
 	}
-	for (int i = 0; i < n; i++)
-		worker_packet(w, &pkts[i]);
+	worker_packets(w, pkts, n, NULL);
 	uint64_t now = sys_wall_ms();
 	if (now >= *next_tick) {
 		worker_tick(w, now);
@@ -386,15 +385,7 @@ static int run_file(struct probe *p)
 			rc = 1;
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			worker_packet(w, &pkts[i]);
-			/* The file's clock drives expiry and export, once per second of it. */
-			if (w->clock_ms >= next_tick) {
-				if (next_tick)
-					worker_tick(w, w->clock_ms);
-				next_tick = w->clock_ms + 1000;
-			}
-		}
+		worker_packets(w, pkts, n, &next_tick);
 		if (stats_flag) {
 			stats_flag = 0;
 			print_stats(p, stderr);

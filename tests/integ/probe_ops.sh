@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Probe operations: --help and --version, the example config file drives a run, flags
 # override it, a bad config line is reported with file, line and reason, usage errors
-# exit 2, SIGUSR1 prints statistics, and root is dropped after opening sockets.
+# exit 2, SIGUSR1 prints statistics, root is dropped after opening sockets, and a
+# capture file counts the same read from a pipe.
 . "$(dirname "$0")/lib.sh"
 PROBE=$BIN/tapflow-probe
 "$PROBE" --help >"$T/help" || fail "--help exited non-zero"
@@ -55,6 +56,15 @@ rc=0; "$PROBE" -r "$T/in.pcap" -n 127.0.0.1:9 'tcp and and' 2>"$T/err" || rc=$?
 # (pcap's 'tcp' does not look inside VLAN tags; tshark's display filter does)
 tcp=$(tshark -r "$T/in.pcap" -Y 'tcp && !vlan' 2>/dev/null | wc -l)
 grep -q "^  packets: $tcp\$" "$T/err" || fail "filter 'tcp': expected $tcp packets"
+
+# A file is mapped; a pipe is read() into a buffer: both count the same.
+"$PROBE" -r "$T/in.pcap" -n 127.0.0.1:9 2>"$T/mapped.log"
+cat "$T/in.pcap" | "$PROBE" -r /dev/stdin -n 127.0.0.1:9 2>"$T/piped.log"
+for k in packets bytes flows_created export_records; do
+	a=$(grep "^  $k: " "$T/mapped.log"); b=$(grep "^  $k: " "$T/piped.log")
+	[ -n "$a" ] && [ "$a" = "$b" ] || fail "pipe and file differ: '$a' vs '$b'"
+done
+grep -q '^  packets: 2000$' "$T/piped.log" || fail "pipe: not every packet accounted"
 
 if [ "$(id -u)" = 0 ] && ip link add tfdummy$$ type dummy 2>/dev/null; then
 	on_exit "ip link del tfdummy$$"
