@@ -9,7 +9,6 @@
 
 #define RXQ_HDR 32u
 #define RXQ_SKIP 0xffffffffu
-#define RXQ_REWIND (256u << 10)
 
 struct rxq_hdr {
 	uint32_t len;
@@ -58,11 +57,6 @@ int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *
 	size_t need = RXQ_HDR + round8(len);
 	size_t pos = (size_t)(head % q->cap);
 	size_t skip = q->cap - pos < need ? q->cap - pos : 0;
-	/* The consumer has caught up: start over at the front, so a queue that keeps up
-	 * stays in the first pages, warm in the cache, and the rest of the ring is only
-	 * touched (page faults, cache misses) under a backlog. */
-	if (head == tail && pos >= RXQ_REWIND)
-		skip = q->cap - pos;
 	if (need > q->cap / 2 || head + skip + need - tail > q->cap) {
 		q->dropped++;
 		return -ENOSPC;

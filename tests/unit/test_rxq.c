@@ -1,6 +1,5 @@
-/* test_rxq.c: the receiver-to-decoder queue keeps order, wraps, starts over at the
- * front once drained, refuses when full (counting it), and hands everything over
- * across threads. */
+/* test_rxq.c: the receiver-to-decoder queue keeps order, wraps, refuses when full
+ * (counting it), and hands everything over across threads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -41,48 +40,6 @@ static void test_order_and_wrap(void **st)
 			}
 		}
 	}
-	assert_int_equal(q.dropped, 0);
-	rxq_fini(&q);
-}
-
-/* Once the consumer has caught up, the producer starts over at the front of the ring
- * (warm pages); while it lags, entries go on where they were. */
-static void test_rewind(void **st)
-{
-	(void)st;
-	struct rxq q;
-	struct rxq_item it;
-	uint8_t buf[1400];
-	assert_int_equal(rxq_init(&q, 1 << 20), 0);
-	memset(buf, 7, sizeof(buf));
-	for (uint32_t i = 0; i < 300; i++) /* about 420 KB in */
-		assert_int_equal(rxq_push(&q, addr, i, buf, sizeof(buf)), 0);
-	/* not caught up: the next entry follows the others */
-	assert_int_equal(rxq_pop(&q, &it, 0), 1);
-	rxq_pop_done(&q, &it);
-	assert_int_equal(rxq_push(&q, addr, 300, buf, sizeof(buf)), 0);
-	uint32_t n = 1;
-	const uint8_t *last = NULL;
-	while (rxq_pop(&q, &it, 0) == 1) {
-		assert_int_equal(it.ts_ms, n);
-		last = it.data;
-		rxq_pop_done(&q, &it);
-		n++;
-	}
-	assert_int_equal(n, 301);
-	assert_true(last > q.buf + (400u << 10));
-	/* caught up: back to the front, and still in order */
-	assert_int_equal(rxq_push(&q, addr, 301, buf, sizeof(buf)), 0);
-	assert_int_equal(rxq_push(&q, addr, 302, buf, 10), 0);
-	assert_int_equal(rxq_pop(&q, &it, 0), 1);
-	assert_ptr_equal(it.data, q.buf + 32);
-	assert_int_equal(it.ts_ms, 301);
-	rxq_pop_done(&q, &it);
-	assert_int_equal(rxq_pop(&q, &it, 0), 1);
-	assert_int_equal(it.ts_ms, 302);
-	assert_int_equal(it.len, 10);
-	rxq_pop_done(&q, &it);
-	assert_int_equal(rxq_pop(&q, &it, 0), 0);
 	assert_int_equal(q.dropped, 0);
 	rxq_fini(&q);
 }
@@ -202,7 +159,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_wrap),
-		cmocka_unit_test(test_rewind),
 		cmocka_unit_test(test_full_is_counted),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_group),
