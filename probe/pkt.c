@@ -289,6 +289,35 @@ static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et
 	}
 }
 
+/* An MPLS label stack at c, to its bottom label: 4 or 6 from the payload's version
+ * nibble, or minus a pkt_result. */
+static int pkt_mpls(struct cur *c)
+{
+	for (int n = 0;; n++) {
+		if (n == PKT_MAX_LABELS)
+			return -PKT_TOO_MANY_TAGS;
+		const uint8_t *l = cur_take(c, 4);
+		if (!l)
+			return -PKT_TRUNC_L2;
+		if (l[2] & 1)
+			break;  /* bottom of stack */
+	}
+	if (cur_left(c) < 1)
+		return -PKT_TRUNC_IP;
+	int v = c->p[0] >> 4;
+	return v == 4 || v == 6 ? v : -PKT_NOT_IP;
+}
+
+/* A PPPoE session header at c: 4 or 6 from its PPP protocol, or minus a pkt_result. */
+static int pkt_pppoe(struct cur *c)
+{
+	const uint8_t *h = cur_take(c, PKT_PPPOE_HLEN);
+	if (!h)
+		return -PKT_TRUNC_L2;
+	uint16_t proto = ld_be16(h + 6);
+	return proto == PKT_PPP_IPV4 ? 4 : proto == PKT_PPP_IPV6 ? 6 : -PKT_NOT_IP;
+}
+
 /* Link header and VLAN tags at c. Returns 4 or 6, the IP version that follows (the IP
  * header then checks it agrees), or minus the pkt_result that ends the parse here. */
 static inline int pkt_link(struct cur *c, enum pkt_link link, struct pkt_key *k)
@@ -317,7 +346,13 @@ static inline int pkt_link(struct cur *c, enum pkt_link link, struct pkt_key *k)
 	if (v != PKT_OK)
 		return -v;
 	v = pkt_et_ver(et);
-	return v ? v : -PKT_NOT_IP;
+	if (v)
+		return v;
+	if (et == PKT_ET_MPLS_UC || et == PKT_ET_MPLS_MC)
+		return pkt_mpls(c);
+	if (et == PKT_ET_PPPOE_S)
+		return pkt_pppoe(c);
+	return -PKT_NOT_IP;
 }
 
 int pkt_parse(const uint8_t *frame, size_t caplen, enum pkt_link link, uint32_t in_if,

@@ -10,6 +10,16 @@
 #include <stdint.h>
 
 #define PKT_MAX_TAGS 4    /* VLAN tags followed; one more is PKT_TOO_MANY_TAGS */
+#define PKT_MAX_LABELS 8  /* MPLS labels followed; one more is PKT_TOO_MANY_TAGS */
+
+/* Encapsulations between the link header (or its VLAN tags) and IP, followed by both
+ * parsers (this one and the eBPF program's). */
+#define PKT_ET_MPLS_UC 0x8847
+#define PKT_ET_MPLS_MC 0x8848
+#define PKT_ET_PPPOE_S 0x8864   /* PPPoE session stage; discovery (0x8863) is not IP */
+#define PKT_PPP_IPV4 0x0021
+#define PKT_PPP_IPV6 0x0057
+#define PKT_PPPOE_HLEN 8        /* PPPoE header (6) and the PPP protocol (2) */
 #define PKT_MAX_EXTHDR 8  /* IPv6 extension headers followed; one more is PKT_TOO_MANY_EXTHDR */
 
 /* Link types the parser understands (our own numbering; capture backends map theirs). */
@@ -29,7 +39,7 @@ enum pkt_result {
 	PKT_OK = 0,
 	PKT_NOT_IP,          /* valid frame that carries no IP (ARP, LLDP, ...) */
 	PKT_TRUNC_L2,        /* shorter than its link header or VLAN tags */
-	PKT_TOO_MANY_TAGS,   /* more VLAN tags than we follow */
+	PKT_TOO_MANY_TAGS,   /* more VLAN tags (or MPLS labels) than we follow */
 	PKT_TRUNC_IP,        /* shorter than the IP header */
 	PKT_BAD_IP_VERSION,  /* version nibble disagrees with the link type */
 	PKT_BAD_IP_HDRLEN,   /* IPv4 IHL < 5, or header longer than the packet */
@@ -94,7 +104,11 @@ struct pkt_info {
  *   IP length rather than the capture cuts them. TCP with only the ports captured is
  *   PKT_OK with tcp_flags 0; the data offset (< 5: PKT_BAD_L4) is checked when byte 12
  *   is captured, the flags read when byte 13 is. Other protocols: ports 0, PKT_OK.
- * - VLAN tags (0x8100, 0x88a8, 0x9100) are followed after Ethernet and after SLL/SLL2.
+ * - VLAN tags (0x8100, 0x88a8, 0x9100) are followed after Ethernet and after SLL/SLL2,
+ *   then an MPLS label stack (to the bottom of stack; the payload's version nibble
+ *   says IPv4 or IPv6, anything else, a pseudowire say, is PKT_NOT_IP; a label cut
+ *   short is PKT_TRUNC_L2, nothing after the stack PKT_TRUNC_IP) or a PPPoE session
+ *   header (PPP protocol IPv4 or IPv6, else PKT_NOT_IP; cut short: PKT_TRUNC_L2).
  *   BSD NULL families are read in both byte orders. A link value outside enum pkt_link
  *   is PKT_NOT_IP. */
 int pkt_parse(const uint8_t *frame, size_t caplen, enum pkt_link link, uint32_t in_if,

@@ -311,13 +311,49 @@ static __always_inline int tf_parse(struct tf_percpu *pc, const uint8_t *data,
 		p += 4;
 	}
 	p = tf_opaque(pc, data, p, 0x3f);  /* 14 + 4 * PKT_MAX_TAGS */
-	if (et == ET_IPV4)
-		return tf_ip4(p, end, len - (uint32_t)(p - data), o);
-	if (et == ET_IPV6)
-		return tf_ip6(pc, data, p, end, len - (uint32_t)(p - data), o);
-	if (et == ET_8021Q || et == ET_8021AD || et == ET_QINQ_OLD)
+	int ver;
+	if (et == ET_IPV4) {
+		ver = 4;
+	} else if (et == ET_IPV6) {
+		ver = 6;
+	} else if (et == ET_8021Q || et == ET_8021AD || et == ET_QINQ_OLD) {
 		return PKT_TOO_MANY_TAGS;
-	return PKT_NOT_IP;
+	} else if (et == PKT_ET_MPLS_UC || et == PKT_ET_MPLS_MC) {
+		int bos = 0;
+		for (int n = 0; n < PKT_MAX_LABELS; n++) {
+			if (p + 4 > end)
+				return PKT_TRUNC_L2;
+			bos = p[2] & 1;
+			p += 4;
+			if (bos)
+				break;
+		}
+		if (!bos)
+			return PKT_TOO_MANY_TAGS;
+		p = tf_opaque(pc, data, p, 0x7f);  /* + 4 * PKT_MAX_LABELS */
+		if (p + 1 > end)
+			return PKT_TRUNC_IP;
+		ver = p[0] >> 4;
+		if (ver != 4 && ver != 6)
+			return PKT_NOT_IP;
+	} else if (et == PKT_ET_PPPOE_S) {
+		if (p + PKT_PPPOE_HLEN > end)
+			return PKT_TRUNC_L2;
+		uint16_t proto = ld16(p + 6);
+		if (proto == PKT_PPP_IPV4)
+			ver = 4;
+		else if (proto == PKT_PPP_IPV6)
+			ver = 6;
+		else
+			return PKT_NOT_IP;
+		p = tf_opaque(pc, data, p + PKT_PPPOE_HLEN, 0x7f);
+	} else {
+		return PKT_NOT_IP;
+	}
+	/* one call site each: the IP parsers are inlined */
+	if (ver == 4)
+		return tf_ip4(p, end, len - (uint32_t)(p - data), o);
+	return tf_ip6(pc, data, p, end, len - (uint32_t)(p - data), o);
 }
 
 static __always_inline int tf_truncated(int r)

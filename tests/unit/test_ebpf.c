@@ -471,6 +471,36 @@ static void test_handmade(void **state)
 			}
 		}
 	}
+	/* MPLS stacks of 1..9 labels (9: too many), payloads IPv4, IPv6, a pseudowire; PPPoE
+	 * sessions with IPv4, IPv6, LCP (check_all cuts each frame at every length). */
+	for (int n = 1; n <= PKT_MAX_LABELS + 1; n++) {
+		for (int pl = 0; pl < 3; pl++) {
+			eth(&f, n % 3, n & 1 ? PKT_ET_MPLS_UC : PKT_ET_MPLS_MC);
+			for (int i = 0; i < n; i++)
+				put32(&f, (uint32_t)(16 + i) << 12 | (i == n - 1 ? 0x100u : 0) | 64);
+			if (pl == 0)
+				ip4(&f, V4_PLAIN, 6, 5, 0x18);
+			else if (pl == 1)
+				ip6(&f, NULL, 0, 17, 0, 0, 5, 0);
+			else
+				zeros(&f, 40);
+			snprintf(what, sizeof(what), "mpls %d labels payload %d", n, pl);
+			check_all(t, f.b, f.n, what);
+		}
+	}
+	static const uint16_t ppp[] = { PKT_PPP_IPV4, PKT_PPP_IPV6, 0xc021 };
+	for (int i = 0; i < 3; i++) {
+		eth(&f, i, PKT_ET_PPPOE_S);
+		put32(&f, 0x11000042);
+		put16(&f, 0);
+		put16(&f, ppp[i]);
+		if (i == 1)
+			ip6(&f, NULL, 0, 6, 0, 1, 5, 0x02);
+		else
+			ip4(&f, V4_PLAIN, 17, 5, 0);
+		snprintf(what, sizeof(what), "pppoe proto %#x", ppp[i]);
+		check_all(t, f.b, f.n, what);
+	}
 	/* IPv6 version nibble wrong. */
 	eth(&f, 0, 0x86dd);
 	ip6(&f, NULL, 0, 17, 0, 0, 5, 0);

@@ -727,11 +727,115 @@ static void test_vlan_qinq(void **state)
 	}
 }
 
+static void mpls(struct fb *f, uint32_t label, int bos)
+{
+	put32(f, label << 12 | 5u << 9 | (bos ? 1u << 8 : 0) | 64);
+}
+
+static void pppoe(struct fb *f, uint16_t proto)
+{
+	put8(f, 0x11);
+	put8(f, 0);
+	put16(f, 0x1234);  /* session */
+	put16(f, 0);       /* length: not needed */
+	put16(f, proto);
+}
+
+/* MPLS label stacks (after Ethernet, VLAN tags, SLL) and PPPoE sessions carry IP. */
+static void test_mpls_pppoe(void **state)
+{
+	(void)state;
+	struct fb f;
+	struct pkt_info pi;
+
+	/* 1 to 8 labels followed to the bottom of the stack; 9 are too many */
+	for (int n = 1; n <= PKT_MAX_LABELS + 1; n++) {
+		for (int v6 = 0; v6 < 2; v6++) {
+			f.n = 0;
+			eth(&f, 0x8100);
+			tag(&f, 42, n & 1 ? 0x8847 : 0x8848);
+			for (int i = 0; i < n; i++)
+				mpls(&f, (uint32_t)(16 + i), i == n - 1);
+			size_t at = v6 ? ip6(&f, 0, 6) : ip4(&f, 5, 0, 6, 0, 1);
+			tcp(&f, 1000, 443, 0x12, 5);
+			if (v6)
+				ip6_len(&f, at);
+			else
+				ip4_len(&f, at);
+			memset(&pi, 0, sizeof(pi));
+			assert_int_equal(parse(&f, PKT_LINK_ETH, &pi),
+					 n <= PKT_MAX_LABELS ? PKT_OK : PKT_TOO_MANY_TAGS);
+			if (n > PKT_MAX_LABELS)
+				continue;
+			if (v6)
+				is_v6(&pi.key);
+			else
+				is_v4(&pi.key);
+			assert_int_equal(pi.key.vlan, 42);
+			assert_int_equal(pi.key.dport, 443);
+			assert_int_equal(pi.tcp_flags, 0x12);
+			assert_int_equal(pi.ip_len, f.n - at);
+		}
+	}
+	/* a pseudowire (control word, nibble 0) is not IP; cut short in and after the stack */
+	f.n = 0;
+	eth(&f, 0x8847);
+	mpls(&f, 100, 1);
+	put32(&f, 0);
+	putz(&f, 40);
+	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_NOT_IP);
+	f.n = 0;
+	eth(&f, 0x8847);
+	mpls(&f, 100, 0);
+	put16(&f, 0);
+	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_TRUNC_L2);
+	f.n = 0;
+	eth(&f, 0x8847);
+	mpls(&f, 100, 1);
+	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_TRUNC_IP);
+	/* through Linux cooked capture too */
+	f.n = 0;
+	sll(&f, 0x8847);
+	mpls(&f, 7, 1);
+	size_t at = ip4(&f, 5, 0, 17, 0, 1);
+	udp(&f, 53, 5353, 10);
+	ip4_len(&f, at);
+	assert_int_equal(parse(&f, PKT_LINK_SLL, &pi), PKT_OK);
+	assert_int_equal(pi.key.sport, 53);
+
+	/* PPPoE sessions: IPv4 and IPv6 in, LCP and the rest not IP, a cut header */
+	for (int v6 = 0; v6 < 2; v6++) {
+		f.n = 0;
+		eth(&f, 0x8864);
+		pppoe(&f, v6 ? 0x0057 : 0x0021);
+		at = v6 ? ip6(&f, 0, 17) : ip4(&f, 5, 0, 17, 0, 1);
+		udp(&f, 1, 2, 3);
+		if (v6)
+			ip6_len(&f, at);
+		else
+			ip4_len(&f, at);
+		putz(&f, 8);  /* link padding: not counted */
+		assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_OK);
+		assert_int_equal(pi.key.ipver, v6 ? 6 : 4);
+		assert_int_equal(pi.ip_len, f.n - 8 - at);
+		assert_int_equal(pi.key.dport, 2);
+	}
+	f.n = 0;
+	eth(&f, 0x8864);
+	pppoe(&f, 0xc021);
+	putz(&f, 20);
+	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_NOT_IP);
+	f.n = 0;
+	eth(&f, 0x8864);
+	put32(&f, 0x11000000);
+	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_TRUNC_L2);
+}
+
 static void test_non_ip(void **state)
 {
 	(void)state;
-	static const uint16_t ets[] = { 0x0806 /* ARP */, 0x88cc /* LLDP */, 0x8847 /* MPLS */,
-					0x0026 /* 802.3 length */ };
+	static const uint16_t ets[] = { 0x0806 /* ARP */, 0x88cc /* LLDP */,
+					0x8863 /* PPPoE discovery */, 0x0026 /* 802.3 length */ };
 	for (size_t i = 0; i < sizeof(ets) / sizeof(ets[0]); i++) {
 		struct fb f = { .n = 0 };
 		struct pkt_info pi;
@@ -1196,6 +1300,7 @@ int main(void)
 		cmocka_unit_test(test_padding_not_counted),
 		cmocka_unit_test(test_tso_zero_length),
 		cmocka_unit_test(test_vlan_qinq),
+		cmocka_unit_test(test_mpls_pppoe),
 		cmocka_unit_test(test_non_ip),
 		cmocka_unit_test(test_sll),
 		cmocka_unit_test(test_sll2),
