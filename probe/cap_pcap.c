@@ -78,6 +78,13 @@ static int link_from_dlt(int dlt)
 	case DLT_NULL:
 	case DLT_LOOP:
 		return PKT_LINK_NULL;
+	case DLT_PPP:
+	case DLT_PPP_SERIAL:
+		return PKT_LINK_PPP;
+	case DLT_PPP_ETHER:
+		return PKT_LINK_PPP_ETHER;
+	case DLT_C_HDLC:
+		return PKT_LINK_CHDLC;
 	default:
 		return -1;
 	}
@@ -284,7 +291,8 @@ static int set_link(struct cap_pcap *cp, int dlt, char *err, size_t errlen)
 		return 0;
 	const char *n = pcap_datalink_val_to_name(dlt);
 	snprintf(err, errlen, "%s: link type %s (%d) is not supported (Ethernet, Linux "
-		 "cooked SLL/SLL2, raw IP, BSD loopback are)", cp->path, n ? n : "unknown", dlt);
+		 "cooked SLL/SLL2, raw IP, BSD loopback, PPP, PPPoE, Cisco HDLC are)", cp->path,
+		 n ? n : "unknown", dlt);
 	return -1;
 }
 

@@ -245,6 +245,58 @@ static inline int pkt_af_ver(uint32_t af)
 	return 0;
 }
 
+/* An MPLS label stack at c, to its bottom label: 4 or 6 from the payload's version
+ * nibble, or minus a pkt_result. */
+static int pkt_mpls(struct cur *c)
+{
+	for (int n = 0;; n++) {
+		if (n == PKT_MAX_LABELS)
+			return -PKT_TOO_MANY_TAGS;
+		const uint8_t *l = cur_take(c, 4);
+		if (!l)
+			return -PKT_TRUNC_L2;
+		if (l[2] & 1)
+			break;  /* bottom of stack */
+	}
+	if (cur_left(c) < 1)
+		return -PKT_TRUNC_IP;
+	int v = c->p[0] >> 4;
+	return v == 4 || v == 6 ? v : -PKT_NOT_IP;
+}
+
+/* A PPPoE session header at c: 4 or 6 from its PPP protocol, or minus a pkt_result. */
+static int pkt_pppoe(struct cur *c)
+{
+	const uint8_t *h = cur_take(c, PKT_PPPOE_HLEN);
+	if (!h)
+		return -PKT_TRUNC_L2;
+	uint16_t proto = ld_be16(h + 6);
+	return proto == PKT_PPP_IPV4 ? 4 : proto == PKT_PPP_IPV6 ? 6 : -PKT_NOT_IP;
+}
+
+/* A PPP protocol field at c (1 byte when its low bit is set, RFC 1661 compression):
+ * 4 or 6, an MPLS stack followed, or minus a pkt_result. */
+static int pkt_ppp_proto(struct cur *c)
+{
+	const uint8_t *p = cur_take(c, 1);
+	if (!p)
+		return -PKT_TRUNC_L2;
+	uint16_t proto = p[0];
+	if (!(proto & 1)) {
+		const uint8_t *q = cur_take(c, 1);
+		if (!q)
+			return -PKT_TRUNC_L2;
+		proto = (uint16_t)(proto << 8 | q[0]);
+	}
+	if (proto == PKT_PPP_IPV4)
+		return 4;
+	if (proto == PKT_PPP_IPV6)
+		return 6;
+	if (proto == PKT_PPP_MPLS_UC || proto == PKT_PPP_MPLS_MC)
+		return pkt_mpls(c);
+	return -PKT_NOT_IP;
+}
+
 /* Link headers other than Ethernet. Returns 4 or 6 when IP follows directly, minus a
  * pkt_result when the parse ends here, or 0 with *et set when an ethertype follows. */
 static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et)
@@ -284,45 +336,35 @@ static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et
 			v = pkt_af_ver((uint32_t)l[3] << 24 | (uint32_t)l[2] << 16 |
 				       (uint32_t)l[1] << 8 | l[0]);
 		return v ? v : -PKT_NOT_IP;
+	case PKT_LINK_PPP:
+		if (cur_left(c) < 2)
+			return -PKT_TRUNC_L2;
+		if (c->p[0] == 0x0f || c->p[0] == 0x8f)
+			goto chdlc;  /* Cisco framing on a PPP link */
+		if (c->p[0] == 0xff && c->p[1] == 0x03)
+			cur_take(c, 2);
+		return pkt_ppp_proto(c);
+	case PKT_LINK_PPP_ETHER:
+		if (!cur_take(c, PKT_PPPOE_HLEN - 2))
+			return -PKT_TRUNC_L2;
+		return pkt_ppp_proto(c);
+	case PKT_LINK_CHDLC:
+	chdlc:
+		l = cur_take(c, 4);
+		if (!l)
+			return -PKT_TRUNC_L2;
+		*et = ld_be16(l + 2);
+		return 0;
 	default:
 		return -PKT_NOT_IP;
 	}
-}
-
-/* An MPLS label stack at c, to its bottom label: 4 or 6 from the payload's version
- * nibble, or minus a pkt_result. */
-static int pkt_mpls(struct cur *c)
-{
-	for (int n = 0;; n++) {
-		if (n == PKT_MAX_LABELS)
-			return -PKT_TOO_MANY_TAGS;
-		const uint8_t *l = cur_take(c, 4);
-		if (!l)
-			return -PKT_TRUNC_L2;
-		if (l[2] & 1)
-			break;  /* bottom of stack */
-	}
-	if (cur_left(c) < 1)
-		return -PKT_TRUNC_IP;
-	int v = c->p[0] >> 4;
-	return v == 4 || v == 6 ? v : -PKT_NOT_IP;
-}
-
-/* A PPPoE session header at c: 4 or 6 from its PPP protocol, or minus a pkt_result. */
-static int pkt_pppoe(struct cur *c)
-{
-	const uint8_t *h = cur_take(c, PKT_PPPOE_HLEN);
-	if (!h)
-		return -PKT_TRUNC_L2;
-	uint16_t proto = ld_be16(h + 6);
-	return proto == PKT_PPP_IPV4 ? 4 : proto == PKT_PPP_IPV6 ? 6 : -PKT_NOT_IP;
 }
 
 /* Link header and VLAN tags at c. Returns 4 or 6, the IP version that follows (the IP
  * header then checks it agrees), or minus the pkt_result that ends the parse here. */
 static inline int pkt_link(struct cur *c, enum pkt_link link, struct pkt_key *k)
 {
-	uint16_t et;
+	uint16_t et = 0;
 	int v;
 
 	/* Ethernet outside the switch: one compare rather than a bounded jump table, and

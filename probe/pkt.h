@@ -19,6 +19,8 @@
 #define PKT_ET_PPPOE_S 0x8864   /* PPPoE session stage; discovery (0x8863) is not IP */
 #define PKT_PPP_IPV4 0x0021
 #define PKT_PPP_IPV6 0x0057
+#define PKT_PPP_MPLS_UC 0x0281
+#define PKT_PPP_MPLS_MC 0x0283
 #define PKT_PPPOE_HLEN 8        /* PPPoE header (6) and the PPP protocol (2) */
 #define PKT_MAX_EXTHDR 8  /* IPv6 extension headers followed; one more is PKT_TOO_MANY_EXTHDR */
 
@@ -31,6 +33,9 @@ enum pkt_link {
 	PKT_LINK_SLL,       /* Linux cooked capture v1 (16-byte header) */
 	PKT_LINK_SLL2,      /* Linux cooked capture v2 (20-byte header) */
 	PKT_LINK_NULL,      /* BSD loopback: 4-byte host-order family */
+	PKT_LINK_PPP,       /* PPP, with or without HDLC framing (ff 03), or Cisco HDLC in it */
+	PKT_LINK_PPP_ETHER, /* PPPoE session header, then PPP (no Ethernet) */
+	PKT_LINK_CHDLC,     /* Cisco HDLC: address, control, ethertype */
 };
 
 /* Outcome of parsing one frame. PKT_OK and PKT_NOT_IP are not errors; every other value
@@ -109,6 +114,9 @@ struct pkt_info {
  *   says IPv4 or IPv6, anything else, a pseudowire say, is PKT_NOT_IP; a label cut
  *   short is PKT_TRUNC_L2, nothing after the stack PKT_TRUNC_IP) or a PPPoE session
  *   header (PPP protocol IPv4 or IPv6, else PKT_NOT_IP; cut short: PKT_TRUNC_L2).
+ * - PPP links: the HDLC address/control bytes (ff 03) when present, a 1- or 2-byte
+ *   protocol (IPv4, IPv6, MPLS; anything else PKT_NOT_IP). Cisco HDLC (and PPP links
+ *   whose frames start 0f/8f, Cisco's own framing) carry an ethertype.
  *   BSD NULL families are read in both byte orders. A link value outside enum pkt_link
  *   is PKT_NOT_IP. */
 int pkt_parse(const uint8_t *frame, size_t caplen, enum pkt_link link, uint32_t in_if,

@@ -74,10 +74,10 @@ static const struct probe_cfg defaults = {
 #define O(f) offsetof(struct probe_cfg, f)
 static const struct opt_def probe_opts[] = {
 	{ "read", 'r', OPT_STR, O(read), 0, 0, "FILE",
-	  "Read packets from a pcap or pcapng file (Ethernet, Linux cooked SLL/SLL2, raw IP)\n"
-	  "and use the file's own timestamps; - reads standard input (a pipe from tcpdump\n"
-	  "-w - works). Every flow still open at the end of the file is exported, then the\n"
-	  "probe exits 0." },
+	  "Read packets from a pcap or pcapng file (Ethernet, Linux cooked SLL/SLL2, raw IP,\n"
+	  "BSD loopback, PPP, PPPoE, Cisco HDLC) and use the file's own timestamps; - reads\n"
+	  "standard input (a pipe from tcpdump -w - works). Every flow still open at the\n"
+	  "end of the file is exported, then the probe exits 0." },
 	{ "interface", 'i', OPT_LIST, O(iface), 0, 0, "IFACE",
 	  "Capture live on IFACE (eBPF or an AF_PACKET ring: see --capture), promiscuous.\n"
 	  "Repeat to capture several interfaces (a router): each packet is keyed by the\n"

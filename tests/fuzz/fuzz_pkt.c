@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size)
 		memcpy(odd + 1, data, size);
 
-	for (int link = PKT_LINK_ETH; link <= PKT_LINK_NULL + 1; link++) {
+	for (int link = PKT_LINK_ETH; link <= PKT_LINK_CHDLC + 1; link++) {
 		struct pkt_info a, b;
 		uint32_t in_if = (uint32_t)size * 31u + (uint32_t)link;
 

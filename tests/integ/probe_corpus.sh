@@ -3,6 +3,7 @@
 # deliberately malformed or truncated) through the ASan+UBSan build of tapflow-probe -r.
 # Each run must exit 0, or 1 with a clear one-line error for a file it cannot read
 # (an unsupported link type, a damaged file header); never a sanitizer report or crash.
+# Then the captures on PPP/HDLC links and with MPLS or PPPoE count what tshark counts.
 . "$(dirname "$0")/lib.sh"
 PROBE=$SAN/tapflow-probe
 [ -x "$PROBE" ] || fail "no sanitizer build at $PROBE"
@@ -37,3 +38,28 @@ done
 echo "files=$n read=$ok refused_with_error=$refused bad=$bad frames=$pk parse_errors=$perr"
 [ "$n" -gt 100 ] || fail "corpus looks incomplete ($n files)"
 [ "$bad" = 0 ] || fail "$bad files crashed, leaked or failed without a clear error"
+
+# Packets and IP bytes of the captures on PPP and Cisco HDLC links and of those with
+# MPLS or PPPoE, against tshark's own count of their IP packets.
+checked=0
+for f in "$TESTDATA"/pcaps/*; do
+	case "$f" in *.pcap|*.pcapng) ;; *) continue ;; esac
+	enc=$(capinfos -E "$f" 2>/dev/null | sed -n 's/^File encapsulation: *//p')
+	case "$enc" in
+	*PPP*|*HDLC*) ;;
+	Ethernet) # the ethertypes' bytes anywhere first: tshark only where they may be
+		LC_ALL=C grep -qaE $'\x88[\x47\x48\x64]' "$f" || continue
+		[ "$(tshark -r "$f" -Y 'mpls || pppoes' 2>/dev/null | head -n 1)" ] || continue ;;
+	*) continue ;;
+	esac
+	"$BIN/tapflow-probe" -r "$f" -n "127.0.0.1:$P" 2>"$T/err" >/dev/null || continue
+	got="$(sed -n 's/^  packets: //p' "$T/err") $(sed -n 's/^  bytes: //p' "$T/err")"
+	# (Arista's timestamp header, AVSP, is not followed: those frames are not IP to us)
+	want=$(tshark -r "$f" -Y '(ip || ipv6) && !avsp' -T fields -e ip.len -e ipv6.plen 2>/dev/null |
+		awk '{split($1, a, ","); split($2, c, ","); n++; s += (a[1] != "" ? a[1] : c[1] + 40)}
+		     END {print n + 0, s + 0}')
+	[ "$got" = "$want" ] || fail "$(basename "$f") ($enc): probe counted '$got', tshark '$want'"
+	checked=$((checked + 1))
+done
+echo "PPP/HDLC/MPLS/PPPoE captures checked against tshark: $checked"
+[ "$checked" -ge 10 ] || fail "only $checked PPP/HDLC/MPLS/PPPoE captures found"

@@ -831,6 +831,70 @@ static void test_mpls_pppoe(void **state)
 	assert_int_equal(parse(&f, PKT_LINK_ETH, &pi), PKT_TRUNC_L2);
 }
 
+/* PPP links (HDLC framing or not, compressed protocol, MPLS in PPP, Cisco framing),
+ * PPPoE without Ethernet, Cisco HDLC. */
+static void test_ppp_hdlc(void **state)
+{
+	(void)state;
+	struct fb f;
+	struct pkt_info pi;
+	size_t at;
+
+	for (int form = 0; form < 6; form++) {
+		enum pkt_link link = PKT_LINK_PPP;
+		f.n = 0;
+		switch (form) {
+		case 0: put16(&f, 0xff03); put16(&f, 0x0021); break;   /* HDLC framing */
+		case 1: put16(&f, 0x0021); break;                      /* none */
+		case 2: put8(&f, 0x21); break;                         /* compressed */
+		case 3: put16(&f, 0xff03); put16(&f, 0x0281); mpls(&f, 3, 1); break;
+		case 4: link = PKT_LINK_CHDLC; put16(&f, 0x0f00); put16(&f, 0x0800); break;
+		case 5: link = PKT_LINK_PPP_ETHER; pppoe(&f, 0x0021); break;
+		}
+		at = ip4(&f, 5, 0, 17, 0, 1);
+		udp(&f, 7, 9, 4);
+		ip4_len(&f, at);
+		assert_int_equal(parse(&f, link, &pi), PKT_OK);
+		is_v4(&pi.key);
+		assert_int_equal(pi.key.dport, 9);
+		assert_int_equal(pi.ip_len, f.n - at);
+	}
+	/* IPv6 over PPP; Cisco framing on a PPP link; LCP; cut short */
+	f.n = 0;
+	put16(&f, 0xff03);
+	put16(&f, 0x0057);
+	at = ip6(&f, 0, 6);
+	tcp(&f, 1, 2, 0x02, 5);
+	ip6_len(&f, at);
+	assert_int_equal(parse(&f, PKT_LINK_PPP, &pi), PKT_OK);
+	is_v6(&pi.key);
+	f.n = 0;
+	put16(&f, 0x8f00);
+	put16(&f, 0x86dd);
+	at = ip6(&f, 0, 17);
+	udp(&f, 1, 2, 0);
+	ip6_len(&f, at);
+	assert_int_equal(parse(&f, PKT_LINK_PPP, &pi), PKT_OK);
+	f.n = 0;
+	put16(&f, 0xff03);
+	put16(&f, 0xc021);
+	putz(&f, 10);
+	assert_int_equal(parse(&f, PKT_LINK_PPP, &pi), PKT_NOT_IP);
+	f.n = 0;
+	put8(&f, 0xff);
+	assert_int_equal(parse(&f, PKT_LINK_PPP, &pi), PKT_TRUNC_L2);
+	f.n = 0;
+	put16(&f, 0xff03);
+	put8(&f, 0x00);
+	assert_int_equal(parse(&f, PKT_LINK_PPP, &pi), PKT_TRUNC_L2);
+	f.n = 0;
+	put16(&f, 0x0f00);
+	assert_int_equal(parse(&f, PKT_LINK_CHDLC, &pi), PKT_TRUNC_L2);
+	f.n = 0;
+	put32(&f, 0x11000000);
+	assert_int_equal(parse(&f, PKT_LINK_PPP_ETHER, &pi), PKT_TRUNC_L2);
+}
+
 static void test_non_ip(void **state)
 {
 	(void)state;
@@ -1145,7 +1209,7 @@ static void check_prefixes(struct guard *g, const struct pfx_case *pc)
 		assert_int_equal(pi.tcp_flags, n < pc->fl ? 0 : full.tcp_flags);
 	}
 	/* And the whole frame read as every other link type: any result, no over-read. */
-	for (int link = PKT_LINK_ETH; link <= PKT_LINK_NULL + 1; link++)
+	for (int link = PKT_LINK_ETH; link <= PKT_LINK_CHDLC + 1; link++)
 		for (size_t n = 0; n <= pc->f.n; n++)
 			(void)pkt_parse(guard_put(g, pc->f.b, n), n, (enum pkt_link)link, 1, &pi);
 }
@@ -1301,6 +1365,7 @@ int main(void)
 		cmocka_unit_test(test_tso_zero_length),
 		cmocka_unit_test(test_vlan_qinq),
 		cmocka_unit_test(test_mpls_pppoe),
+		cmocka_unit_test(test_ppp_hdlc),
 		cmocka_unit_test(test_non_ip),
 		cmocka_unit_test(test_sll),
 		cmocka_unit_test(test_sll2),
