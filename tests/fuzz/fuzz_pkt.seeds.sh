@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds for fuzz_pkt: the first few packets of every pcap/pcapng in the shared test data
-# whose link type the parser knows (Ethernet, raw IP, SLL, SLL2, BSD NULL/LOOP), one
+# whose link type the parser knows (Ethernet, raw IP, SLL, SLL2, BSD NULL/LOOP, PPP, HDLC), one
 # file per distinct packet, written into the directory $1. The fuzz target parses each
 # input as every link type, so the link type itself is not kept.
 #   tests/fuzz/fuzz_pkt.seeds.sh OUTDIR
@@ -13,7 +13,7 @@ exec python3 - "$pcaps" "$out" <<'EOF'
 import hashlib, os, struct, sys
 
 src, out = sys.argv[1], sys.argv[2]
-LINKS = {0, 1, 12, 101, 108, 113, 228, 229, 276}  # NULL ETH RAW RAW LOOP SLL V4 V6 SLL2
+LINKS = {0, 1, 9, 12, 50, 51, 101, 104, 108, 113, 228, 229, 276}  # + PPP, PPP_HDLC, PPP_ETHER, C_HDLC
 PER_FILE = 4
 MAXLEN = 4096
 
