@@ -7,6 +7,7 @@
 #ifndef TF_CAP_H
 #define TF_CAP_H
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,13 @@ static inline void cap_close(struct cap *c)
 /* Opens a pcap or pcapng file. filter (may be NULL) is pcap filter syntax. On failure
  * returns NULL with a message in err. */
 struct cap *cap_open_pcap(const char *path, const char *filter, char *err, size_t errlen);
+
+/* A capture file is mapped, and a file cut short while it is read (a writer truncating
+ * it, tcpdump -W reusing its ring of files) makes the next access fault (SIGBUS).
+ * cap_pcap_guard(jb) makes such a fault in the calling thread jump to jb (set by the
+ * caller with sigsetjmp(jb, 1)) instead of killing the process; NULL disarms it. Only
+ * faults inside a capture file's mapping are caught. */
+void cap_pcap_guard(sigjmp_buf *jb);
 
 struct cap_afp_cfg {
 	const char *const *ifaces;  /* interface names */

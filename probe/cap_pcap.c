@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,11 @@ struct cap_pcap {
 	atomic_int ahead_stop;
 	const char *path;
 };
+
+/* A fault in the mapping jumps to the thread's guard (cap_pcap_guard; the read-ahead
+ * thread has its own). One mapped file at a time: the probe reads one. */
+static __thread sigjmp_buf *bus_jb;
+static const uint8_t *volatile map_lo, *volatile map_hi;
 
 /* Maps a libpcap DLT to the parser's link type, -1 if the parser does not know it. */
 static int link_from_dlt(int dlt)
@@ -191,9 +198,8 @@ static int raw_next(struct cap *c, struct cap_pkt *pkts, int max, int timeout_ms
 /* Reads the mapped file a few MB ahead of the parser, one load per cache line: the
  * page faults and the trips to memory are taken on another CPU, and the parser finds
  * its records in the shared cache. */
-static void *read_ahead(void *arg)
+static __attribute__((noinline)) uint8_t read_ahead_run(struct cap_pcap *cp)
 {
-	struct cap_pcap *cp = arg;
 	const volatile uint8_t *b = cp->buf;
 	size_t pos = 0;
 	uint8_t sink = 0;
@@ -208,6 +214,19 @@ static void *read_ahead(void *arg)
 		for (; pos < end; pos += 64)
 			sink ^= b[pos];
 	}
+	return sink;
+}
+
+static void *read_ahead(void *arg)
+{
+	sigjmp_buf jb;
+	if (sigsetjmp(jb, 1)) { /* the file was cut short: the parser will say so */
+		bus_jb = NULL;
+		return NULL;
+	}
+	bus_jb = &jb;
+	uint8_t sink = read_ahead_run(arg);
+	bus_jb = NULL;
 	return (void *)(uintptr_t)sink;
 }
 
@@ -308,10 +327,24 @@ static int compile_filter(struct cap_pcap *cp, const char *filter, char *err, si
 	return 0;
 }
 
-/* Maps a regular file whole, past its 24-byte header already read. A file cut short
- * while mapped would fault (SIGBUS) where read() would see an early end: capture files
- * are not truncated in place in practice, and one being appended to is read up to its
- * size at open, as read() would. 0 mapped, -1 use read(). */
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	const uint8_t *a = si->si_addr;
+	if (bus_jb && a >= map_lo && a < map_hi)
+		siglongjmp(*bus_jb, 1);
+	signal(sig, SIG_DFL); /* not ours: the default action when the access repeats */
+}
+
+void cap_pcap_guard(sigjmp_buf *jb)
+{
+	bus_jb = jb;
+}
+
+/* Maps a regular file whole, past its 24-byte header already read. A file one reads
+ * while its writer appends is read up to its size at open, as read() would; one cut
+ * short while mapped faults (see cap_pcap_guard). 0 mapped, -1 use read(). */
 static int map_file(struct cap_pcap *cp)
 {
 	struct stat st;
@@ -324,6 +357,14 @@ static int map_file(struct cap_pcap *cp)
 	if (m == MAP_FAILED)
 		return -1;
 	madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	map_lo = m;
+	map_hi = (const uint8_t *)m + st.st_size;
 	cp->buf = m;
 	cp->len = (size_t)st.st_size;
 	cp->off = 24;

@@ -373,10 +373,21 @@ static void *live_loop(void *arg)
 
 static int run_file(struct probe *p)
 {
+	static sigjmp_buf cut_short;
 	struct worker *w = p->w[0];
 	struct cap_pkt pkts[64];
 	uint64_t next_tick = 0;
-	int rc = 0;
+	volatile int rc = 0;  /* kept across the jump */
+	if (sigsetjmp(cut_short, 1)) {
+		/* A packet of the batch being parsed faulted: that batch is lost, the
+		 * flows so far go out. */
+		cap_pcap_guard(NULL);
+		log_err("%s: the file was cut short while being read (truncated by its "
+			"writer?); exporting what was read", cfg.read);
+		worker_flush(w, w->clock_ms);
+		return 1;
+	}
+	cap_pcap_guard(&cut_short);
 	while (!stop_flag) {
 		int n = cap_next(w->cap, pkts, 64, 0);
 		if (n == CAP_EOF)
@@ -392,6 +403,7 @@ static int run_file(struct probe *p)
 			print_stats(p, stderr);
 		}
 	}
+	cap_pcap_guard(NULL);
 	worker_flush(w, w->clock_ms);
 	return rc;
 }
