@@ -23,6 +23,9 @@
 
 #define NFC_NUM_LEN 32
 #define NFC_FMT_LINE "%ts %td %pr %sap -> %dap %pkt %byt %fl"
+/* nfdump 1.7's -o long and -o extended */
+#define NFC_FMT_LONG "%ts %td %pr %sap -> %dap %flg %tos %pkt %byt %fl"
+#define NFC_FMT_EXTENDED "%ts %td %pr %sap -> %dap %flg %tos %pkt %byt %pps %bps %bpp %fl"
 
 struct nfc_fmt;
 

@@ -60,7 +60,7 @@ static void usage(FILE *o)
 		"  -A FIELDS     aggregate on srcip,dstip,srcport,dstport,proto,...\n"
 		"  -a            aggregate on the 5-tuple\n"
 		"  -O ORDER      order of listed flows (tstart tend flows packets bytes bps pps bpp)\n"
-		"  -o FORMAT     line, csv, or fmt:FORMAT (%%ts %%te %%td %%pr %%sap %%dap %%sa %%da\n"
+		"  -o FORMAT     line, long, extended, csv, or fmt:FORMAT (%%ts %%te %%td %%pr %%sap %%dap %%sa %%da\n"
 		"                %%sp %%dp %%pkt %%ipkt %%byt %%ibyt %%fl %%bps %%pps %%bpp %%flg %%tos\n"
 		"                %%in %%out)\n"
 		"  -q            no header and no summary\n"
@@ -358,14 +358,20 @@ int main(int argc, char **argv)
 	const char *fmt = NFC_FMT_LINE;
 	if (!c.output || !strcmp(c.output, "line")) {
 		o.mode = OM_LINE;
+	} else if (!strcmp(c.output, "long")) {
+		o.mode = OM_LINE;
+		fmt = NFC_FMT_LONG;
+	} else if (!strcmp(c.output, "extended")) {
+		o.mode = OM_LINE;
+		fmt = NFC_FMT_EXTENDED;
 	} else if (!strcmp(c.output, "csv")) {
 		o.mode = OM_CSV;
 	} else if (!strncmp(c.output, "fmt:", 4)) {
 		o.mode = OM_FMT;
 		fmt = c.output + 4;
 	} else {
-		fprintf(stderr, "tapflow-nfdump: output format %s is not supported (line, csv, "
-			"fmt:...)\n", c.output);
+		fprintf(stderr, "tapflow-nfdump: output format %s is not supported (line, long, "
+			"extended, csv, fmt:...)\n", c.output);
 		goto out;
 	}
 	if (o.mode != OM_CSV && !(o.fmt = nfc_fmt_new(fmt, c.plain, err, sizeof(err)))) {

@@ -2,7 +2,7 @@
 # tapflow-nfdump as a drop-in for nfdump 1.7.1: one generated pcap goes through
 # `tapflow-probe -r` to nfcapd and tapflow-collector at once; then every command line
 # below (the way monitoring consoles such as Pandora FMS call nfdump: -N -R. -M DIR,
-# -q, -o csv, -o fmt:..., -s ELEM/ORDER, -s record/bytes, -A, -O, -c, -n, -t, filters)
+# -q, -o csv, -o line|long|extended, -o fmt:..., -s ELEM/ORDER, -s record/bytes, -A, -O, -c, -n, -t, filters)
 # runs through nfdump on nfcapd's store and through tapflow-nfdump on ours, with TZ=UTC,
 # and the outputs must be equal byte for byte, except where documented:
 #   sorted    rows nfdump prints in hash order (-A without -O), or long sorted lists
@@ -111,6 +111,9 @@ check exact -R. -q -o line -O bytes -n 10
 check exact -R. -q -o line -a -O bytes -n 10
 check csv48 -R. -q -o csv -O packets -n 5 'proto udp'
 check exact -R. -q -o line -O tstart -c 30
+check exact -R. -q -o long -O bytes -n 10
+check exact -R. -q -o extended -O packets -n 10 'proto tcp'
+check summary -R. -o extended -c 20
 check summary -R. -o line -c 20
 check summary -R. -o line -c 5 'proto udp'
 check summary -R. -o line -t "$W" 'proto tcp'
