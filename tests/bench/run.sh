@@ -8,9 +8,9 @@ B=$TOP/build
 W=$(mktemp -d /tmp/tapflow-bench.XXXXXX)
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	ip netns del tfbench-a 2>/dev/null; ip netns del tfbench-b 2>/dev/null
-	ip netns del tfbench-ea 2>/dev/null; ip netns del tfbench-eb 2>/dev/null
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+	# (set -e holds in the trap too: nothing here may end it early)
+	for n in tfbench-a tfbench-b tfbench-ea tfbench-eb; do ip netns del $n 2>/dev/null || true; done
 	rm -rf "$W"
 	return 0
 }
