@@ -297,6 +297,17 @@ static int pkt_ppp_proto(struct cur *c)
 	return -PKT_NOT_IP;
 }
 
+/* A Cisco HDLC header (address, control, ethertype): 0 with *et set, or minus a
+ * pkt_result. */
+static int pkt_chdlc(struct cur *c, uint16_t *et)
+{
+	const uint8_t *l = cur_take(c, 4);
+	if (!l)
+		return -PKT_TRUNC_L2;
+	*et = ld_be16(l + 2);
+	return 0;
+}
+
 /* Link headers other than Ethernet. Returns 4 or 6 when IP follows directly, minus a
  * pkt_result when the parse ends here, or 0 with *et set when an ethertype follows. */
 static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et)
@@ -340,7 +351,7 @@ static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et
 		if (cur_left(c) < 2)
 			return -PKT_TRUNC_L2;
 		if (c->p[0] == 0x0f || c->p[0] == 0x8f)
-			goto chdlc;  /* Cisco framing on a PPP link */
+			return pkt_chdlc(c, et);  /* Cisco framing on a PPP link */
 		if (c->p[0] == 0xff && c->p[1] == 0x03)
 			cur_take(c, 2);
 		return pkt_ppp_proto(c);
@@ -349,12 +360,7 @@ static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et
 			return -PKT_TRUNC_L2;
 		return pkt_ppp_proto(c);
 	case PKT_LINK_CHDLC:
-	chdlc:
-		l = cur_take(c, 4);
-		if (!l)
-			return -PKT_TRUNC_L2;
-		*et = ld_be16(l + 2);
-		return 0;
+		return pkt_chdlc(c, et);
 	default:
 		return -PKT_NOT_IP;
 	}
@@ -364,7 +370,7 @@ static inline int pkt_link_other(struct cur *c, enum pkt_link link, uint16_t *et
  * header then checks it agrees), or minus the pkt_result that ends the parse here. */
 static inline int pkt_link(struct cur *c, enum pkt_link link, struct pkt_key *k)
 {
-	uint16_t et = 0;
+	uint16_t et = 0; /* set wherever pkt_link_other returns 0; gcc cannot tell */
 	int v;
 
 	/* Ethernet outside the switch: one compare rather than a bounded jump table, and

@@ -98,9 +98,9 @@ static int take(struct worker *w, const struct cap_pkt *p, struct pkt_info *pi)
 	return 1;
 }
 
-/* Accounts a parsed packet whose key hashes to tag (0 with hashed clear: not known). */
+/* Accounts a parsed packet whose key hashes to tag. */
 static void account(struct worker *w, const struct cap_pkt *p, struct pkt_info *pi,
-		    uint32_t tag, int hashed)
+		    uint32_t tag)
 {
 	uint64_t now = p->ts_ns / 1000000u;
 	if (now > w->clock_ms)
@@ -108,21 +108,19 @@ static void account(struct worker *w, const struct cap_pkt *p, struct pkt_info *
 	w->st.outgoing += p->outgoing;
 	if (pi->frag != PKT_FRAG_NONE) {
 		frag_map(w, pi, now);
-		hashed = 0; /* the ports may have changed */
+		if (pi->frag == PKT_FRAG_LATER) /* it may carry its first's ports now */
+			tag = flowtab_hash(w->ft, &pi->key);
 	}
 	w->st.packets++;
 	w->st.bytes += pi->ip_len;
-	if (hashed)
-		flowtab_update_hashed(w->ft, pi, tag, now, on_expired, w);
-	else
-		flowtab_update(w->ft, pi, now, on_expired, w);
+	flowtab_update_hashed(w->ft, pi, tag, now, on_expired, w);
 }
 
 void worker_packet(struct worker *w, const struct cap_pkt *p)
 {
 	struct pkt_info pi;
 	if (take(w, p, &pi))
-		account(w, p, &pi, 0, 0);
+		account(w, p, &pi, flowtab_hash(w->ft, &pi.key));
 }
 
 void worker_packets(struct worker *w, const struct cap_pkt *pkts, int n,
@@ -145,7 +143,7 @@ void worker_packets(struct worker *w, const struct cap_pkt *pkts, int n,
 				flowtab_prefetch_entry(w->ft, tag[i]);
 		for (int i = 0; i < m; i++) {
 			if (ok[i])
-				account(w, &pkts[i], &pi[i], tag[i], 1);
+				account(w, &pkts[i], &pi[i], tag[i]);
 			/* A file's own clock drives expiry and export, once per second of it. */
 			if (file_tick && w->clock_ms >= *file_tick) {
 				if (*file_tick)
