@@ -270,7 +270,7 @@ static struct udprx *rx_total(struct coll *c)
 		t->bytes += r->bytes;
 		t->denied += r->denied;
 		t->queue_full += r->queue_full;
-		t->kernel_drops += r->kernel_drops;
+		t->kernel_drops += udprx_kernel_drops(r);
 		t->rcvbuf = r->rcvbuf;
 		pthread_mutex_unlock(&r->mu);
 	}

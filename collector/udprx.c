@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -117,7 +118,6 @@ int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t 
 	int zero = 0, one = 1;
 	if (fam == AF_INET6)
 		setsockopt(rx->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	setsockopt(rx->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
 	if (reuseport && setsockopt(rx->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
 		e = errno;
 		snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(e));
@@ -165,10 +165,6 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 	struct mmsghdr msgs[UDPRX_BATCH];
 	struct iovec iov[UDPRX_BATCH];
 	struct sockaddr_storage from[UDPRX_BATCH];
-	union {
-		char buf[CMSG_SPACE(sizeof(uint32_t))];
-		struct cmsghdr align;
-	} ctl[UDPRX_BATCH];
 	uint8_t *bufs = malloc((size_t)UDPRX_BATCH * UDPRX_MAXDG);
 	if (!bufs)
 		return -ENOMEM;
@@ -190,8 +186,6 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 			msgs[i].msg_hdr.msg_iovlen = 1;
 			msgs[i].msg_hdr.msg_name = &from[i];
 			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-			msgs[i].msg_hdr.msg_control = ctl[i].buf;
-			msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
 		}
 		int n = recvmmsg(rx->fd, msgs, UDPRX_BATCH, MSG_WAITFORONE, NULL);
 		if (n < 0) {
@@ -212,15 +206,6 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 		}
 		pthread_mutex_lock(&rx->mu);
 		for (int i = 0; i < n; i++) {
-			struct msghdr *h = &msgs[i].msg_hdr;
-			for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-					uint32_t v;
-					memcpy(&v, CMSG_DATA(c), sizeof(v));
-					/* Cumulative since the socket was made. */
-					rx->kernel_drops = v;
-				}
-			}
 			uint8_t addr[16];
 			if (from[i].ss_family == AF_INET6) {
 				memcpy(addr, &((struct sockaddr_in6 *)&from[i])->sin6_addr, 16);
@@ -248,6 +233,18 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 	}
 	free(bufs);
 	return rc;
+}
+
+uint64_t udprx_kernel_drops(struct udprx *rx)
+{
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mi);
+	int fd = __atomic_load_n(&rx->fd, __ATOMIC_RELAXED);
+	/* Cumulative since the socket was made; never goes back. */
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
+	    len > SK_MEMINFO_DROPS * sizeof(uint32_t) && mi[SK_MEMINFO_DROPS] > rx->kernel_drops)
+		rx->kernel_drops = mi[SK_MEMINFO_DROPS];
+	return rx->kernel_drops;
 }
 
 void udprx_close(struct udprx *rx)
