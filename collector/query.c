@@ -533,7 +533,19 @@ void query_rates(uint64_t packets, uint64_t bytes, uint64_t ms, uint64_t *bps, u
 struct kfield {
 	uint8_t field, mask4, mask6;
 	uint8_t off;            /* byte offset in the key */
+	uint8_t width;          /* bytes in the key: fdefs' width, or 4 for a compact address */
 };
+
+/* Keys with addresses start compact: an IPv4 address as its 4 bytes instead of the
+ * v4-mapped 16, a third of the entry for srcip,dstip, so a third more keys fit in each
+ * pass. The first address that is not IPv4 fails the scan with this code and the query
+ * runs again with full addresses. */
+#define EWIDE (-EXDEV)
+
+static inline int compact_addr(int field)
+{
+	return field == QF_SRCIP || field == QF_DSTIP || field == QF_IP;
+}
 
 /* Bounds for a top N by an additive order (flows, packets, bytes), found in a scan of
  * its own: the sum of the order's values per hash bucket bounds the total of every key
@@ -571,7 +583,7 @@ struct tspec {
 };
 
 static int spec_init(struct tspec *ts, const struct query_key *key, unsigned nkey,
-		     int bucket)
+		     int bucket, int v4)
 {
 	unsigned off = 0;
 	memset(ts, 0, sizeof(*ts));
@@ -581,7 +593,8 @@ static int spec_init(struct tspec *ts, const struct query_key *key, unsigned nke
 		ts->f[i].mask4 = key[i].mask4;
 		ts->f[i].mask6 = key[i].mask6;
 		ts->f[i].off = (uint8_t)off;
-		off += d->width;
+		ts->f[i].width = v4 && compact_addr(key[i].field) ? 4 : d->width;
+		off += ts->f[i].width;
 		ts->both |= d->both;
 		ts->cols |= d->cols;
 	}
@@ -610,9 +623,10 @@ static inline void mask_addr(uint8_t *dst, const uint8_t *a, unsigned m4, unsign
 	*mlen = (uint8_t)m;
 }
 
-/* Writes field kf of the n selected records into their keys (stride bytes apart). */
-static void put_field(const struct kfield *kf, const struct store_cols *c,
-		      const uint32_t *sel, uint32_t n, int side, uint8_t *k, size_t stride)
+/* Writes field kf of the n selected records into their keys (stride bytes apart).
+ * Returns 0, or EWIDE for an address that does not fit a compact key. */
+static int put_field(const struct kfield *kf, const struct store_cols *c,
+		     const uint32_t *sel, uint32_t n, int side, uint8_t *k, size_t stride)
 {
 	k += kf->off;
 	switch (kf->field) {
@@ -622,6 +636,14 @@ static void put_field(const struct kfield *kf, const struct store_cols *c,
 	case QF_EXPORTER: {
 		const uint8_t (*a)[16] = kf->field == QF_EXPORTER ? c->exporter :
 					 kf->field == QF_DSTIP || side ? c->dst : c->src;
+		if (kf->width == 4) {
+			for (uint32_t i = 0; i < n; i++, k += stride) {
+				if (!flowrec_is4(a[sel[i]]))
+					return EWIDE;
+				memcpy(k, a[sel[i]] + 12, 4);
+			}
+			break;
+		}
 		for (uint32_t i = 0; i < n; i++, k += stride)
 			memcpy(k, a[sel[i]], 16);
 		break;
@@ -675,6 +697,7 @@ static void put_field(const struct kfield *kf, const struct store_cols *c,
 			st_be16(k, c->vlan[sel[i]]);
 		break;
 	}
+	return 0;
 }
 
 /* Key bytes of field kf back into the row. */
@@ -684,10 +707,16 @@ static void get_field(const struct kfield *kf, const uint8_t *k, struct query_ro
 	switch (kf->field) {
 	case QF_SRCIP:
 	case QF_IP:
-		memcpy(r->f.src, k, 16);
+		if (kf->width == 4)
+			flowrec_addr4(r->f.src, k);
+		else
+			memcpy(r->f.src, k, 16);
 		break;
 	case QF_DSTIP:
-		memcpy(r->f.dst, k, 16);
+		if (kf->width == 4)
+			flowrec_addr4(r->f.dst, k);
+		else
+			memcpy(r->f.dst, k, 16);
 		break;
 	case QF_EXPORTER:
 		memcpy(r->f.exporter, k, 16);
@@ -1094,6 +1123,7 @@ struct qctx {
 	_Atomic uint64_t mem_now, mem_peak;
 	uint64_t tmem;          /* of mem, what tables may take */
 	uint64_t bucket_ms;
+	int v4keys;             /* compact IPv4 addresses in keys (EWIDE) */
 };
 
 static void qwarn(struct qctx *q, const char *path, int err, const char *what)
@@ -1273,8 +1303,11 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 	for (int side = 0; side <= ts->both; side++) {
 		uint32_t m = 0;
 		memset(kb, 0, n * stride);
-		for (unsigned f = 0; f < ts->nf; f++)
-			put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
+		for (unsigned f = 0; f < ts->nf; f++) {
+			int rc = put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
+			if (rc < 0)
+				return rc;
+		}
 		if (ts->bucket) {
 			uint64_t bms = w->q->bucket_ms;
 			for (uint32_t i = 0; i < n; i++)
@@ -2629,6 +2662,37 @@ static int list_store(struct qctx *q)
 	return 0;
 }
 
+/* 1 if a spec keys on addresses and a block in the window may hold an IPv6 flow (zone
+ * maps: footers of closed files, block headers of open ones); compact keys would only
+ * fail on it, maybe late in the scan. */
+static int may_need_wide(struct qctx *q)
+{
+	int compact = 0;
+	for (unsigned s = 0; s < q->nspec; s++)
+		for (unsigned f = 0; f < q->spec[s].nf; f++)
+			compact |= q->spec[s].f[f].width == 4 && compact_addr(q->spec[s].f[f].field);
+	if (!compact)
+		return 0;
+	for (size_t i = 0; i < q->files.n; i++) {
+		struct store_reader *r = store_reader_open(q->files.v[i].path);
+		struct store_block_info bi;
+		struct store_zone z;
+		int v6 = 0, zr;
+		if (!r)
+			continue; /* the scan reports it */
+		zr = store_reader_file_zone(r, &z);
+		if (zr == 1)
+			v6 = zone_in_window(q->rq, &z) && (z.ipver & 2);
+		else
+			while (!v6 && store_reader_next(r, &bi) > 0)
+				v6 = zone_in_window(q->rq, &bi.zone) && (bi.zone.ipver & 2);
+		store_reader_close(r);
+		if (v6)
+			return 1;
+	}
+	return 0;
+}
+
 /* Per-row series: a second scan aggregating (key, bucket) for the top rows of each
  * statistic that asked for one. rows[i] (entries in delivery order) gets pts[i]. */
 struct rowseries {
@@ -2670,7 +2734,7 @@ static int row_series(struct qctx *q, const struct tspec *spec1,
 		for (uint64_t k = 0; k < rs[i].nrows * np; k++)
 			rs[i].pts[k].t_ms = (lo + k % np) * q->bucket_ms;
 		struct tspec *ts = &q->spec[q->nspec];
-		spec_init(ts, rq->table[i].key, rq->table[i].nkey, 1);
+		spec_init(ts, rq->table[i].key, rq->table[i].nkey, 1, q->v4keys);
 		ts->user = (int)i;
 		ts->order = QO_NONE;
 		ts->keep_all = 1;
@@ -2708,7 +2772,7 @@ out:
 	return rc;
 }
 
-int query_run(const struct query_req *rq, struct query_result *res)
+static int run_query(const struct query_req *rq, struct query_result *res, int v4keys)
 {
 	struct qctx q;
 	struct runstate st;
@@ -2725,6 +2789,7 @@ int query_run(const struct query_req *rq, struct query_result *res)
 	memset(rs, 0, sizeof(rs));
 	memset(spec1, 0, sizeof(spec1));
 	res->err_pos = -1;
+	q.v4keys = v4keys;
 	rc = check_req(rq, res->err);
 	if (rc < 0)
 		return rc;
@@ -2771,7 +2836,7 @@ int query_run(const struct query_req *rq, struct query_result *res)
 			continue;
 		}
 		struct tspec *ts = &q.spec[q.nspec++];
-		if (spec_init(ts, t->key, t->nkey, 0) < 0) {
+		if (spec_init(ts, t->key, t->nkey, 0, v4keys) < 0) {
 			snprintf(res->err, QUERY_ERR_LEN, "table %u: key too long", i);
 			rc = -EINVAL;
 			goto out;
@@ -2784,7 +2849,7 @@ int query_run(const struct query_req *rq, struct query_result *res)
 	}
 	if (rq->series_s) {
 		struct tspec *ts = &q.spec[series_spec = (int)q.nspec++];
-		spec_init(ts, NULL, 0, 1);
+		spec_init(ts, NULL, 0, 1, v4keys);
 		ts->user = -1;
 		ts->keep_all = 1;
 	}
@@ -2796,6 +2861,10 @@ int query_run(const struct query_req *rq, struct query_result *res)
 	}
 	if ((rc = list_store(&q)) < 0)
 		goto out;
+	if (q.v4keys && may_need_wide(&q)) {
+		rc = EWIDE;
+		goto out;
+	}
 	if ((rc = run_scan(&q, &st, 1)) < 0)
 		goto out;
 	/* the totals series */
@@ -2864,6 +2933,16 @@ int query_run(const struct query_req *rq, struct query_result *res)
 		}
 	}
 out:
+	if (rc == EWIDE) {
+		int begun = 0;
+		for (unsigned i = 0; i < QUERY_MAX_TABLES; i++)
+			begun |= st.begun[i];
+		if (begun) { /* an IPv6 flow came in while a live store was read */
+			snprintf(res->err, QUERY_ERR_LEN, "IPv6 flows arrived after rows went out; "
+				 "run the query again");
+			rc = -EAGAIN;
+		}
+	}
 	for (unsigned i = 0; i < QUERY_MAX_TABLES; i++) {
 		free(rs[i].rows);
 		free(rs[i].pts);
@@ -2877,6 +2956,19 @@ out:
 	store_list_free(&q.files);
 	free(q.fs);
 	pthread_mutex_destroy(&q.lock);
+	return rc;
+}
+
+int query_run(const struct query_req *rq, struct query_result *res)
+{
+	int rc = run_query(rq, res, 1);
+	if (rc == EWIDE) { /* not all IPv4: again with full addresses (the first pass or
+			      part of it is lost) */
+		uint32_t passes = res->sum.passes;
+		query_result_free(res);
+		rc = run_query(rq, res, 0);
+		res->sum.passes += passes;
+	}
 	return rc;
 }
 
