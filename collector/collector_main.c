@@ -201,7 +201,7 @@ static void usage(FILE *out)
 "\n"
 "    Nothing is lost silently: sequence gaps per exporter and source ID, datagrams\n"
 "    that failed to decode (by reason), data without template, socket drops\n"
-"    (SO_RXQ_OVFL), queue drops and denied exporters are counted, logged and printed.\n"
+"    (SO_MEMINFO), queue drops and denied exporters are counted, logged and printed.\n"
 "\n"
 "OPTIONS\n");
 	opt_print_help(coll_opts, &defaults, out);

@@ -254,12 +254,13 @@ bench_collector() {
 	local old_rmem
 	old_rmem=$(sysctl -n net.core.rmem_max)
 	sysctl -qw net.core.rmem_max=67108864
-	echo "  (each figure the median of 3 runs, interleaved; loss: the worst of the 3)"
+	local nrep=5
+	echo "  (each figure the median of $nrep runs, interleaved; loss: the worst of them)"
 	for RATE in 20000 40000 80000; do
 		LOOPS=$(( RATE * 4 / dgrams + 1 ))
 		local -A fpc=() worst=() bpf=()
 		local rep sent=$((flows * LOOPS))
-		for rep in 1 2 3; do
+		for rep in $(seq $nrep); do
 			for coll in tapflow-lz4 tapflow-zstd nfcapd-B64M nfcapd-lz4; do
 				local dir=$W/c-$coll-$RATE; rm -rf "$dir"; mkdir -p "$dir"
 				case $coll in
@@ -281,12 +282,18 @@ bench_collector() {
 				rm -rf "$dir"
 			done
 		done
+		local -A med=()
 		for coll in tapflow-lz4 tapflow-zstd nfcapd-B64M nfcapd-lz4; do
+			local v=()
+			for rep in $(seq $nrep); do v+=("${fpc[$coll,$rep]}"); done
+			med[$coll]=$(median "${v[@]}")
 			printf '  %-13s %6s dgram/s (%8s flows/s): lost %7s of %9s (%5.2f%%), %7.0f flows per CPU-second, %5.1f bytes/flow\n' \
 				"$coll" "$RATE" "$((RATE * flows / dgrams))" "${worst[$coll]}" "$sent" \
-				"$(echo "100 * ${worst[$coll]} / $sent" | bc -l)" \
-				"$(median3 "${fpc[$coll,1]}" "${fpc[$coll,2]}" "${fpc[$coll,3]}")" "${bpf[$coll]}"
+				"$(echo "100 * ${worst[$coll]} / $sent" | bc -l)" "${med[$coll]}" "${bpf[$coll]}"
 		done
+		printf '  tapflow-lz4 flows per CPU-second: %.2fx nfcapd -B 67108864, %.2fx nfcapd -y (LZ4)\n' \
+			"$(echo "${med[tapflow-lz4]} / ${med[nfcapd-B64M]}" | bc -l)" \
+			"$(echo "${med[tapflow-lz4]} / ${med[nfcapd-lz4]}" | bc -l)"
 	done
 	sysctl -qw net.core.rmem_max="$old_rmem"
 	echo "== collector: a burst of about 200k flows at full speed, default sysctls"
@@ -327,6 +334,7 @@ cpu_busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 cpu1_busy() { awk '/^cpu1 /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 task_ns() { [ -r "/proc/$1/schedstat" ] && cut -d' ' -f1 "/proc/$1/schedstat" || echo 0; }
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 # The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
 # rates. Per backend: packets lost (sent - counted); "machine", the whole machine's
