@@ -118,8 +118,9 @@ static const struct opt_def coll_opts[] = {
 	{ "rcvbuf", 0, OPT_SIZE, O(rcvbuf), 0, 0, "SIZE",
 	  "Socket receive buffer (forced past net.core.rmem_max when privileged)." },
 	{ "queue-size", 0, OPT_SIZE, O(queue_size), 0, 0, "SIZE",
-	  "Memory between receiver and decoder; when full, datagrams are counted and dropped.\n"
-	  "Shared out among the receivers." },
+	  "Memory between receiver and decoder, all of it taken at start (a page first\n"
+	  "touched while a burst arrives costs time the receiver does not have); when full,\n"
+	  "datagrams are counted and dropped. Shared out among the receivers." },
 	{ "receivers", 0, OPT_UINT, O(receivers), 0, UDPRX_MAX_RECEIVERS, "N",
 	  "Receiving threads, each with its own socket on the port (SO_REUSEPORT: the kernel\n"
 	  "keeps each exporter on one of them, so its datagrams stay in order). One thread\n"
