@@ -27,6 +27,7 @@
 
 struct rx {
 	int fd;
+	int rcvbuf;     /* granted receive buffer (the kernel's doubled figure) */
 	char dest[64];
 };
 
@@ -39,8 +40,14 @@ static int rx_open(struct rx *r, int af)
 	r->fd = socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (r->fd < 0)
 		return -1;
-	int big = 8 << 20;
-	setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	/* Whole exports arrive before the test reads them: a buffer past net.core.rmem_max
+	 * (privileged; CI runs as root), else what rmem_max allows (r->rcvbuf says). */
+	int big = 8 << 20, got = 0;
+	socklen_t gl = sizeof(got);
+	if (setsockopt(r->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
+		setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	getsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+	r->rcvbuf = got;
 	if (af == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
@@ -188,6 +195,10 @@ static void test_mtu_and_counts(void **state)
 		struct rx r;
 		char err[256];
 		assert_int_equal(rx_open(&r, AF_INET), 0);
+		if (r.rcvbuf < 8 << 20) { /* 3,000 flows at MTU 576 overflow a default buffer */
+			close(r.fd);
+			skip();
+		}
 		struct export_cfg c = base_cfg(r.dest);
 		c.mtu = mtus[m];
 		c.tpl_every_pkts = 20;
