@@ -2670,7 +2670,7 @@ static int may_need_wide(struct qctx *q)
 	int compact = 0;
 	for (unsigned s = 0; s < q->nspec; s++)
 		for (unsigned f = 0; f < q->spec[s].nf; f++)
-			compact |= q->spec[s].f[f].width == 4 && compact_addr(q->spec[s].f[f].field);
+			compact |= compact_addr(q->spec[s].f[f].field);
 	if (!compact)
 		return 0;
 	for (size_t i = 0; i < q->files.n; i++) {

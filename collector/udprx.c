@@ -239,9 +239,8 @@ uint64_t udprx_kernel_drops(struct udprx *rx)
 {
 	uint32_t mi[SK_MEMINFO_VARS];
 	socklen_t len = sizeof(mi);
-	int fd = __atomic_load_n(&rx->fd, __ATOMIC_RELAXED);
 	/* Cumulative since the socket was made; never goes back. */
-	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
+	if (rx->fd >= 0 && getsockopt(rx->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
 	    len > SK_MEMINFO_DROPS * sizeof(uint32_t) && mi[SK_MEMINFO_DROPS] > rx->kernel_drops)
 		rx->kernel_drops = mi[SK_MEMINFO_DROPS];
 	return rx->kernel_drops;

@@ -48,7 +48,7 @@ int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t 
 
 /* The socket's drop counter now (SO_MEMINFO; read here rather than from a control
  * message on every datagram, which cost the receiver 2% of its time), stored in
- * rx->kernel_drops. Any thread. */
+ * rx->kernel_drops. The thread that closes the socket. */
 uint64_t udprx_kernel_drops(struct udprx *rx);
 
 /* Receives until *stop is set: each datagram from an allowed exporter goes into q.

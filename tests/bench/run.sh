@@ -333,7 +333,6 @@ bench_collector() {
 cpu_busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 cpu1_busy() { awk '/^cpu1 /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 task_ns() { [ -r "/proc/$1/schedstat" ] && cut -d' ' -f1 "/proc/$1/schedstat" || echo 0; }
-median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 # The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
@@ -431,16 +430,16 @@ bench_ebpf() {
 			done
 		done
 		local bm bp
-		bm=$(median3 "${mc[none,1]}" "${mc[none,2]}" "${mc[none,3]}")
-		bp=$(median3 "${pc[none,1]}" "${pc[none,2]}" "${pc[none,3]}")
+		bm=$(median "${mc[none,1]}" "${mc[none,2]}" "${mc[none,3]}")
+		bp=$(median "${pc[none,1]}" "${pc[none,2]}" "${pc[none,3]}")
 		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: CPU 1 %5.2f, machine %5.2f\n' \
 			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$bp" "$bm"
 		for who in ebpf ebpf-xdpgen afpacket softflowd; do
 			printf '    %-11s lost %6d of %d   probe-cpu %5.2f   machine %6.2f   process %5.3f%s\n' "$who" \
 				"${lost[$who]}" $((3 * sent)) \
-				"$(echo "$(median3 "${pc[$who,1]}" "${pc[$who,2]}" "${pc[$who,3]}") - $bp" | bc -l)" \
-				"$(echo "$(median3 "${mc[$who,1]}" "${mc[$who,2]}" "${mc[$who,3]}") - $bm" | bc -l)" \
-				"$(median3 "${pr[$who,1]}" "${pr[$who,2]}" "${pr[$who,3]}")" \
+				"$(echo "$(median "${pc[$who,1]}" "${pc[$who,2]}" "${pc[$who,3]}") - $bp" | bc -l)" \
+				"$(echo "$(median "${mc[$who,1]}" "${mc[$who,2]}" "${mc[$who,3]}") - $bm" | bc -l)" \
+				"$(median "${pr[$who,1]}" "${pr[$who,2]}" "${pr[$who,3]}")" \
 				"$([ "$who" = ebpf ] && printf '   bpf %5.3f (tc ingress program)' "$bpf")"
 		done
 	done

@@ -88,27 +88,32 @@ static void make_flows(void)
 	}
 }
 
-static int setup_store(void **st)
+/* Stores v[0..n) (in time order) under d: blocks of 500, files of 30 minutes. */
+static int write_store(const char *d, const struct flow_rec *v, int n)
 {
-	(void)st;
 	struct store_cfg cfg;
-	strcpy(dir, "/tmp/tf-query-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	make_flows();
-	store_cfg_default(&cfg, dir);
+	store_cfg_default(&cfg, d);
 	cfg.nosync = 1;
 	cfg.block_recs = 500;
 	cfg.interval_s = 1800;
 	struct store_writer *w = store_writer_open(&cfg, T0);
 	if (!w)
 		return -1;
-	for (int i = 0; i < NFLOWS; i++) {
-		if (store_writer_rotate(w, flows[i].first_ms) < 0 ||
-		    store_writer_add(w, &flows[i]) < 0)
+	for (int i = 0; i < n; i++) {
+		if (store_writer_rotate(w, v[i].first_ms) < 0 || store_writer_add(w, &v[i]) < 0)
 			return -1;
 	}
 	return store_writer_close(w);
+}
+
+static int setup_store(void **st)
+{
+	(void)st;
+	strcpy(dir, "/tmp/tf-query-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	make_flows();
+	return write_store(dir, flows, NFLOWS);
 }
 
 static int teardown_store(void **st)
@@ -367,6 +372,21 @@ static struct query_table_req stat_req(int field, int order, uint64_t limit)
 	return t;
 }
 
+/* -A SPEC as a table request. */
+static struct query_table_req aggr_req(const char *spec, int order, uint64_t limit)
+{
+	struct query_table_req t;
+	char err[256];
+	unsigned n;
+	memset(&t, 0, sizeof(t));
+	t.kind = QK_AGGR;
+	t.order = (uint8_t)order;
+	assert_int_equal(query_parse_aggr(spec, t.key, &n, err, sizeof(err)), 0);
+	t.nkey = (uint8_t)n;
+	t.limit = limit;
+	return t;
+}
+
 /* ---- tests ---- */
 
 static void test_totals(void **st)
@@ -450,16 +470,9 @@ static void test_aggregate(void **st)
 		for (int o = QO_NONE; o < QO__COUNT; o += 3) {
 			struct query_req rq;
 			struct query_result res;
-			char err[256];
-			unsigned n;
 			query_req_init(&rq, dir);
 			rq.ntables = 1;
-			rq.table[0].kind = QK_AGGR;
-			rq.table[0].order = (uint8_t)o;
-			assert_int_equal(query_parse_aggr(specs[i], rq.table[0].key, &n, err,
-							  sizeof(err)), 0);
-			rq.table[0].nkey = (uint8_t)n;
-			rq.table[0].limit = o == QO_FLOWS ? 25 : 0;
+			rq.table[0] = aggr_req(specs[i], o, o == QO_FLOWS ? 25 : 0);
 			run_ok(&rq, &res);
 			check_table(&rq, &res, 0, NULL);
 			query_result_free(&res);
@@ -764,16 +777,10 @@ static void test_compact_address_keys(void **st)
 		for (int v4 = 0; v4 <= 1; v4++) {
 			struct query_req rq;
 			struct query_result res;
-			char err[256];
-			unsigned n;
 			query_req_init(&rq, dir);
 			rq.filter = v4 ? "inet" : NULL;
 			rq.ntables = 2;
-			rq.table[0].kind = QK_AGGR;
-			rq.table[0].order = QO_BYTES;
-			assert_int_equal(query_parse_aggr(specs[i], rq.table[0].key, &n, err,
-							  sizeof(err)), 0);
-			rq.table[0].nkey = (uint8_t)n;
+			rq.table[0] = aggr_req(specs[i], QO_BYTES, 0);
 			rq.table[1] = stat_req(QF_IP, QO_FLOWS, 20);
 			run_ok(&rq, &res);
 			check_table(&rq, &res, 0, v4 ? is_v4 : NULL);
@@ -787,33 +794,20 @@ static void test_compact_address_keys(void **st)
 	char d2[64];
 	strcpy(d2, "/tmp/tf-query-z-XXXXXX");
 	assert_non_null(mkdtemp(d2));
-	struct store_cfg cfg;
-	store_cfg_default(&cfg, d2);
-	cfg.nosync = 1;
-	struct store_writer *wr = store_writer_open(&cfg, T0);
-	assert_non_null(wr);
 	struct flow_rec z[3];
-	memcpy(z, flows, sizeof(z[0]));
-	while (z[0].ipver != 4)
-		memcpy(z, &flows[rnd() % NFLOWS], sizeof(z[0]));
-	z[1] = z[0];
-	z[2] = z[0];
+	size_t k4 = 0;
+	while (flows[k4].ipver != 4)
+		k4++;
+	z[0] = z[1] = z[2] = flows[k4];
 	memset(z[2].src, 0, 16);
 	memset(z[2].dst, 0, 16);
 	z[2].ipver = 0;
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(store_writer_add(wr, &z[i]), 0);
-	assert_int_equal(store_writer_close(wr), 0);
+	assert_int_equal(write_store(d2, z, 3), 0);
 	struct query_req rz;
 	struct query_result resz;
-	char err[256];
-	unsigned nk;
 	query_req_init(&rz, d2);
 	rz.ntables = 1;
-	rz.table[0].kind = QK_AGGR;
-	rz.table[0].order = QO_FLOWS;
-	assert_int_equal(query_parse_aggr("srcip,dstip", rz.table[0].key, &nk, err, sizeof(err)), 0);
-	rz.table[0].nkey = (uint8_t)nk;
+	rz.table[0] = aggr_req("srcip,dstip", QO_FLOWS, 0);
 	run_ok(&rz, &resz);
 	assert_int_equal(resz.sum.passes, 2);
 	assert_int_equal(resz.table[0].nrows, 2);
