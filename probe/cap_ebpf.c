@@ -6,9 +6,13 @@
  * worker, which exports them as it does the flow table's. Detaches on close.
  *
  * No packet is lost between kernel and record:
- *  - An active timeout exports the flow but leaves its entry in the map. A shadow entry
- *    here remembers what went out (packets, bytes, last time, flags), and the flow's next
- *    record holds what was counted since. Nothing is deleted under a busy flow.
+ *  - An active timeout cuts the flow at the next generation bump (the end of the scan
+ *    that found it due) and exports the part before the cut at the following scan: the
+ *    programs split each CPU's copy at a bump exactly (struct tf_flow_val), so the next
+ *    record starts with the first packet after the cut. The entry stays in the map; a
+ *    shadow entry here remembers what went out (packets, bytes, last time, flags), and
+ *    the flow's next record holds what was counted since. Nothing is deleted under a
+ *    busy flow.
  *  - Entries are deleted only once idle (inactive timeout, TCP FIN/RST grace), under
  *    table pressure, or at shutdown after the programs are detached, and with
  *    BPF_MAP_LOOKUP_AND_DELETE_ELEM, so the record holds every packet counted up to the
@@ -17,8 +21,12 @@
  *    ebpf_unsafe_deletes.)
  *  - Packets the program could not add (map full, -EBUSY) are counted by the kernel and
  *    reported (flow.h).
- * A continued record's first time and TCP flags come from the generation fields of
- * struct tf_flow_val: exact but for packets that arrive while a scan runs (a few ms).
+ * A continued record's first time comes from the generation fields of struct
+ * tf_flow_val: exact when it starts right at the cut (a busy flow); a flow that pauses
+ * through a whole scan after its cut and resumes while a scan runs (between reading its
+ * entry and the bump, a few ms) gets the time of its first packet after that bump. The
+ * TCP flags of a continued record are those its packets brought since the last record,
+ * plus any flag the flow had not shown before.
  *
  * Owns: the skeleton (programs, maps), the attachments, one AF_PACKET socket that holds
  * promiscuous mode (the kernel drops it when the socket closes, even after kill -9),
@@ -50,7 +58,7 @@
 #include "flow.skel.h"
 #include "log.h"
 
-_Static_assert(sizeof(struct tf_flow_val) == 72, "flow value layout shared with flow.bpf.c");
+_Static_assert(sizeof(struct tf_flow_val) == 88, "flow value layout shared with flow.bpf.c");
 _Static_assert(sizeof(struct tf_flow_val) % 8 == 0, "per-CPU values are 8-byte strides");
 
 #define EB_HOOK_IN 1
@@ -77,6 +85,7 @@ struct eb_shadow {
 	uint64_t exp_last_ns;   /* newest packet in the exported records */
 	uint64_t rec_first_ns;  /* first packet of the record in progress, 0: none yet */
 	uint32_t hash;
+	uint32_t cut_gen;       /* active timeout: cut at the bump to this generation, 0 none */
 	uint8_t exp_flags;      /* TCP flags seen up to the last export */
 	uint8_t rec_flags;      /* flags of the record in progress */
 	uint8_t used;
@@ -338,6 +347,65 @@ static void eb_emit(struct cap_ebpf *e, const struct flow_rec *rec, flowtab_emit
 		emit(rec, arg);
 }
 
+/* Splits the copies v of a flow at the bump to generation cut: a copy that counted
+ * since has that generation, its gen_ fields hold what came after and its pre_ fields
+ * end what came before; any other copy is all from before. */
+static void eb_split(const struct cap_ebpf *e, const struct tf_flow_val *v, uint32_t cut,
+		     struct eb_sum *before, struct eb_sum *after)
+{
+	eb_add_up(e, v, 0, before);
+	before->packets = before->bytes = before->last_ns = 0;
+	before->flags = before->gen_flags = 0;
+	memset(after, 0, sizeof(*after));
+	after->first_ns = UINT64_MAX;
+	for (int i = 0; i < e->ncpu; i++) {
+		const struct tf_flow_val *c = &v[i];
+		uint64_t last = c->last_ns;
+		uint8_t flags = c->tcp_flags;
+
+		if (c->packets == 0)
+			continue;
+		if (c->gen == cut) {
+			after->packets += c->gen_packets;
+			after->bytes += c->gen_bytes;
+			after->flags |= c->gen_flags;
+			if (c->gen_first_ns < after->first_ns)
+				after->first_ns = c->gen_first_ns;
+			last = c->pre_last_ns;
+			flags = c->pre_flags;
+		}
+		before->packets += c->packets - (c->gen == cut ? c->gen_packets : 0);
+		before->bytes += c->bytes - (c->gen == cut ? c->gen_bytes : 0);
+		before->flags |= flags;
+		if (last > before->last_ns)
+			before->last_ns = last;
+	}
+}
+
+/* A flow's active timeout takes effect (the bump to sh->cut_gen is past): exports what
+ * it counted before the cut and since its last record, and starts the next record with
+ * the first packet after the cut, if there is one yet. */
+static void eb_cut(struct cap_ebpf *e, const struct pkt_key *k, const struct tf_flow_val *v,
+		   struct eb_shadow *sh, flowtab_emit_fn emit, void *arg)
+{
+	struct eb_sum before, after;
+	struct flow_rec rec;
+
+	eb_split(e, v, sh->cut_gen, &before, &after);
+	if (eb_record(e, k, &before, sh->exp_packets ? sh : NULL, FLOW_END_ACTIVE, &rec))
+		eb_emit(e, &rec, emit, arg);
+	sh->exp_packets = before.packets;
+	sh->exp_bytes = before.bytes;
+	sh->exp_last_ns = before.last_ns;
+	sh->exp_flags = before.flags;
+	sh->rec_first_ns = after.packets ? after.first_ns : 0;
+	sh->rec_flags = after.flags;
+	sh->cut_gen = 0;
+	e->continued++;
+	if (after.packets)
+		e->restarted++;
+}
+
 /* Deletes entry i of the batch and exports what it holds (with reason, or as an idle
  * or forced record if a quietly dropped continuation turns out to have packets). With
  * force the programs are detached already: the values read are final, and the map
@@ -374,10 +442,14 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		bpf_map_delete_elem(e->flows_fd, k);
 		e->unsafe_deletes++;
 	}
+	if (sh && sh->cut_gen && sh->cut_gen == e->gen)
+		eb_cut(e, k, v, sh, emit, arg);
+	else if (sh)
+		sh->cut_gen = 0;  /* deleted before its cut took effect: one record */
 	eb_add_up(e, v, sh ? sh->exp_last_ns : 0, &s);
 	if (reason == 0)
 		reason = force ? FLOW_END_FORCED : FLOW_END_IDLE;
-	if (eb_record(e, k, &s, sh, reason, &rec))
+	if (eb_record(e, k, &s, sh && sh->exp_packets ? sh : NULL, reason, &rec))
 		eb_emit(e, &rec, emit, arg);
 	if (sh)
 		eb_sh_del(e, sh);
@@ -414,7 +486,6 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 	uint32_t h = eb_hash(e, k);
 	struct eb_shadow *sh = eb_sh_find(e, k, h);
 	uint64_t first_ms, last_ms;
-	struct flow_rec rec;
 	struct eb_sum s;
 	unsigned idle;
 	uint8_t flags;
@@ -422,12 +493,16 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 
 	if (force)
 		return FLOW_END_FORCED;
+	if (sh && sh->cut_gen && sh->cut_gen == e->gen)
+		eb_cut(e, k, v, sh, emit, arg);
 	eb_add_up(e, v, sh ? sh->exp_last_ns : 0, &s);
 	last_ms = eb_ms(e, s.last_ns);
 	first_ms = eb_ms(e, s.first_ns);
 	flags = s.flags;
 	idle = eb_log2(now_ms > last_ms ? now_ms - last_ms : 0);
-	if (sh) {
+	if (sh && sh->cut_gen)
+		goto keep;  /* cut this scan (table pressure's second pass): keep it */
+	if (sh && sh->exp_packets) {
 		int more = s.packets > sh->exp_packets;
 
 		if (more && !sh->rec_first_ns) {
@@ -456,7 +531,8 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 			return reason;
 		goto keep;
 	}
-	/* Active timeout: export what the flow counted so far and keep its entry. */
+	/* Active timeout: cut the flow at this scan's bump, keep its entry; the next scan
+	 * exports the part before the cut (eb_cut). */
 	if (!sh) {
 		sh = eb_sh_add(e, k, h);
 		if (!sh) {
@@ -464,16 +540,7 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 			return FLOW_END_ACTIVE;  /* no room to remember: delete it instead */
 		}
 	}
-	/* A fresh shadow has exported nothing: the record is the whole flow. */
-	if (eb_record(e, k, &s, sh->exp_packets ? sh : NULL, FLOW_END_ACTIVE, &rec))
-		eb_emit(e, &rec, emit, arg);
-	sh->exp_packets = s.packets;
-	sh->exp_bytes = s.bytes;
-	sh->exp_last_ns = s.last_ns;
-	sh->exp_flags = s.flags;
-	sh->rec_first_ns = 0;
-	sh->rec_flags = 0;
-	e->continued++;
+	sh->cut_gen = e->gen + 1;
 keep:
 	e->hist[idle]++;
 	e->live++;

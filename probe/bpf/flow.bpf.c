@@ -89,7 +89,7 @@ struct {
 } tf_frags SEC(".maps");
 
 _Static_assert(sizeof(struct pkt_key) == 48, "the map key is struct pkt_key as pkt.c builds it");
-_Static_assert(sizeof(struct tf_flow_val) == 72, "flow value layout shared with user space");
+_Static_assert(sizeof(struct tf_flow_val) == 88, "flow value layout shared with user space");
 
 /* x, through memory the verifier does not track, masked to mask: the verifier then
  * knows only the range. Packet offsets that differ per path (0-4 VLAN tags, each IPv6
@@ -428,12 +428,18 @@ static __always_inline void tf_add(struct tf_flow_val *v, uint32_t len, uint8_t 
 		v->gen = gen;
 		v->gen_first_ns = now;
 		v->gen_flags = 0;
+		v->gen_packets = 0;
+		v->gen_bytes = 0;
+		v->pre_last_ns = v->last_ns;
+		v->pre_flags = v->tcp_flags;
 	}
 	v->packets++;
 	v->bytes += len;
 	v->last_ns = now;
 	v->tcp_flags |= flags;
 	v->gen_flags |= flags;
+	v->gen_packets++;
+	v->gen_bytes += len;
 }
 
 /* Later fragments take the ports of their first fragment (worker.c's frag_map). */

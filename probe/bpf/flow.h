@@ -24,21 +24,27 @@
 /* One CPU's share of a flow. Each CPU writes only its own copy (no atomics, no lost
  * updates); user space adds the copies up. A copy with packets == 0 is one this CPU
  * never touched (the kernel zeroes the other CPUs' copies on insert).
- * gen/gen_first_ns/gen_flags let user space see what arrived since its last scan: the
- * program restarts them whenever tf_gen, bumped by user space after each scan, differs
- * from gen. */
+ * gen and the gen_* fields count what arrived since tf_gen, bumped by user space after
+ * each scan, became gen: the program restarts them whenever tf_gen differs from gen,
+ * first saving what came before in pre_last_ns and pre_flags. A bump is a cut user
+ * space can split a flow at exactly (an active timeout): before it, packets - gen_packets
+ * ending at pre_last_ns; after it, gen_packets starting at gen_first_ns. */
 struct tf_flow_val {
 	uint64_t packets;
 	uint64_t bytes;         /* IP-layer bytes (IP total length) */
 	uint64_t first_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	uint64_t last_ns;
 	uint64_t gen_first_ns;  /* first packet on this CPU since tf_gen became gen */
+	uint64_t gen_bytes;
+	uint64_t pre_last_ns;   /* last packet before that, 0 if none */
 	uint32_t gen;
 	uint32_t out_if;        /* router mode: output interface from bpf_fib_lookup, 0 unknown */
 	uint8_t nexthop[16];    /* router mode: gateway, v4-mapped for IPv4; 0 if connected */
 	uint8_t tcp_flags;      /* OR of every packet's flags */
 	uint8_t gen_flags;      /* OR of the flags since tf_gen became gen */
-	uint8_t pad[6];
+	uint8_t pre_flags;      /* OR of the flags before that */
+	uint8_t pad;
+	uint32_t gen_packets;
 };
 
 /* Later fragments find the ports of their datagram's first fragment here (as the

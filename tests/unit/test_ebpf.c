@@ -755,6 +755,66 @@ static void test_fragments(void **state)
 	unload(t);
 }
 
+/* A bump of tf_gen is a cut user space can split a flow at (cap_ebpf.c's active
+ * timeout): the copies' gen_ fields hold what came after it, the pre_ fields end what
+ * came before, whichever CPUs the packets were counted on. */
+static void test_generations(void **state)
+{
+	struct tctx *t = load(64, 1);
+	const uint8_t flags[4] = { 0x02, 0x10, 0x18, 0x11 };
+	uint64_t pre_p = 0, pre_b = 0, post_p = 0, post_b = 0, pre_last = 0;
+	uint64_t post_first = UINT64_MAX;
+	uint8_t pre_f = 0, post_f = 0;
+	struct pkt_info pi;
+	struct fb f;
+
+	(void)state;
+	if (!t)
+		skip();
+	t->skel->bss->tf_gen = 5;
+	eth(&f, 0, 0x0800);
+	ip4(&f, V4_PLAIN, 6, 5, 0x02);
+	for (int i = 0; i < 4; i++) {
+		if (i == 2)
+			t->skel->bss->tf_gen = 6;
+		f.b[14 + 20 + 13] = flags[i];
+		run(t, i & 1, f.b, f.n);
+	}
+	assert_int_equal(pkt_parse(f.b, f.n, PKT_LINK_ETH, LO_IFINDEX, &pi), PKT_OK);
+	assert_int_equal(bpf_map_lookup_elem(t->flows_fd, &pi.key, t->vals), 0);
+	for (int i = 0; i < t->ncpu; i++) {
+		const struct tf_flow_val *c = &t->vals[i];
+
+		if (c->packets == 0)
+			continue;
+		if (c->gen == 6) {
+			post_p += c->gen_packets;
+			post_b += c->gen_bytes;
+			post_f |= c->gen_flags;
+			if (c->gen_first_ns < post_first)
+				post_first = c->gen_first_ns;
+			if (c->pre_last_ns > pre_last)
+				pre_last = c->pre_last_ns;
+			pre_f |= c->pre_flags;
+		} else {
+			assert_int_equal(c->gen, 5);
+			if (c->last_ns > pre_last)
+				pre_last = c->last_ns;
+			pre_f |= c->tcp_flags;
+		}
+		pre_p += c->packets - (c->gen == 6 ? c->gen_packets : 0);
+		pre_b += c->bytes - (c->gen == 6 ? c->gen_bytes : 0);
+	}
+	assert_int_equal(pre_p, 2);
+	assert_int_equal(post_p, 2);
+	assert_int_equal(pre_b, 2 * pi.ip_len);
+	assert_int_equal(post_b, 2 * pi.ip_len);
+	assert_int_equal(pre_f, 0x12);
+	assert_int_equal(post_f, 0x19);
+	assert_true(pre_last > 0 && pre_last <= post_first && post_first != UINT64_MAX);
+	unload(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_accounting),
 		cmocka_unit_test(test_sampling),
 		cmocka_unit_test(test_fragments),
+		cmocka_unit_test(test_generations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
