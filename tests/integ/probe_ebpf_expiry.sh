@@ -9,9 +9,11 @@
 # second longer than each timeout: eBPF checks its map once a second. A flow busy
 # through its active timeout is cut where each backend's clock says: both must give
 # two records that add up, the second starting with the packet after the first's last.
-# The second busy flow sends every 2 ms while the eBPF probe's map is large (2M entries:
-# a scan walks its buckets for about 2 ms): a packet that arrives while the scan runs
-# must still start the next record, not be folded into it unseen.
+# The second busy flow sends every 2 ms while the eBPF probe's map is large (4M entries:
+# a scan walks its buckets for about 4 ms): a packet that arrives while the scan runs
+# must still start the next record, not be folded into it unseen. A third capture (a
+# packet socket) takes the busy flows' arrival times: no packet may lie between the
+# two records, whatever the sender's jitter.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v tcpreplay >/dev/null || fail "tcpreplay missing (deploy/deps.sh installs it)"
@@ -89,9 +91,37 @@ start_probe() { # name args...
 	grep -q 'cannot load the program' "$T/$name.log" && skip "this kernel cannot load the eBPF program: $(cat "$T/$name.log")"
 	grep -q 'capturing on' "$T/$name.log" || { cat "$T/$name.log"; fail "$name probe did not start"; }
 }
-start_probe ebpf --capture ebpf --bpf-map-size 2097152
+start_probe ebpf --capture ebpf --bpf-map-size 4194304
 start_probe afp --capture afpacket
 
+# Arrival times (Unix ms) of the busy flows' packets, by destination port.
+cat >"$T/arrivals.py" <<'PY'
+import os, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((sys.argv[1], 0))
+s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35), 1)  # Linux: 35
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.settimeout(4)  # the capture ends once the replay has been over for a while
+open(sys.argv[2] + ".ready", "w").close()
+seen, waited = [], 0
+while True:
+    try:
+        data, anc, _, _ = s.recvmsg(2048, 64)
+    except socket.timeout:
+        waited += 1
+        if seen or waited > 8:
+            break
+        continue
+    if len(data) >= 38 and data[23] == 17:
+        sec, ns = struct.unpack("qq", anc[0][2][:16])
+        seen.append(f"{struct.unpack('>H', data[36:38])[0]} {sec * 1e3 + ns / 1e6:.3f}\n")
+with open(sys.argv[2] + ".tmp", "w") as out:
+    out.writelines(seen)
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+bg ip netns exec "$B" python3 "$T/arrivals.py" "v$B" "$T/arrivals.txt" 2>"$T/arrivals.log"
+CAPPID=$BGPID
+wait_for "[ -e $T/arrivals.txt.ready ]" 10 || fail "the arrival capture did not start"
 ip netns exec "$A" tcpreplay -q -K -i "v$A" "$T/in.pcap" >"$T/replay.log" 2>&1 ||
 	{ cat "$T/replay.log"; fail "tcpreplay failed"; }
 sent=$(sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p' "$T/replay.log")
@@ -103,6 +133,7 @@ all_expired() { # name
 	[ "$(stat "$1" frames)" = "$sent" ] && [ "$(stat "$1" flows_active)" = 0 ] &&
 		[ "$(stat "$1" export_flows)" = 14 ]
 }
+stop_pid "$CAPPID" 0 ||  # no signal: it ends 4 s after the replay { cat "$T/arrivals.log"; fail "the arrival capture failed"; }
 for pr in ebpf afp; do
 	wait_for "all_expired $pr" 15 || { cat "$T/$pr.log"; fail "$pr: flows did not expire"; }
 done
@@ -125,7 +156,7 @@ for pr in ebpf afp; do
 done
 [ "$(stat ebpf ebpf_continued)" -ge 3 ] || fail "the active timeouts did not keep the entries"
 
-python3 - "$T/expect.txt" "$T/afp.json" "$T/ebpf.json" <<'PY' || fail "records differ"
+python3 - "$T/expect.txt" "$T/afp.json" "$T/ebpf.json" "$T/arrivals.txt" <<'PY' || fail "records differ"
 import json, sys, datetime
 def load(path):
     recs = {}
@@ -144,21 +175,26 @@ for line in open(sys.argv[1]):
     want[(src, dst, int(proto), int(sp), int(dp))] = [int(x) for x in recs.split(",")]
 afp, ebpf = load(sys.argv[2]), load(sys.argv[3])
 bad = 0
-# busy flow: the most its packets can be apart in ms (the interval and the sender's jitter)
-busy = {("10.1.0.8", "10.2.0.8", 17, 1008, 2008): 80,
-        ("10.1.0.9", "10.2.0.9", 17, 1009, 2009): 3}
+busy = ("10.1.0.8", "10.2.0.8", 17, 1008, 2008), ("10.1.0.9", "10.2.0.9", 17, 1009, 2009)
+arrivals = {}
+for line in open(sys.argv[4]):
+    port, t = line.split()
+    arrivals.setdefault(int(port), []).append(float(t))
 for k, w in want.items():
     for name, got in (("afpacket", afp), ("ebpf", ebpf)):
         g = [r[2] for r in got.get(k, [])]
         if k in busy:
-            # Two records, nothing lost between them: the second starts with the
-            # packet after the first one's last, each within the active timeout (4 s)
-            # plus a scan (eBPF cuts at the end of a scan).
+            # Two records, nothing lost between them, each within the active timeout
+            # (4 s) plus a scan (eBPF cuts at the end of a scan); the second starts
+            # with the packet after the first one's last: no arrival lies between
+            # them (record times are whole ms, cut down: 1.5 ms and 0.5 ms of slack).
             recs = got.get(k, [])
-            ok = sum(g) == w[0] and len(g) == 2 and \
-                0 < recs[1][0] - recs[0][1] <= busy[k] and all(r[1] - r[0] <= 5200 for r in recs)
-            print(f"{name} {k}: busy flow records {recs}")
-            bad += not ok
+            ok = sum(g) == w[0] and len(g) == 2 and all(r[1] - r[0] <= 5200 for r in recs) \
+                and len(arrivals.get(k[4], [])) == w[0]
+            between = [t for t in arrivals.get(k[4], []) if ok and
+                       recs[0][1] + 1.5 < t < recs[1][0] - 0.5]
+            print(f"{name} {k}: busy flow records {recs}, arrivals between them {between}")
+            bad += not ok or bool(between) or recs[1][0] <= recs[0][1]
             continue
         if g != w:
             print(f"{name} {k}: records of {g} packets, want {w}")
