@@ -1,7 +1,7 @@
 /* cap_ebpf.c: the eBPF capture backend, user space. Loads probe/bpf/flow.bpf.c from the
  * skeleton compiled into the binary, sets its read-only configuration, attaches it to
  * every interface (TC clsact at a fixed handle and priority, or XDP through a link),
- * and once a second scans its per-CPU flow map: adds up each flow's per-CPU copies,
+ * and once a second scans its flow map: adds up each flow's per-CPU slots,
  * applies the flow table's expiry rules (flowtab.h) and hands finished flows to the
  * worker, which exports them as it does the flow table's. Detaches on close.
  *
@@ -1190,7 +1190,12 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 	}
 	e->skel->rodata->tf_cfg_sample = cfg->sample > 1 ? cfg->sample : 1;
 	e->skel->rodata->tf_cfg_router = cfg->router ? 1 : 0;
+	e->skel->rodata->tf_cfg_ncpu = (uint32_t)e->ncpu;
 	bpf_map__set_max_entries(e->skel->maps.tf_flows, e->map_size);
+	bpf_map__set_value_size(e->skel->maps.tf_flows,
+				(uint32_t)e->ncpu * (uint32_t)sizeof(struct tf_flow_val));
+	bpf_map__set_value_size(e->skel->maps.tf_newval,
+				(uint32_t)e->ncpu * (uint32_t)sizeof(struct tf_flow_val));
 	/* Load only the programs this run attaches (each costs verifier time). */
 	int in = cfg->router || cfg->direction != CAP_DIR_OUT;
 	int out = cfg->router || cfg->direction != CAP_DIR_IN;
@@ -1208,7 +1213,8 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 	e->flows_fd = bpf_map__fd(e->skel->maps.tf_flows);
 	e->counters_fd = bpf_map__fd(e->skel->maps.tf_counters);
 	if (bpf_map__key_size(e->skel->maps.tf_flows) != sizeof(struct pkt_key) ||
-	    bpf_map__value_size(e->skel->maps.tf_flows) != sizeof(struct tf_flow_val) ||
+	    bpf_map__value_size(e->skel->maps.tf_flows) !=
+		    (size_t)e->ncpu * sizeof(struct tf_flow_val) ||
 	    bpf_map__value_size(e->skel->maps.tf_counters) != sizeof(struct eb_percpu)) {
 		snprintf(err, errlen, "ebpf: the program's maps do not match this build");
 		goto fail;

@@ -210,7 +210,7 @@ static void usage(FILE *out)
 "\n"
 "    Live capture has two backends (--capture). AF_PACKET copies each packet's\n"
 "    headers to the probe. eBPF (the default where the kernel allows it) counts flows\n"
-"    in the kernel, at TC or XDP, in a per-CPU map the probe reads once a second,\n"
+"    in the kernel, at TC or XDP, in a flow map the probe reads once a second,\n"
 "    applying the same timeouts; only finished flows cross into user space. With\n"
 "    --router it also records each flow's output interface and next hop.\n"
 "\n"

@@ -1,6 +1,6 @@
 /* flow.bpf.c: flows counted in the kernel. A TC (clsact ingress or egress) or XDP
  * program parses each frame as probe/pkt.c does (same struct pkt_key, same results,
- * same edge cases: see pkt.h) and adds it to its flow in a per-CPU hash map; user space
+ * same edge cases: see pkt.h) and adds it to its CPU's slot of its flow; user space
  * (cap_ebpf.c) reads the map about once a second, applies the flow table's expiry rules
  * and exports. Everything that does not reach a flow entry is counted (flow.h).
  *
@@ -56,6 +56,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Read-only configuration, set by the loader before load. */
 const volatile uint32_t tf_cfg_sample = 1;  /* 1-in-N packet sampling */
 const volatile uint32_t tf_cfg_router = 0;  /* fib lookups; egress counts local packets only */
+const volatile uint32_t tf_cfg_ncpu = 1;    /* slots in a flow value: the possible CPUs */
 
 /* Scan generation, written by user space after each scan (struct tf_flow_val). */
 uint32_t tf_gen = 0;
@@ -67,12 +68,26 @@ struct tf_percpu {
 	uint64_t scratch;  /* see tf_opaque */
 };
 
+/* A flow's value holds one struct tf_flow_val per possible CPU, side by side (the
+ * loader sets the value size); each CPU writes only its own slot. One element holds
+ * key and counters: a packet touches the bucket and the element, where a per-CPU hash
+ * keeps the values in per-CPU memory apart from the element (one more cache and TLB
+ * miss per packet, and one per CPU for every flow a scan reads). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);  /* the loader sets --bpf-map-size */
 	__type(key, struct pkt_key);
 	__type(value, struct tf_flow_val);
 } tf_flows SEC(".maps");
+
+/* Per CPU, a zeroed value for new flows: this CPU fills its slot, inserts the value and
+ * zeroes the slot again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, uint32_t);
+	__type(value, struct tf_flow_val);
+} tf_newval SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -473,9 +488,9 @@ static __always_inline void tf_frag(struct tf_percpu *pc, struct pkt_info *pi, u
 static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt_info *pi,
 				     int r, uint32_t ifindex, int egress)
 {
-	struct tf_flow_val *v;
-	uint64_t now;
-	uint32_t gen;
+	struct tf_flow_val *v, *nv, *slot;
+	uint32_t gen, cpu, zero = 0;
+	uint64_t now, off;
 	long err;
 
 	if (r < 0 || r >= PKT_NRESULTS)
@@ -490,17 +505,30 @@ static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt
 	if (pi->frag != PKT_FRAG_NONE)
 		tf_frag(pc, pi, now);
 
+	cpu = bpf_get_smp_processor_id();
+	if (cpu >= tf_cfg_ncpu) {
+		pc->c[TF_C_MAP_ERROR]++;  /* the loader counted the possible CPUs: cannot be */
+		pc->c[TF_C_LOST_BYTES] += pi->ip_len;
+		return;
+	}
+	off = cpu * sizeof(struct tf_flow_val);
 	v = bpf_map_lookup_elem(&tf_flows, &pi->key);
 	if (v) {
-		tf_add(v, pi->ip_len, pi->tcp_flags, now, gen);
+		tf_add((void *)v + off, pi->ip_len, pi->tcp_flags, now, gen);
 		goto counted;
 	}
-	struct tf_flow_val nv;
-	__builtin_memset(&nv, 0, sizeof(nv));
-	tf_add(&nv, pi->ip_len, pi->tcp_flags, now, gen);
+	nv = bpf_map_lookup_elem(&tf_newval, &zero);
+	if (!nv) {
+		pc->c[TF_C_MAP_ERROR]++;
+		pc->c[TF_C_LOST_BYTES] += pi->ip_len;
+		return;
+	}
+	slot = (void *)nv + off;
+	tf_add(slot, pi->ip_len, pi->tcp_flags, now, gen);
 	if (tf_cfg_router)
-		tf_route(ctx, pc, &pi->key, ifindex, egress, &nv);
-	err = bpf_map_update_elem(&tf_flows, &pi->key, &nv, BPF_NOEXIST);
+		tf_route(ctx, pc, &pi->key, ifindex, egress, slot);
+	err = bpf_map_update_elem(&tf_flows, &pi->key, nv, BPF_NOEXIST);
+	__builtin_memset(slot, 0, sizeof(*slot));
 	if (err == 0) {
 		pc->c[TF_C_CREATED]++;
 		goto counted;
@@ -510,7 +538,7 @@ static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt
 		v = bpf_map_lookup_elem(&tf_flows, &pi->key);
 		if (v) {
 			pc->c[TF_C_INSERT_RACE]++;
-			tf_add(v, pi->ip_len, pi->tcp_flags, now, gen);
+			tf_add((void *)v + off, pi->ip_len, pi->tcp_flags, now, gen);
 			goto counted;
 		}
 		/* ... and user space deleted it again in between: counted as an error. */

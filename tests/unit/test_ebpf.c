@@ -67,15 +67,20 @@ static struct tctx *load(uint32_t map_size, uint32_t sample)
 	libbpf_set_print(quiet);
 	t->skel = tf_flow_bpf__open();
 	assert_non_null(t->skel);
+	t->ncpu = libbpf_num_possible_cpus();
 	t->skel->rodata->tf_cfg_sample = sample;
+	t->skel->rodata->tf_cfg_ncpu = (uint32_t)t->ncpu;
 	bpf_map__set_max_entries(t->skel->maps.tf_flows, map_size);
+	bpf_map__set_value_size(t->skel->maps.tf_flows,
+				(uint32_t)t->ncpu * (uint32_t)sizeof(struct tf_flow_val));
+	bpf_map__set_value_size(t->skel->maps.tf_newval,
+				(uint32_t)t->ncpu * (uint32_t)sizeof(struct tf_flow_val));
 	bpf_program__set_autoload(t->skel->progs.tf_flow_out, false);
 	if (tf_flow_bpf__load(t->skel) < 0) {
 		tf_flow_bpf__destroy(t->skel);
 		free(t);
 		return NULL;
 	}
-	t->ncpu = libbpf_num_possible_cpus();
 	t->flows_fd = bpf_map__fd(t->skel->maps.tf_flows);
 	t->counters_fd = bpf_map__fd(t->skel->maps.tf_counters);
 	t->frags_fd = bpf_map__fd(t->skel->maps.tf_frags);
