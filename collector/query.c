@@ -1067,6 +1067,7 @@ static uint64_t ht_walk_start(const struct htab *t)
 
 struct qfile {
 	_Atomic uint32_t next;  /* next block index to claim (one partition) */
+	uint64_t size;          /* length when the query began: every pass reads this much */
 };
 
 /* A stored flow kept for a listing, with its place in the store. */
@@ -1563,6 +1564,8 @@ static void *worker_run(void *arg)
 		if (atomic_load(&q->stop))
 			break;
 		r = store_reader_open(path);
+		if (r)
+			store_reader_set_limit(r, q->fs[fi].size);
 		if (!r) {
 			if (w->count_files) {
 				w->sum.bad_files++;
@@ -2656,9 +2659,13 @@ static int list_store(struct qctx *q)
 	q->fs = calloc(q->files.n ? q->files.n : 1, sizeof(*q->fs));
 	if (!q->fs)
 		return -ENOMEM;
-	for (size_t i = 0; i < q->files.n; i++)
-		if (stat(q->files.v[i].path, &sb) == 0)
+	for (size_t i = 0; i < q->files.n; i++) {
+		q->fs[i].size = UINT64_MAX;
+		if (stat(q->files.v[i].path, &sb) == 0) {
 			q->total_bytes += (uint64_t)sb.st_size;
+			q->fs[i].size = (uint64_t)sb.st_size;
+		}
+	}
 	return 0;
 }
 
@@ -2680,6 +2687,7 @@ static int may_need_wide(struct qctx *q)
 		int v6 = 0, zr;
 		if (!r)
 			continue; /* the scan reports it */
+		store_reader_set_limit(r, q->fs[i].size);
 		zr = store_reader_file_zone(r, &z);
 		if (zr == 1)
 			v6 = zone_in_window(q->rq, &z) && (z.ipver & 2);

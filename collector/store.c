@@ -2636,7 +2636,8 @@ struct store_reader {
 	int fd, own_fd;
 	const uint8_t *mem;
 	size_t mem_len;
-	uint64_t size;          /* file size when last looked at */
+	uint64_t size;          /* file size when last looked at, at most limit */
+	uint64_t limit;         /* store_reader_set_limit() */
 	struct store_file_hdr hdr;
 	int verify, done;
 	uint64_t off;           /* next block */
@@ -2667,6 +2668,10 @@ static ssize_t rd_pread(struct store_reader *r, void *buf, size_t len, uint64_t 
 {
 	size_t got = 0;
 
+	if (off >= r->limit)
+		return 0;
+	if (len > r->limit - off)
+		len = (size_t)(r->limit - off);
 	if (r->fd < 0) {
 		if (off >= r->mem_len)
 			return 0;
@@ -2696,6 +2701,8 @@ static uint64_t rd_size(struct store_reader *r)
 		r->size = r->mem_len;
 	else if (fstat(r->fd, &sb) == 0)
 		r->size = (uint64_t)sb.st_size;
+	if (r->size > r->limit)
+		r->size = r->limit;
 	return r->size;
 }
 
@@ -3417,6 +3424,7 @@ static struct store_reader *rd_alloc(void)
 		return NULL;
 	r->fd = -1;
 	r->verify = 1;
+	r->limit = UINT64_MAX;
 	r->zd = ZSTD_createDCtx();
 	if (!r->zd) {
 		free(r);
@@ -3529,6 +3537,13 @@ void store_reader_close(struct store_reader *r)
 void store_reader_set_verify(struct store_reader *r, int verify)
 {
 	r->verify = verify;
+}
+
+void store_reader_set_limit(struct store_reader *r, uint64_t len)
+{
+	r->limit = len;
+	if (r->size > len)
+		r->size = len;
 }
 
 const struct store_file_hdr *store_reader_hdr(const struct store_reader *r)

@@ -307,6 +307,11 @@ void store_reader_close(struct store_reader *r);
 /* verify 0 skips the hash checks (forensics, fuzzing the decoders); default 1. */
 void store_reader_set_verify(struct store_reader *r, int verify);
 
+/* Reads the file as if it ended at len bytes: a snapshot, so that every pass of a query
+ * sees the same blocks of a file the collector is still writing (what lies past len,
+ * a block cut through included, is left for the next query). */
+void store_reader_set_limit(struct store_reader *r, uint64_t len);
+
 const struct store_file_hdr *store_reader_hdr(const struct store_reader *r);
 
 /* If the file is closed, fills *z with its footer's zone and returns 1 (cheap: reads the
