@@ -382,6 +382,15 @@ static void eb_split(const struct cap_ebpf *e, const struct tf_flow_val *v, uint
 	}
 }
 
+/* Whether the bump a flow's cut waits for is past. Normally the scan after the cut is
+ * the bump's own (e->gen == cut_gen); one that missed the flow (a failed scan) must not
+ * leave it waiting for ever: the split is then rougher (copies that counted after a
+ * later bump count as before the cut), nothing is lost. */
+static int eb_cut_due(const struct cap_ebpf *e, const struct eb_shadow *sh)
+{
+	return sh->cut_gen && (int32_t)(e->gen - sh->cut_gen) >= 0;
+}
+
 /* A flow's active timeout takes effect (the bump to sh->cut_gen is past): exports what
  * it counted before the cut and since its last record, and starts the next record with
  * the first packet after the cut, if there is one yet. */
@@ -442,7 +451,7 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		bpf_map_delete_elem(e->flows_fd, k);
 		e->unsafe_deletes++;
 	}
-	if (sh && sh->cut_gen && sh->cut_gen == e->gen)
+	if (sh && eb_cut_due(e, sh))
 		eb_cut(e, k, v, sh, emit, arg);
 	else if (sh)
 		sh->cut_gen = 0;  /* deleted before its cut took effect: one record */
@@ -493,7 +502,7 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 
 	if (force)
 		return FLOW_END_FORCED;
-	if (sh && sh->cut_gen && sh->cut_gen == e->gen)
+	if (sh && eb_cut_due(e, sh))
 		eb_cut(e, k, v, sh, emit, arg);
 	eb_add_up(e, v, sh ? sh->exp_last_ns : 0, &s);
 	last_ms = eb_ms(e, s.last_ns);
