@@ -707,20 +707,16 @@ static void get_field(const struct kfield *kf, const uint8_t *k, struct query_ro
 	switch (kf->field) {
 	case QF_SRCIP:
 	case QF_IP:
-		if (kf->width == 4)
-			flowrec_addr4(r->f.src, k);
-		else
-			memcpy(r->f.src, k, 16);
-		break;
 	case QF_DSTIP:
+	case QF_EXPORTER: {
+		uint8_t *a = kf->field == QF_EXPORTER ? r->f.exporter :
+			     kf->field == QF_DSTIP ? r->f.dst : r->f.src;
 		if (kf->width == 4)
-			flowrec_addr4(r->f.dst, k);
+			flowrec_addr4(a, k);
 		else
-			memcpy(r->f.dst, k, 16);
+			memcpy(a, k, 16);
 		break;
-	case QF_EXPORTER:
-		memcpy(r->f.exporter, k, 16);
-		break;
+	}
 	case QF_SRCNET:
 		memcpy(r->f.src, k, 16);
 		r->f.src_mask = k[16];
@@ -1546,6 +1542,15 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* File i of the query as it was when the query began (NULL with errno). */
+static struct store_reader *qfile_open(struct qctx *q, size_t i)
+{
+	struct store_reader *r = store_reader_open(q->files.v[i].path);
+	if (r)
+		store_reader_set_limit(r, q->fs[i].size);
+	return r;
+}
+
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
@@ -1563,9 +1568,7 @@ static void *worker_run(void *arg)
 
 		if (atomic_load(&q->stop))
 			break;
-		r = store_reader_open(path);
-		if (r)
-			store_reader_set_limit(r, q->fs[fi].size);
+		r = qfile_open(q, fi);
 		if (!r) {
 			if (w->count_files) {
 				w->sum.bad_files++;
@@ -2681,13 +2684,12 @@ static int may_need_wide(struct qctx *q)
 	if (!compact)
 		return 0;
 	for (size_t i = 0; i < q->files.n; i++) {
-		struct store_reader *r = store_reader_open(q->files.v[i].path);
+		struct store_reader *r = qfile_open(q, i);
 		struct store_block_info bi;
 		struct store_zone z;
 		int v6 = 0, zr;
 		if (!r)
 			continue; /* the scan reports it */
-		store_reader_set_limit(r, q->fs[i].size);
 		zr = store_reader_file_zone(r, &z);
 		if (zr == 1)
 			v6 = zone_in_window(q->rq, &z) && (z.ipver & 2);

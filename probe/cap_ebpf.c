@@ -360,22 +360,24 @@ static void eb_split(const struct cap_ebpf *e, const struct tf_flow_val *v, uint
 	after->first_ns = UINT64_MAX;
 	for (int i = 0; i < e->ncpu; i++) {
 		const struct tf_flow_val *c = &v[i];
-		uint64_t last = c->last_ns;
+		uint64_t last = c->last_ns, packets = 0, bytes = 0;  /* these two: after */
 		uint8_t flags = c->tcp_flags;
 
 		if (c->packets == 0)
 			continue;
 		if (c->gen == cut) {
-			after->packets += c->gen_packets;
-			after->bytes += c->gen_bytes;
+			packets = c->gen_packets;
+			bytes = c->gen_bytes;
+			after->packets += packets;
+			after->bytes += bytes;
 			after->flags |= c->gen_flags;
 			if (c->gen_first_ns < after->first_ns)
 				after->first_ns = c->gen_first_ns;
 			last = c->pre_last_ns;
 			flags = c->pre_flags;
 		}
-		before->packets += c->packets - (c->gen == cut ? c->gen_packets : 0);
-		before->bytes += c->bytes - (c->gen == cut ? c->gen_bytes : 0);
+		before->packets += c->packets - packets;
+		before->bytes += c->bytes - bytes;
 		before->flags |= flags;
 		if (last > before->last_ns)
 			before->last_ns = last;

@@ -505,12 +505,10 @@ static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt
 	if (pi->frag != PKT_FRAG_NONE)
 		tf_frag(pc, pi, now);
 
+	err = -1;  /* neither lookup below can fail: counted as a map error if one does */
 	cpu = bpf_get_smp_processor_id();
-	if (cpu >= tf_cfg_ncpu) {
-		pc->c[TF_C_MAP_ERROR]++;  /* the loader counted the possible CPUs: cannot be */
-		pc->c[TF_C_LOST_BYTES] += pi->ip_len;
-		return;
-	}
+	if (cpu >= tf_cfg_ncpu)  /* the loader counted the possible CPUs */
+		goto lost;
 	off = cpu * sizeof(struct tf_flow_val);
 	v = bpf_map_lookup_elem(&tf_flows, &pi->key);
 	if (v) {
@@ -518,11 +516,8 @@ static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt
 		goto counted;
 	}
 	nv = bpf_map_lookup_elem(&tf_newval, &zero);
-	if (!nv) {
-		pc->c[TF_C_MAP_ERROR]++;
-		pc->c[TF_C_LOST_BYTES] += pi->ip_len;
-		return;
-	}
+	if (!nv)
+		goto lost;
 	slot = (void *)nv + off;
 	tf_add(slot, pi->ip_len, pi->tcp_flags, now, gen);
 	if (tf_cfg_router)
@@ -543,6 +538,7 @@ static __always_inline void tf_count(void *ctx, struct tf_percpu *pc, struct pkt
 		}
 		/* ... and user space deleted it again in between: counted as an error. */
 	}
+lost:
 	if (err == -TF_E2BIG || err == -TF_ENOMEM)
 		pc->c[TF_C_MAP_FULL]++;
 	else if (err == -TF_EBUSY)

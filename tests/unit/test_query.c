@@ -88,15 +88,21 @@ static void make_flows(void)
 	}
 }
 
-/* Stores v[0..n) (in time order) under d: blocks of 500, files of 30 minutes. */
-static int write_store(const char *d, const struct flow_rec *v, int n)
+/* A writer under d: blocks of 500, files of interval_s. */
+static struct store_writer *open_writer(const char *d, uint32_t interval_s)
 {
 	struct store_cfg cfg;
 	store_cfg_default(&cfg, d);
 	cfg.nosync = 1;
 	cfg.block_recs = 500;
-	cfg.interval_s = 1800;
-	struct store_writer *w = store_writer_open(&cfg, T0);
+	cfg.interval_s = interval_s;
+	return store_writer_open(&cfg, T0);
+}
+
+/* Stores v[0..n) (in time order) under d: blocks of 500, files of 30 minutes. */
+static int write_store(const char *d, const struct flow_rec *v, int n)
+{
+	struct store_writer *w = open_writer(d, 1800);
 	if (!w)
 		return -1;
 	for (int i = 0; i < n; i++) {
@@ -929,6 +935,17 @@ static int log_row(void *arg, const struct query_table *t, const struct query_ro
 	return l->stop_after && l->rows >= l->stop_after;
 }
 
+/* -A srcip over d into sk, in memory so small that partitions stream out one after
+ * the other. */
+static void streamed_req(struct query_req *rq, const char *d, const struct query_sink *sk)
+{
+	query_req_init(rq, d);
+	rq->ntables = 1;
+	rq->table[0] = aggr_req("srcip", QO_NONE, 0); /* unordered: streamed */
+	rq->sink = sk;
+	rq->max_memory = 48 << 10;
+}
+
 static void test_sink_deadline(void **st)
 {
 	(void)st;
@@ -936,13 +953,7 @@ static void test_sink_deadline(void **st)
 	struct query_result res;
 	struct sink_log lg = { 0, 0, 0, 0 };
 	struct query_sink sk = { log_begin, log_row, &lg };
-	query_req_init(&rq, dir);
-	rq.ntables = 1;
-	rq.table[0].kind = QK_AGGR;
-	rq.table[0].nkey = 1;
-	rq.table[0].key[0].field = QF_SRCIP;
-	rq.sink = &sk;
-	rq.max_memory = 48 << 10; /* partitions stream out one after the other */
+	streamed_req(&rq, dir, &sk);
 	run_ok(&rq, &res);
 	assert_int_equal(lg.begins, 1);
 	assert_int_equal(lg.rows, res.table[0].groups);
@@ -990,18 +1001,13 @@ static void test_live_file_snapshot(void **st)
 {
 	(void)st;
 	char d[] = "/tmp/tf-query-live-XXXXXX";
-	struct store_cfg cfg;
 	struct query_req rq;
 	struct query_result res;
 	struct grow g = { NULL, 0, 0 };
 	struct query_sink sk = { NULL, grow_row, &g };
 	uint64_t half = 0, all = 0;
 	assert_non_null(mkdtemp(d));
-	store_cfg_default(&cfg, d);
-	cfg.nosync = 1;
-	cfg.block_recs = 500;
-	cfg.interval_s = 86400; /* one file */
-	g.w = store_writer_open(&cfg, T0);
+	g.w = open_writer(d, 86400); /* one file */
 	assert_non_null(g.w);
 	for (int i = 0; i < NFLOWS; i++) {
 		if (i < NFLOWS / 2)
@@ -1012,13 +1018,7 @@ static void test_live_file_snapshot(void **st)
 	}
 	assert_int_equal(store_writer_flush(g.w), 0);
 
-	query_req_init(&rq, d);
-	rq.ntables = 1;
-	rq.table[0].kind = QK_AGGR;
-	rq.table[0].nkey = 1;
-	rq.table[0].key[0].field = QF_SRCIP;
-	rq.sink = &sk;
-	rq.max_memory = 48 << 10; /* partitions stream out one after the other */
+	streamed_req(&rq, d, &sk);
 	run_ok(&rq, &res);
 	assert_true(res.sum.passes > 1);
 	assert_int_equal(g.added, 1);
