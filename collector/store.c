@@ -919,39 +919,80 @@ static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t
 	return pos <= h->nbits ? 0 : -EPROTO;
 }
 
-static int bitlen_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
-{
-	uint64_t pos = 0, mask = (1u << h->tb) - 1, top[BITLEN_SYMS], mm[BITLEN_SYMS];
-	uint32_t st[1u << HUF_MAXLEN];
+/* BITLEN streams decode one value per step along a chain (load, table, add to the
+ * position) that nothing else in the step waits on: blk_run() steps up to BL_STREAMS
+ * streams side by side, so the CPU overlaps their chains (several columns of a block
+ * in the time of about one). */
+#define BL_STREAMS 4
 
-	/* per bit length k: the top bit and the mask of the k-1 bits below it (k <= 1: the
-	 * value is k) */
-	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
-		top[k] = k ? 1ULL << (k - 1) : 0;
-		mm[k] = top[k] ? top[k] - 1 : 0;
-	}
-	/* Per code: k << 16 | code length << 8 | bits consumed in all. The position is the
-	 * loop's one dependency chain (load, table, add): keep it free of branches. */
-	for (uint64_t j = 0; j <= mask; j++) {
+struct blstream {
+	const uint8_t *p;
+	uint64_t nbits, base, mask;
+	uint64_t *out;
+	/* per code: k << 16 | code length << 8 | bits consumed in all (k: the bit length) */
+	uint32_t st[1u << HUF_MAXLEN];
+};
+
+static void bl_stream(struct blstream *s, const struct hufrd *h, uint64_t base, uint64_t *out)
+{
+	s->p = h->p;
+	s->nbits = h->nbits;
+	s->base = base;
+	s->out = out;
+	s->mask = (1u << h->tb) - 1;
+	for (uint64_t j = 0; j <= s->mask; j++) {
 		unsigned e = h->tab[j], l = e & 15, k = e >> 4;
-		st[j] = k << 16 | l << 8 | (l + k - (k != 0));
+		s->st[j] = k << 16 | l << 8 | (l + k - (k != 0));
+	}
+}
+
+static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsigned K,
+							uint32_t n)
+{
+	uint64_t pos[BL_STREAMS] = { 0 };
+	struct { uint64_t top, mm; } bl_k[BITLEN_SYMS];
+
+	/* per bit length k: the top bit and the mask of the k - 1 bits below it (k <= 1:
+	 * the value is k) */
+	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
+		bl_k[k].top = k ? 1ULL << (k - 1) : 0;
+		bl_k[k].mm = bl_k[k].top ? bl_k[k].top - 1 : 0;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		if (pos > h->nbits)
-			return -EPROTO;
-		uint64_t b = br_peek(h->p, pos);
-		uint32_t e = st[b & mask];
-		unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
-		if (__builtin_expect(t <= 57, 1)) {
-			out[i] = base + (top[k] | (b >> l & mm[k]));
-		} else {
-			uint64_t lo = br_peek(h->p, pos + l) & 0xffffffffu;
-			uint64_t hi = br_peek(h->p, pos + l + 32) & ((1ULL << (k - 33)) - 1);
-			out[i] = base + (top[k] | hi << 32 | lo);
+#pragma GCC unroll 4
+		for (unsigned j = 0; j < K; j++) {
+			if (pos[j] > s[j].nbits)
+				return -EPROTO;
+			uint64_t b = br_peek(s[j].p, pos[j]);
+			uint32_t e = s[j].st[b & s[j].mask];
+			unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
+			if (__builtin_expect(t <= 57, 1)) {
+				s[j].out[i] = s[j].base + (bl_k[k].top | (b >> l & bl_k[k].mm));
+			} else {
+				uint64_t lo = br_peek(s[j].p, pos[j] + l) & 0xffffffffu;
+				uint64_t hi = br_peek(s[j].p, pos[j] + l + 32) &
+					      ((1ULL << (k - 33)) - 1);
+				s[j].out[i] = s[j].base + (bl_k[k].top | hi << 32 | lo);
+			}
+			pos[j] += t;
 		}
-		pos += t;
 	}
-	return pos <= h->nbits ? 0 : -EPROTO;
+	for (unsigned j = 0; j < K; j++)
+		if (pos[j] > s[j].nbits)
+			return -EPROTO;
+	return 0;
+}
+
+/* Decodes k (1..BL_STREAMS) streams of n values each. */
+static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n)
+{
+	switch (k) {
+	case 1: return bl_run(s, 1, n);
+	case 2: return bl_run(s, 2, n);
+	case 3: return bl_run(s, 3, n);
+	case 4: return bl_run(s, 4, n);
+	}
+	return -EINVAL;
 }
 
 /* ---- writer ---- */
@@ -2659,6 +2700,7 @@ struct store_reader {
 	uint8_t tdict[TDICT_MAX_LEN];   /* the tuple dictionary's planes */
 	uint32_t tnd;
 	struct hufrd huf;
+	struct blstream bs[BL_STREAMS];
 	ZSTD_DCtx *zd;
 	struct store_read_stats st;
 };
@@ -2983,7 +3025,8 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 	}
 	if ((err = huf_get(c, BITLEN_SYMS, &r->huf)) < 0)
 		return err;
-	return bitlen_decode(&r->huf, n, base, v);
+	bl_stream(&r->bs[0], &r->huf, base, v);
+	return bitlen_decode_n(r->bs, 1, n);
 }
 
 static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
@@ -3243,6 +3286,58 @@ static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const
 	return err;
 }
 
+/* The 64-bit BITLEN columns of mask (counters and times; never compressed further)
+ * decoded side by side into out, DELTA undone (LASTDIFF is left to the caller: LAST
+ * may not be among them). Sets *done to the columns decoded. */
+static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_cols *out,
+			   uint32_t *done)
+{
+	int cols[BL_STREAMS];
+	uint64_t v0[BL_STREAMS];
+	unsigned k = 0;
+	uint32_t n = r->b.nrec;
+	int err;
+
+	*done = 0;
+	for (int c = 0; c < STORE_NCOLS && k < BL_STREAMS; c++) {
+		const struct rd_col *rc = &r->b.col[c];
+		const uint8_t *p;
+		if (!(mask & STORE_COLBIT(c)) || !rc->present || rc->enc != ENC_BITLEN ||
+		    rc->codec != STORE_CODEC_NONE || colinfo[c].kind != K_INT ||
+		    colinfo[c].size != 8)
+			continue;
+		struct cur cu = cur_make(r->pay + rc->off, rc->disk_len);
+		v0[k] = 0;
+		if (rc->xform == XF_DELTA) {
+			if (!(p = cur_take(&cu, 8)))
+				return -EPROTO;
+			v0[k] = ld_le64(p);
+		}
+		if (!(p = cur_take(&cu, 8)))
+			return -EPROTO;
+		if ((err = huf_get(&cu, BITLEN_SYMS, &r->huf)) < 0)
+			return err;
+		if (cur_left(&cu))
+			return -EPROTO;
+		bl_stream(&r->bs[k], &r->huf, ld_le64(p), store_cols_array(out, c));
+		cols[k++] = c;
+	}
+	if (!k)
+		return 0;
+	if ((err = bitlen_decode_n(r->bs, k, n)) < 0)
+		return err;
+	for (unsigned j = 0; j < k; j++) {
+		uint64_t *v = r->bs[j].out;
+		if (r->b.col[cols[j]].xform == XF_DELTA) {
+			v[0] = v0[j];
+			for (uint32_t i = 1; i < n; i++)
+				v[i] = v[i - 1] + unzigzag(v[i]);
+		}
+		*done |= STORE_COLBIT(cols[j]);
+	}
+	return 0;
+}
+
 /* Rebuilds a mirrored pair of columns (a, b: src/dst or sport/dport) of n records from
  * their m compacted values ca, cb: a mirrored record takes b and a of the one it mirrors. */
 static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, void *b,
@@ -3385,9 +3480,17 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 		     (err = dec_mirrored(r, STORE_COL_SPORT, STORE_COL_DPORT, m, out)) < 0))
 			goto bad;
 	}
-	/* LAST first: FIRST may be coded against it */
-	if (mask & STORE_COLBIT(STORE_COL_LAST) && (err = dec_col(r, STORE_COL_LAST, out)) < 0)
+	uint32_t joint;
+	if ((err = dec_bitlen_cols(r, mask & ~mirrored, out, &joint)) < 0)
 		goto bad;
+	/* LAST before FIRST's LASTDIFF: FIRST may be coded against it */
+	if (mask & STORE_COLBIT(STORE_COL_LAST) && !(joint & STORE_COLBIT(STORE_COL_LAST)) &&
+	    (err = dec_col(r, STORE_COL_LAST, out)) < 0)
+		goto bad;
+	if ((joint & STORE_COLBIT(STORE_COL_FIRST)) &&
+	    r->b.col[STORE_COL_FIRST].xform == XF_LASTDIFF)
+		for (uint32_t i = 0; i < r->b.nrec; i++)
+			out->first_ms[i] = out->last_ms[i] - out->first_ms[i];
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
 		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||
@@ -3400,7 +3503,7 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 	}
 	for (int c = 0; c < STORE_NCOLS; c++) {
 		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) ||
-		    ((mirrored | tuple) & STORE_COLBIT(c)))
+		    ((mirrored | tuple | joint) & STORE_COLBIT(c)))
 			continue;
 		if ((err = dec_col(r, c, out)) < 0)
 			goto bad;

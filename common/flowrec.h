@@ -9,6 +9,7 @@
 #define TF_FLOWREC_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* Why a flow record ended (probe side; carried as IPFIX flowEndReason values). */
 enum flow_end {
@@ -64,10 +65,16 @@ static inline void flowrec_addr4(uint8_t a[16], const uint8_t v4[4])
 /* True if a is v4-mapped. */
 static inline int flowrec_is4(const uint8_t a[16])
 {
-	for (int i = 0; i < 10; i++)
-		if (a[i])
-			return 0;
-	return a[10] == 0xff && a[11] == 0xff;
+	static const uint8_t pre[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	uint64_t x, y;
+	uint32_t u, v;
+
+	/* two loads, not twelve byte tests: queries call this per record */
+	memcpy(&x, a, 8);
+	memcpy(&y, pre, 8);
+	memcpy(&u, a + 8, 4);
+	memcpy(&v, pre + 8, 4);
+	return x == y && u == v;
 }
 
 #endif
