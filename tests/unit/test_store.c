@@ -1354,6 +1354,55 @@ static void test_continue_v1(void **state)
  * (members coded apart), Huffman codes that must be length-limited (Fibonacci counts),
  * ports with many values of which a few are frequent, a wide 32-bit column of few values,
  * counters up to 2^64 - 1 (BITLEN's 64-bit class), constant and all-zero columns. */
+/* Counters and times decode side by side (and FIRST against LAST): any subset of them
+ * must come out as the whole does. */
+static void check_time_subsets(const char *dir, const struct flow_rec *in, size_t n)
+{
+	static const uint32_t masks[] = {
+		STORE_COLBIT(STORE_COL_FIRST),
+		STORE_COLBIT(STORE_COL_BYTES) | STORE_COLBIT(STORE_COL_FIRST),
+		STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_LAST),
+		STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
+			STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST) |
+			STORE_COLBIT(STORE_COL_DPORT),
+	};
+	struct store_list l;
+	struct store_cols c;
+	size_t at = 0;
+
+	store_cols_init(&c);
+	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	for (size_t f = 0; f < l.n; f++) {
+		struct store_reader *r = store_reader_open(l.v[f].path);
+		struct store_block_info bi;
+		assert_non_null(r);
+		while (store_reader_next(r, &bi) > 0) {
+			for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
+				assert_int_equal(store_reader_decode(r, masks[m], &c), 0);
+				assert_true(at + c.n <= n);
+				for (uint32_t i = 0; i < c.n; i++) {
+					const struct flow_rec *e = &in[at + i];
+					if (masks[m] & STORE_COLBIT(STORE_COL_FIRST))
+						assert_int_equal(c.first_ms[i], e->first_ms);
+					if (masks[m] & STORE_COLBIT(STORE_COL_LAST))
+						assert_int_equal(c.last_ms[i], e->last_ms);
+					if (masks[m] & STORE_COLBIT(STORE_COL_BYTES))
+						assert_int_equal(c.bytes[i], e->bytes);
+					if (masks[m] & STORE_COLBIT(STORE_COL_PACKETS))
+						assert_int_equal(c.packets[i], e->packets);
+					if (masks[m] & STORE_COLBIT(STORE_COL_DPORT))
+						assert_int_equal(c.dport[i], e->dport);
+				}
+			}
+			at += bi.nrec;
+		}
+		store_reader_close(r);
+	}
+	assert_int_equal(at, n);
+	store_list_free(&l);
+	store_cols_free(&c);
+}
+
 static void test_coding_paths(void **state)
 {
 	const size_t n = 16000;
@@ -1402,6 +1451,7 @@ static void test_coding_paths(void **state)
 		assert_int_equal(read_all(dir, &out, &bad, &tail), n);
 		assert_int_equal(bad, 0);
 		assert_recs_equal(in, out, n);
+		check_time_subsets(dir, in, n);
 		free(out);
 		rmtree(dir);
 	}
