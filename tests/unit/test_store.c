@@ -347,38 +347,62 @@ static struct store_writer *wopen(const char *dir, uint8_t codec, uint32_t block
 }
 
 /* Reads every record of the store (all files, all blocks) into *out; returns count. */
-static size_t read_all(const char *dir, struct flow_rec **out, uint64_t *bad, uint64_t *tail)
+/* Calls fn for every block of every file of dir, in store order; adds up the readers'
+ * damaged blocks and tail bytes into *bad and *tail. */
+typedef void (*block_fn)(struct store_reader *r, const struct store_block_info *bi,
+			 void *arg);
+
+static void each_block(const char *dir, block_fn fn, void *arg, uint64_t *bad,
+		       uint64_t *tail)
 {
 	struct store_list l;
-	struct store_cols c;
-	size_t n = 0, cap = 1024;
-	struct flow_rec *v = malloc(cap * sizeof(*v));
 
-	store_cols_init(&c);
 	*bad = *tail = 0;
 	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
 	for (size_t f = 0; f < l.n; f++) {
 		struct store_reader *r = store_reader_open(l.v[f].path);
 		struct store_block_info bi;
 		assert_non_null(r);
-		while (store_reader_next(r, &bi) > 0) {
-			if (store_reader_decode(r, STORE_COLS_ALL, &c) < 0)
-				continue;
-			assert_int_equal(c.n, bi.nrec);
-			for (uint32_t i = 0; i < c.n; i++) {
-				if (n == cap)
-					v = realloc(v, (cap *= 2) * sizeof(*v));
-				store_cols_get(&c, i, &v[n++]);
-			}
-		}
+		while (store_reader_next(r, &bi) > 0)
+			fn(r, &bi, arg);
 		*bad += store_reader_stats(r)->bad_blocks;
 		*tail += store_reader_stats(r)->tail_bytes;
 		store_reader_close(r);
 	}
 	store_list_free(&l);
-	store_cols_free(&c);
-	*out = v;
-	return n;
+}
+
+struct collected {
+	struct store_cols c;
+	struct flow_rec *v;
+	size_t n, cap;
+};
+
+static void collect_block(struct store_reader *r, const struct store_block_info *bi,
+			  void *arg)
+{
+	struct collected *a = arg;
+
+	if (store_reader_decode(r, STORE_COLS_ALL, &a->c) < 0)
+		return;
+	assert_int_equal(a->c.n, bi->nrec);
+	for (uint32_t i = 0; i < a->c.n; i++) {
+		if (a->n == a->cap)
+			a->v = realloc(a->v, (a->cap *= 2) * sizeof(*a->v));
+		store_cols_get(&a->c, i, &a->v[a->n++]);
+	}
+}
+
+static size_t read_all(const char *dir, struct flow_rec **out, uint64_t *bad, uint64_t *tail)
+{
+	struct collected a = { .cap = 1024 };
+
+	a.v = malloc(a.cap * sizeof(*a.v));
+	store_cols_init(&a.c);
+	each_block(dir, collect_block, &a, bad, tail);
+	store_cols_free(&a.c);
+	*out = a.v;
+	return a.n;
 }
 
 static void assert_recs_equal(const struct flow_rec *a, const struct flow_rec *b, size_t n)
@@ -1356,7 +1380,14 @@ static void test_continue_v1(void **state)
  * counters up to 2^64 - 1 (BITLEN's 64-bit class), constant and all-zero columns. */
 /* Counters and times decode side by side (and FIRST against LAST): any subset of them
  * must come out as the whole does. */
-static void check_time_subsets(const char *dir, const struct flow_rec *in, size_t n)
+struct subsets {
+	const struct flow_rec *in;
+	size_t n, at;
+	struct store_cols c;
+};
+
+static void check_subsets_block(struct store_reader *r, const struct store_block_info *bi,
+				void *arg)
 {
 	static const uint32_t masks[] = {
 		STORE_COLBIT(STORE_COL_FIRST),
@@ -1366,41 +1397,38 @@ static void check_time_subsets(const char *dir, const struct flow_rec *in, size_
 			STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST) |
 			STORE_COLBIT(STORE_COL_DPORT),
 	};
-	struct store_list l;
-	struct store_cols c;
-	size_t at = 0;
+	struct subsets *a = arg;
+	struct store_cols *c = &a->c;
 
-	store_cols_init(&c);
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
-	for (size_t f = 0; f < l.n; f++) {
-		struct store_reader *r = store_reader_open(l.v[f].path);
-		struct store_block_info bi;
-		assert_non_null(r);
-		while (store_reader_next(r, &bi) > 0) {
-			for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
-				assert_int_equal(store_reader_decode(r, masks[m], &c), 0);
-				assert_true(at + c.n <= n);
-				for (uint32_t i = 0; i < c.n; i++) {
-					const struct flow_rec *e = &in[at + i];
-					if (masks[m] & STORE_COLBIT(STORE_COL_FIRST))
-						assert_int_equal(c.first_ms[i], e->first_ms);
-					if (masks[m] & STORE_COLBIT(STORE_COL_LAST))
-						assert_int_equal(c.last_ms[i], e->last_ms);
-					if (masks[m] & STORE_COLBIT(STORE_COL_BYTES))
-						assert_int_equal(c.bytes[i], e->bytes);
-					if (masks[m] & STORE_COLBIT(STORE_COL_PACKETS))
-						assert_int_equal(c.packets[i], e->packets);
-					if (masks[m] & STORE_COLBIT(STORE_COL_DPORT))
-						assert_int_equal(c.dport[i], e->dport);
-				}
-			}
-			at += bi.nrec;
+	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
+		assert_int_equal(store_reader_decode(r, masks[m], c), 0);
+		assert_true(a->at + c->n <= a->n);
+		for (uint32_t i = 0; i < c->n; i++) {
+			const struct flow_rec *e = &a->in[a->at + i];
+			if (masks[m] & STORE_COLBIT(STORE_COL_FIRST))
+				assert_int_equal(c->first_ms[i], e->first_ms);
+			if (masks[m] & STORE_COLBIT(STORE_COL_LAST))
+				assert_int_equal(c->last_ms[i], e->last_ms);
+			if (masks[m] & STORE_COLBIT(STORE_COL_BYTES))
+				assert_int_equal(c->bytes[i], e->bytes);
+			if (masks[m] & STORE_COLBIT(STORE_COL_PACKETS))
+				assert_int_equal(c->packets[i], e->packets);
+			if (masks[m] & STORE_COLBIT(STORE_COL_DPORT))
+				assert_int_equal(c->dport[i], e->dport);
 		}
-		store_reader_close(r);
 	}
-	assert_int_equal(at, n);
-	store_list_free(&l);
-	store_cols_free(&c);
+	a->at += bi->nrec;
+}
+
+static void check_time_subsets(const char *dir, const struct flow_rec *in, size_t n)
+{
+	struct subsets a = { .in = in, .n = n };
+	uint64_t bad, tail;
+
+	store_cols_init(&a.c);
+	each_block(dir, check_subsets_block, &a, &bad, &tail);
+	assert_int_equal(a.at, n);
+	store_cols_free(&a.c);
 }
 
 static void test_coding_paths(void **state)
