@@ -152,13 +152,6 @@ struct cap_ebpf {
 	char how[128];
 };
 
-/* The programs' per-CPU state as flow.bpf.c lays it out (counters first). */
-struct eb_percpu {
-	uint64_t c[TF_C_N];
-	uint64_t sample_left;
-	uint64_t scratch;
-};
-
 static uint64_t eb_clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -623,7 +616,7 @@ static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evic
 static void eb_read_counters(struct cap_ebpf *e)
 {
 	uint32_t zero = 0;
-	const struct eb_percpu *pc = e->pcpu;
+	const struct tf_percpu *pc = e->pcpu;
 
 	if (bpf_map_lookup_elem(e->counters_fd, &zero, e->pcpu) < 0)
 		return;
@@ -1097,7 +1090,7 @@ static int eb_buffers(struct cap_ebpf *e)
 	uint32_t slots = 256;
 
 	e->one = calloc((size_t)e->ncpu, sizeof(struct tf_flow_val));
-	e->pcpu = calloc((size_t)e->ncpu, sizeof(struct eb_percpu));
+	e->pcpu = calloc((size_t)e->ncpu, sizeof(struct tf_percpu));
 	if (!e->one || !e->pcpu || eb_batch_alloc(e, EB_BATCH) < 0)
 		return -ENOMEM;
 	while (slots < e->map_size / 3)
@@ -1226,7 +1219,7 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 	if (bpf_map__key_size(e->skel->maps.tf_flows) != sizeof(struct pkt_key) ||
 	    bpf_map__value_size(e->skel->maps.tf_flows) !=
 		    (size_t)e->ncpu * sizeof(struct tf_flow_val) ||
-	    bpf_map__value_size(e->skel->maps.tf_counters) != sizeof(struct eb_percpu)) {
+	    bpf_map__value_size(e->skel->maps.tf_counters) != sizeof(struct tf_percpu)) {
 		snprintf(err, errlen, "ebpf: the program's maps do not match this build");
 		goto fail;
 	}

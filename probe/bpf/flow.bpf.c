@@ -61,13 +61,6 @@ const volatile uint32_t tf_cfg_ncpu = 1;    /* slots in a flow value: the possib
 /* Scan generation, written by user space after each scan (struct tf_flow_val). */
 uint32_t tf_gen = 0;
 
-/* Per-CPU state: the counters (enum tf_counter) and the sampling countdown. */
-struct tf_percpu {
-	uint64_t c[TF_C_N];
-	uint64_t sample_left;
-	uint64_t scratch;  /* see tf_opaque */
-};
-
 /* A flow's value holds one struct tf_flow_val per possible CPU, side by side (the
  * loader sets the value size); each CPU writes only its own slot. One element holds
  * key and counters: a packet touches the bucket and the element, where a per-CPU hash

@@ -42,13 +42,6 @@ struct tctx {
 	long runs;
 };
 
-/* Per-CPU state as the program lays it out: the counters come first. */
-struct percpu {
-	uint64_t c[TF_C_N];
-	uint64_t sample_left;
-	uint64_t scratch;
-};
-
 static int quiet(enum libbpf_print_level l, const char *f, va_list ap)
 {
 	(void)l;
@@ -86,7 +79,7 @@ static struct tctx *load(uint32_t map_size, uint32_t sample)
 	t->frags_fd = bpf_map__fd(t->skel->maps.tf_frags);
 	t->vals = calloc((size_t)t->ncpu, sizeof(struct tf_flow_val));
 	t->pcpu_size = bpf_map__value_size(t->skel->maps.tf_counters);
-	assert_int_equal(t->pcpu_size, sizeof(struct percpu));
+	assert_int_equal(t->pcpu_size, sizeof(struct tf_percpu));
 	t->pcpu = calloc((size_t)t->ncpu, t->pcpu_size);
 	assert_non_null(t->vals);
 	assert_non_null(t->pcpu);
@@ -106,7 +99,7 @@ static void counters(struct tctx *t)
 {
 	uint32_t zero = 0;
 	uint64_t now[TF_C_N];
-	const struct percpu *pc = t->pcpu;
+	const struct tf_percpu *pc = t->pcpu;
 
 	assert_int_equal(bpf_map_lookup_elem(t->counters_fd, &zero, t->pcpu), 0);
 	memset(now, 0, sizeof(now));
