@@ -920,7 +920,7 @@ static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t
 }
 
 /* BITLEN streams decode one value per step along a chain (load, table, add to the
- * position) that nothing else in the step waits on: blk_run() steps up to BL_STREAMS
+ * position) that nothing else in the step waits on: bl_run() steps up to BL_STREAMS
  * streams side by side, so the CPU overlaps their chains (several columns of a block
  * in the time of about one). */
 #define BL_STREAMS 4
