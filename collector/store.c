@@ -3013,6 +3013,17 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 }
 
 /* A Huffman coded body (ENC_HUF, ENC_BITLEN) of n values over base. */
+/* A BITLEN body's code at c made ready as stream s, to decode into v over base. */
+static int bitlen_open(struct store_reader *r, struct cur *c, uint64_t base, uint64_t *v,
+		       struct blstream *s)
+{
+	int err = huf_get(c, BITLEN_SYMS, &r->huf);
+
+	if (err == 0)
+		bl_stream(s, &r->huf, base, v);
+	return err;
+}
+
 static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_t n,
 		    uint64_t base, uint64_t *v)
 {
@@ -3023,10 +3034,24 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 			return err;
 		return huf_decode(&r->huf, n, base, v);
 	}
-	if ((err = huf_get(c, BITLEN_SYMS, &r->huf)) < 0)
+	if ((err = bitlen_open(r, c, base, v, &r->bs[0])) < 0)
 		return err;
-	bl_stream(&r->bs[0], &r->huf, base, v);
 	return bitlen_decode_n(r->bs, 1, n);
+}
+
+/* The XF_DELTA transform undone: v[0] = v0, then zigzag differences. */
+static void undo_delta(uint64_t *v, uint32_t n, uint64_t v0)
+{
+	v[0] = v0;
+	for (uint32_t i = 1; i < n; i++)
+		v[i] = v[i - 1] + unzigzag(v[i]);
+}
+
+/* The XF_LASTDIFF transform (FIRST coded as LAST - FIRST) undone. */
+static void undo_lastdiff(uint64_t *v, const uint64_t *last, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = last[i] - v[i];
 }
 
 static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
@@ -3137,11 +3162,8 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 	default:
 		return -EPROTO;
 	}
-	if (rc->xform == XF_DELTA) {
-		v[0] = v0;
-		for (uint32_t i = 1; i < n; i++)
-			v[i] = v[i - 1] + unzigzag(v[i]);
-	}
+	if (rc->xform == XF_DELTA)
+		undo_delta(v, n, v0);
 	return 0;
 }
 
@@ -3262,8 +3284,7 @@ static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const
 		uint64_t *v = ci->size == 8 ? arr : r->t0;
 		err = dec_int(r, &cu, n, rc, v);
 		if (err == 0 && rc->xform == XF_LASTDIFF)
-			for (uint32_t i = 0; i < n; i++)
-				v[i] = last[i] - v[i];
+			undo_lastdiff(v, last, n);
 		if (err == 0) {
 			switch (ci->size) {
 			case 4:
@@ -3315,11 +3336,11 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 		}
 		if (!(p = cur_take(&cu, 8)))
 			return -EPROTO;
-		if ((err = huf_get(&cu, BITLEN_SYMS, &r->huf)) < 0)
+		if ((err = bitlen_open(r, &cu, ld_le64(p), store_cols_array(out, c),
+				       &r->bs[k])) < 0)
 			return err;
 		if (cur_left(&cu))
 			return -EPROTO;
-		bl_stream(&r->bs[k], &r->huf, ld_le64(p), store_cols_array(out, c));
 		cols[k++] = c;
 	}
 	if (!k)
@@ -3327,12 +3348,8 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 	if ((err = bitlen_decode_n(r->bs, k, n)) < 0)
 		return err;
 	for (unsigned j = 0; j < k; j++) {
-		uint64_t *v = r->bs[j].out;
-		if (r->b.col[cols[j]].xform == XF_DELTA) {
-			v[0] = v0[j];
-			for (uint32_t i = 1; i < n; i++)
-				v[i] = v[i - 1] + unzigzag(v[i]);
-		}
+		if (r->b.col[cols[j]].xform == XF_DELTA)
+			undo_delta(r->bs[j].out, n, v0[j]);
 		*done |= STORE_COLBIT(cols[j]);
 	}
 	return 0;
@@ -3489,8 +3506,7 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 		goto bad;
 	if ((joint & STORE_COLBIT(STORE_COL_FIRST)) &&
 	    r->b.col[STORE_COL_FIRST].xform == XF_LASTDIFF)
-		for (uint32_t i = 0; i < r->b.nrec; i++)
-			out->first_ms[i] = out->last_ms[i] - out->first_ms[i];
+		undo_lastdiff(out->first_ms, out->last_ms, r->b.nrec);
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
 		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||

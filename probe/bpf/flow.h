@@ -7,9 +7,9 @@
  *   tf_flows     BPF_MAP_TYPE_HASH         struct pkt_key -> struct tf_flow_val per CPU
  *                                          (one slot per possible CPU, side by side)
  *   tf_newval    BPF_MAP_TYPE_PERCPU_ARRAY a zeroed tf_flows value to insert new flows
- *   tf_counters  BPF_MAP_TYPE_PERCPU_ARRAY u32 index (enum tf_counter) -> uint64_t
+ *   tf_counters  BPF_MAP_TYPE_PERCPU_ARRAY one struct tf_percpu: the counters (enum
+ *                                          tf_counter) and the sampling countdown
  *   tf_frags     BPF_MAP_TYPE_LRU_HASH     struct tf_frag_key -> struct tf_frag_val
- *   tf_sample    BPF_MAP_TYPE_PERCPU_ARRAY one uint32_t: packets left until the next sample
  * Read-only configuration (set before load): tf_cfg_sample, tf_cfg_router, tf_cfg_ncpu
  * (the possible CPUs: slots per value; the loader sets both value sizes to match). Written by
  * user space while running: tf_gen (the scan generation, see struct tf_flow_val).
