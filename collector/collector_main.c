@@ -576,6 +576,7 @@ int main(int argc, char **argv)
 		log_info("HTTP API serving on http://%s%s", httpapi_address(c.api),
 			 *cfg.http_token ? " (bearer token required)" : "");
 	}
+	sys_raise_nofile();  /* HTTP queries hold the store files they read */
 	if (sys_drop_privileges(cfg.user, 0) < 0)
 		goto out;
 	c.w = store_writer_open(&sc, sys_wall_ms());

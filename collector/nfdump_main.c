@@ -16,6 +16,7 @@
 
 #include "nfcompat.h"
 #include "query.h"
+#include "sys.h"
 
 #ifndef TF_VERSION
 #define TF_VERSION "unknown"
@@ -335,6 +336,7 @@ int main(int argc, char **argv)
 	unsigned naggr = 0;
 	int have_res = 0;
 
+	sys_raise_nofile();
 	int first = parse_args(argc, argv, &c);
 	if (first < 0)
 		return EXIT_FAIL;

@@ -2,6 +2,7 @@
  * aggregation hash table, the block scan, partitioned passes over threads, ordering
  * and delivery of rows, time series. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +32,9 @@
 #define PREFETCH 8
 #define POS_BLOCK_BITS 22
 #define POS_REC_BITS 18
+#define QUERY_HOLD_FILES 4096   /* store files a query holds open (see list_store) */
+
+static _Atomic uint64_t held_files;     /* by all queries running, of their share */
 
 /* ---- vocabulary ---- */
 
@@ -1064,6 +1069,7 @@ static uint64_t ht_walk_start(const struct htab *t)
 struct qfile {
 	_Atomic uint32_t next;  /* next block index to claim (one partition) */
 	uint64_t size;          /* length when the query began: every pass reads this much */
+	int fd;                 /* held open from the start, or -1: opened by path */
 };
 
 /* A stored flow kept for a listing, with its place in the store. */
@@ -1106,6 +1112,7 @@ struct qctx {
 	uint32_t bcols;         /* ... in a bounding scan: keys and the orders' values */
 	struct store_list files;
 	struct qfile *fs;
+	uint64_t held;          /* of held_files: how many of fs[] may hold a descriptor */
 	uint64_t total_bytes;
 	_Atomic uint64_t done_bytes;
 	unsigned threads;
@@ -1545,7 +1552,8 @@ static uint64_t mono_ms(void)
 /* File i of the query as it was when the query began (NULL with errno). */
 static struct store_reader *qfile_open(struct qctx *q, size_t i)
 {
-	struct store_reader *r = store_reader_open(q->files.v[i].path);
+	struct store_reader *r = q->fs[i].fd >= 0 ? store_reader_open_fd(q->fs[i].fd) :
+			       store_reader_open(q->files.v[i].path);
 	if (r)
 		store_reader_set_limit(r, q->fs[i].size);
 	return r;
@@ -2662,13 +2670,45 @@ static int list_store(struct qctx *q)
 	q->fs = calloc(q->files.n ? q->files.n : 1, sizeof(*q->fs));
 	if (!q->fs)
 		return -ENOMEM;
+	/* Each file is held open from here on, so that every pass reads the same files
+	 * even when retention deletes some meanwhile (oldest first: the first files
+	 * listed). Queries running at once (the HTTP API) share a quarter of the
+	 * descriptors the process may have; files past a query's share are opened by name
+	 * in each pass. A file gone before it could be opened was deleted since it was
+	 * listed: it is no longer part of the store. */
+	struct rlimit rl;
+	uint64_t budget = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+			  (uint64_t)rl.rlim_cur / 4 : QUERY_HOLD_FILES;
+	uint64_t want = q->files.n < QUERY_HOLD_FILES ? q->files.n : QUERY_HOLD_FILES;
+	uint64_t cur = atomic_load(&held_files), hold;
+	do
+		hold = cur >= budget ? 0 : budget - cur < want ? budget - cur : want;
+	while (!atomic_compare_exchange_weak(&held_files, &cur, cur + hold));
+	q->held = hold;
+	size_t n = 0;
 	for (size_t i = 0; i < q->files.n; i++) {
-		q->fs[i].size = UINT64_MAX;
-		if (stat(q->files.v[i].path, &sb) == 0) {
-			q->total_bytes += (uint64_t)sb.st_size;
-			q->fs[i].size = (uint64_t)sb.st_size;
+		int fd = -1;
+		int ok;
+		if (i < hold) {
+			fd = open(q->files.v[i].path, O_RDONLY | O_CLOEXEC);
+			ok = fd >= 0 && fstat(fd, &sb) == 0;
+		} else {
+			ok = stat(q->files.v[i].path, &sb) == 0;
 		}
+		if (!ok && errno == ENOENT) {
+			free(q->files.v[i].path);
+			continue;
+		}
+		q->files.v[n] = q->files.v[i];
+		q->fs[n].fd = fd;
+		q->fs[n].size = UINT64_MAX;  /* unreadable: each pass says why */
+		if (ok) {
+			q->total_bytes += (uint64_t)sb.st_size;
+			q->fs[n].size = (uint64_t)sb.st_size;
+		}
+		n++;
 	}
+	q->files.n = n;
 	return 0;
 }
 
@@ -2963,6 +3003,10 @@ out:
 	res->sum.mem_bytes = atomic_load(&q.mem_peak) + st.rows_bytes;
 	if (q.filt)
 		filt_free(q.filt);
+	for (size_t i = 0; q.fs && i < q.files.n; i++)
+		if (q.fs[i].fd >= 0)
+			close(q.fs[i].fd);
+	atomic_fetch_sub(&held_files, q.held);
 	store_list_free(&q.files);
 	free(q.fs);
 	pthread_mutex_destroy(&q.lock);

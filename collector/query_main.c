@@ -11,6 +11,7 @@
 #include "opts.h"
 #include "qout.h"
 #include "query.h"
+#include "sys.h"
 
 #ifndef TF_VERSION
 #define TF_VERSION "unknown"
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
 	int remote = httpcli_query_main(argc, argv);
 	if (remote >= 0)
 		return remote;
+	sys_raise_nofile();
 	if (argc > MAX_ARGS)
 		return usage_err("%s", "too many arguments");
 	argc = query_args_reorder(qopts, argc, argv, args, &n_given);

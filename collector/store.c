@@ -3620,6 +3620,11 @@ struct store_reader *store_reader_open(const char *path)
 	return rd_new_fd(fd, 1);
 }
 
+struct store_reader *store_reader_open_fd(int fd)
+{
+	return rd_new_fd(fd, 0);
+}
+
 struct store_reader *store_reader_open_mem(const uint8_t *buf, size_t len)
 {
 	struct store_reader *r = rd_alloc();

@@ -299,6 +299,10 @@ struct store_reader;
  * half-written header (a file being created) opens as a file with no blocks. */
 struct store_reader *store_reader_open(const char *path);
 
+/* Same through fd, which stays the caller's (kept open until close; only pread is used,
+ * so several readers may share it). */
+struct store_reader *store_reader_open_fd(int fd);
+
 /* Same over buf[0..len), which the caller keeps valid until close (fuzzing, tests). */
 struct store_reader *store_reader_open_mem(const uint8_t *buf, size_t len);
 

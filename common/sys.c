@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "log.h"
@@ -50,4 +51,14 @@ int sys_drop_privileges(const char *user, uint32_t keep_caps)
 	}
 	log_info("running as user %s%s", user, keep_caps ? " (keeping the capabilities it needs)" : "");
 	return 0;
+}
+
+void sys_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }

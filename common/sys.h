@@ -1,5 +1,5 @@
-/* sys.h: process-level helpers both daemons use: the wall clock in milliseconds and
- * dropping root once sockets are open. */
+/* sys.h: process-level helpers the programs share: the wall clock in milliseconds,
+ * dropping root once sockets are open, the descriptor limit. */
 #ifndef TF_SYS_H
 #define TF_SYS_H
 
@@ -14,5 +14,9 @@ uint64_t sys_wall_ms(void);
  * probe's eBPF backend needs CAP_NET_ADMIN to take its TC filters off at exit); 0
  * keeps none. Returns 0, or -1 after logging why. */
 int sys_drop_privileges(const char *user, uint32_t keep_caps);
+
+/* Raises the soft limit on open descriptors to the hard one (a query holds its store
+ * files open: query.c's list_store). Best effort. */
+void sys_raise_nofile(void);
 
 #endif
