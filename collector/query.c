@@ -1098,6 +1098,7 @@ struct worker {
 	uint32_t scap;
 	struct query_summary sum;
 	uint64_t matched;       /* this pass, for max_flows */
+	uint64_t done_bytes;    /* this pass, of the blocks it reads all of (!claim) */
 	struct fcand *cand;     /* QK_FLOWS candidates */
 	uint64_t ncand;
 	int rc;                 /* 0, -ENOSPC (a table is full), -errno */
@@ -1599,6 +1600,8 @@ static void *worker_run(void *arg)
 				if (c != i || !atomic_compare_exchange_strong(&q->fs[fi].next, &c, i + 1))
 					continue;
 				atomic_fetch_add(&q->done_bytes, bi.disk_bytes);
+			} else {
+				w->done_bytes += bi.disk_bytes;
 			}
 			if (atomic_load(&q->stop)) {
 				rc = -ECANCELED;
@@ -2105,12 +2108,28 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	uint64_t done = atomic_load(&q->done_bytes), tot = q->total_bytes;
 	for (unsigned s = 0; s < q->nspec; s++) {
 		uint64_t k = 0;
-		for (unsigned u = 0; u < n; u++)
-			k += w[u].tab[s].n * (w[u].np ? w[u].np : 1);
-		if (w[0].claim && done && tot > done)
-			k = (uint64_t)((double)k * (double)tot / (double)done);
-		else
-			k *= 2;
+		if (w[0].claim) {
+			/* the threads shared the blocks: their keys add up (a key two of them
+			 * saw counts twice: an overestimate, the safe side) */
+			for (unsigned u = 0; u < n; u++)
+				k += w[u].tab[s].n;
+			if (done && tot > done)
+				k = (uint64_t)((double)k * (double)tot / (double)done);
+			else
+				k *= 2;
+		} else {
+			/* each thread read every block for its own partition, one of np: each
+			 * alone tells the whole, from as far as it got */
+			for (unsigned u = 0; u < n; u++) {
+				uint64_t ku = w[u].tab[s].n * (w[u].np ? w[u].np : 1);
+				if (w[u].done_bytes && tot > w[u].done_bytes)
+					ku = (uint64_t)((double)ku * (double)tot /
+							(double)w[u].done_bytes);
+				else
+					ku *= 2;
+				k = ku > k ? ku : k;
+			}
+		}
 		if (k > distinct[s])
 			distinct[s] = k;
 	}
@@ -2430,6 +2449,8 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 	for (unsigned s = 0; s < q->nspec; s++)
 		eligible |= bound_eligible(q, &q->spec[s]);
 	if (eligible) {
+		uint64_t all[QUERY_MAX_TABLES + 1];
+		memcpy(all, distinct, sizeof(all));
 		for (unsigned s = 0; s < q->nspec; s++)
 			tout_free(&st->out[s]);
 		rc = bound_pass(q, w, bnd, distinct);
@@ -2438,6 +2459,24 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 		rc = shared_pass(q, st, w, count, distinct, 1);
 		if (rc != -ENOSPC)
 			goto out;
+		/* Bounds hold half the memory. When they leave most keys in (values spread
+		 * evenly: no key stands out), the partitions are fewer without them. */
+		uint64_t tmem = q->tmem;
+		unsigned with = pick_partitions(q, distinct, 2);
+		q->tmem = q->mem;
+		unsigned without = pick_partitions(q, all, 2);
+		if (without && (!with || without < with)) {
+			for (unsigned s = 0; s < q->nspec; s++) {
+				q->spec[s].bnd = NULL;
+				if (bnd[s].b)
+					mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
+				big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
+				bnd[s].b = NULL;
+			}
+			memcpy(distinct, all, sizeof(all));
+		} else {
+			q->tmem = tmem;
+		}
 	}
 	/* keys that do not fit: partitions; each thread owns one a round and reads every
 	 * block */
@@ -2472,7 +2511,7 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 					for (unsigned s = 0; s < q->nspec; s++)
 						ht_clear(&x->tab[s]);
 					memset(&x->sum, 0, sizeof(x->sum));
-					x->matched = x->ncand = 0;
+					x->matched = x->ncand = x->done_bytes = 0;
 					x->rc = 0;
 				}
 				x->part = r0 + t;
