@@ -25,6 +25,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +243,7 @@ struct pc {
 	int depth;
 	struct filt *f;
 	uint32_t leafcap;
+	filt_resolve_fn resolve;        /* NULL: host names are refused */
 };
 
 static const struct tok *cur(const struct pc *p)
@@ -671,8 +674,8 @@ static int take_addr(struct pc *p, uint8_t a[16])
 	if (!fam) {
 		char q[64];
 		tok_show(p, t, q, sizeof(q));
-		fail(p, t->pos, "bad address %s at position %u: expected an IPv4 or IPv6 address "
-		     "(host names are not looked up)", q, t->pos);
+		fail(p, t->pos, "bad address %s at position %u: expected an IPv4 or IPv6 address",
+		     q, t->pos);
 		return 0;
 	}
 	advance(p);
@@ -837,14 +840,14 @@ static int cmp_a128(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* "[ addr[/len] ... ]" into an address set leaf. */
-static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
+/* A new address set leaf over columns cs/cd (cd 0xff: cs alone) with room for cap
+ * prefixes; NONE on failure. */
+static uint32_t aset_new(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req, uint32_t cap,
+			 struct aset **out)
 {
 	struct aset *as;
-	uint32_t li, cap = 8;
-	const struct tok *open = cur(p);
+	uint32_t li;
 
-	advance(p); /* '[' */
 	if ((li = leaf_new(p, LK_ADDRSET)) == NONE)
 		return NONE;
 	as = calloc(1, sizeof(*as));
@@ -862,6 +865,23 @@ static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
 		dq_cols(dq, cs, cd, l);
 	}
 	l->ipreq = req ? IPV_4 : IPV_NONE; /* per group below; marks "check ipver" */
+	*out = as;
+	return li;
+}
+
+static uint32_t aset_finish(struct pc *p, uint32_t li, struct aset *as);
+static int take_name(struct pc *p, struct aset *as, uint32_t *cap);
+
+/* "[ addr[/len] ... ]" into an address set leaf. */
+static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
+{
+	struct aset *as;
+	uint32_t li, cap = 8;
+	const struct tok *open = cur(p);
+
+	advance(p); /* '[' */
+	if ((li = aset_new(p, dq, cs, cd, req, cap, &as)) == NONE)
+		return NONE;
 	for (;;) {
 		const struct tok *t = cur(p);
 		uint8_t a[16], m[16];
@@ -881,6 +901,11 @@ static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
 				 as->nlist ? "an address or ']'" : "an address", open->pos);
 			unexpected(p, t, exp);
 			return NONE;
+		}
+		if (req && (rc = take_name(p, as, &cap)) != 0) {  /* host lists take names */
+			if (rc < 0)
+				return NONE;
+			continue;
 		}
 		if (!(fam = take_addr(p, a)))
 			return NONE;
@@ -903,7 +928,12 @@ static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
 		}
 		e->v6 = fam == 6;
 	}
-	/* group by (mask, family), each group sorted for binary search */
+	return aset_finish(p, li, as);
+}
+
+/* Groups the set's prefixes by (mask, family), each group sorted for binary search. */
+static uint32_t aset_finish(struct pc *p, uint32_t li, struct aset *as)
+{
 	as->g = calloc(as->nlist, sizeof(*as->g));
 	if (!as->g) {
 		fail(p, 0, "out of memory");
@@ -1150,6 +1180,117 @@ static int list_follows(const struct pc *p)
 	return is_word(p, cur(p), "in") && peek(p, 1)->type == T_LBRACK;
 }
 
+/* Whether text could be a host name: letters, digits, '-', '_' and '.', at least one
+ * letter, and not a word of the filter language. */
+static int is_host_name(const char *s, size_t len)
+{
+	static const char *const words[] = { "and", "or", "not", "in", "src", "dst", NULL };
+	int letter = 0;
+
+	if (len == 0 || len > FILT_MAX_NAME || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			letter = 1;
+		else if (!(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.')
+			return 0;
+	}
+	if (!letter)
+		return 0;
+	for (int i = 0; words[i]; i++)
+		if (strlen(words[i]) == len && !strncasecmp(words[i], s, len))
+			return 0;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strlen(fields[i].kw) == len && !strncasecmp(fields[i].kw, s, len))
+			return 0;
+	return 1;
+}
+
+/* If the current token is a host name ("host NAME", "ip NAME", and in their lists):
+ * looks it up and adds every address it has to as (nfdump or's them), then returns 1; 0
+ * if it is no name (the caller reads an address), -1 on error (reported). */
+static int take_name(struct pc *p, struct aset *as, uint32_t *cap)
+{
+	const struct tok *t = cur(p);
+	uint8_t a[FILT_MAX_NAME_ADDRS][16], dummy[16];
+	char name[FILT_MAX_NAME + 1], q[64], why[160];
+	int n;
+
+	if (t->type != T_WORD || parse_addr(p->s + t->pos, t->len, dummy) ||
+	    !is_host_name(p->s + t->pos, t->len))
+		return 0;
+	tok_show(p, t, q, sizeof(q));
+	if (!p->resolve) {
+		fail(p, t->pos, "host name %s at position %u: names are not looked up here, give "
+		     "an IPv4 or IPv6 address", q, t->pos);
+		return -1;
+	}
+	memcpy(name, p->s + t->pos, t->len);
+	name[t->len] = 0;
+	why[0] = 0;
+	n = p->resolve(name, a, FILT_MAX_NAME_ADDRS, why, sizeof(why));
+	if (n <= 0 || n > FILT_MAX_NAME_ADDRS) {
+		fail(p, t->pos, "host name %s at position %u: %s", q, t->pos,
+		     why[0] ? why : "no address");
+		return -1;
+	}
+	if (as->nlist + (uint32_t)n > *cap) {
+		uint32_t c = (as->nlist + (uint32_t)n) * 2;
+		struct aprefix *l = realloc(as->list, c * sizeof(*l));
+		if (!l) {
+			fail(p, 0, "out of memory");
+			return -1;
+		}
+		as->list = l;
+		*cap = c;
+	}
+	for (int i = 0; i < n; i++) {
+		struct aprefix *e = &as->list[as->nlist++];
+		int fam = flowrec_is4(a[i]) ? 4 : 6;
+		prefix_mask(fam, fam == 4 ? 32 : 128, e->m);
+		memcpy(e->v, a[i], 16);
+		e->v6 = fam == 6;
+	}
+	advance(p);
+	return 1;
+}
+
+int filt_resolve_system(const char *name, uint8_t (*out)[16], int max, char *err,
+			size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	int n = 0, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;  /* one answer per address */
+	rc = getaddrinfo(name, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot look it up: %s",
+			 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+		uint8_t a[16];
+		if (ai->ai_family == AF_INET)
+			flowrec_addr4(a, (const uint8_t *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr);
+		else if (ai->ai_family == AF_INET6)
+			memcpy(a, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		else
+			continue;
+		int dup = 0;
+		for (int i = 0; i < n && !dup; i++)
+			dup = !memcmp(out[i], a, 16);
+		if (!dup)
+			memcpy(out[n++], a, 16);
+	}
+	freeaddrinfo(res);
+	if (!n)
+		snprintf(err, errlen, "no IPv4 or IPv6 address");
+	return n ? n : -1;
+}
+
 /* The value part of a primitive whose keywords (and qualifier) were read. */
 static uint32_t parse_value(struct pc *p, int f, int dq, int neg)
 {
@@ -1163,6 +1304,15 @@ static uint32_t parse_value(struct pc *p, int f, int dq, int neg)
 		if (list_follows(p)) {
 			advance(p);
 			return addr_list(p, dq, STORE_COL_SRC, STORE_COL_DST, 1);
+		}
+		if (cur(p)->type == T_WORD && !parse_addr(p->s + cur(p)->pos, cur(p)->len, a) &&
+		    is_host_name(p->s + cur(p)->pos, cur(p)->len)) {
+			struct aset *as;
+			uint32_t cap = 4;
+			if ((li = aset_new(p, dq, STORE_COL_SRC, STORE_COL_DST, 1, cap, &as)) == NONE ||
+			    take_name(p, as, &cap) < 0)
+				return NONE;
+			return aset_finish(p, li, as);
 		}
 		if (!(fam = take_addr(p, a)))
 			return NONE;
@@ -2256,6 +2406,12 @@ static uint32_t norm_columns(const struct filt *f, uint32_t x)
 
 struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *err_pos)
 {
+	return filt_compile_names(expr, NULL, err, errlen, err_pos);
+}
+
+struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
+				size_t errlen, size_t *err_pos)
+{
 	struct pc p;
 	struct cc cc;
 	struct filt *f;
@@ -2272,6 +2428,7 @@ struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *er
 	p.err = err;
 	p.errlen = errlen;
 	p.err_pos = err_pos;
+	p.resolve = resolve;
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		fail(&p, 0, "out of memory");

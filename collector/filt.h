@@ -26,6 +26,24 @@ struct filt;
  * offending token and says what was expected, and sets *err_pos (if non-NULL) to the
  * byte offset of that token in expr. An empty or all-blank expr matches everything. */
 struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *err_pos);
+/* Looks up a host name: up to max addresses (16 bytes, IPv4 v4-mapped) into out.
+ * Returns how many (at least 1), or -1 with the reason in err. */
+typedef int (*filt_resolve_fn)(const char *name, uint8_t (*out)[16], int max, char *err,
+			       size_t errlen);
+#define FILT_MAX_NAME 253       /* characters in a host name */
+#define FILT_MAX_NAME_ADDRS 64  /* addresses a name stands for, at most */
+
+/* As filt_compile, and a host name may stand where one address does ("host NAME",
+ * "ip NAME", "next ip NAME", "router ip NAME"): resolve looks it up and the filter
+ * matches any of its addresses, as nfdump's does. filt_compile refuses names. */
+struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
+				size_t errlen, size_t *err_pos);
+
+/* The system's resolver (getaddrinfo: /etc/hosts, then DNS), as a filt_resolve_fn. It
+ * blocks while it asks: for the command-line tools, not for a server. */
+int filt_resolve_system(const char *name, uint8_t (*out)[16], int max, char *err,
+			size_t errlen);
+
 /* Frees f and all it owns; NULL is fine. */
 void filt_free(struct filt *f);
 

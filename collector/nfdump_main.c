@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <dirent.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +261,45 @@ static void warn_cb(const char *path, int err, const char *what, void *arg)
 	fprintf(stderr, "tapflow-nfdump: %s: %s: %s (skipped)\n", path, what, strerror(-err));
 }
 
+/* A host name in the filter, looked up as nfdump does, which tells on stdout what it
+ * stands for (before the answer: line positions stay nfdump's). */
+static int nfdump_resolve(const char *name, uint8_t (*out)[16], int max, char *err,
+			  size_t errlen)
+{
+	int n;
+
+	printf("Resolving %s ...\n", name);
+	n = filt_resolve_system(name, out, max, err, errlen);
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in s4;
+		struct sockaddr_in6 s6;
+		const struct sockaddr *sa;
+		socklen_t sl;
+		char addr[INET6_ADDRSTRLEN], rev[NI_MAXHOST];
+		int v4 = flowrec_is4(out[i]);
+
+		if (v4) {
+			memset(&s4, 0, sizeof(s4));
+			s4.sin_family = AF_INET;
+			memcpy(&s4.sin_addr, out[i] + 12, 4);
+			sa = (const struct sockaddr *)&s4;
+			sl = sizeof(s4);
+			inet_ntop(AF_INET, &s4.sin_addr, addr, sizeof(addr));
+		} else {
+			memset(&s6, 0, sizeof(s6));
+			s6.sin6_family = AF_INET6;
+			memcpy(&s6.sin6_addr, out[i], 16);
+			sa = (const struct sockaddr *)&s6;
+			sl = sizeof(s6);
+			inet_ntop(AF_INET6, &s6.sin6_addr, addr, sizeof(addr));
+		}
+		if (getnameinfo(sa, sl, rev, sizeof(rev), NULL, 0, 0) != 0)
+			snprintf(rev, sizeof(rev), "<reverse lookup failed>");
+		printf("IPv%d address: %s (%s)\n", v4 ? 4 : 6, addr, rev);
+	}
+	return n;
+}
+
 static int parse_args(int argc, char **argv, struct ncfg *c)
 {
 	int ch;
@@ -354,6 +396,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rq.filter = filter;
+	rq.resolve = nfdump_resolve;
 
 	o.quiet = c.quiet;
 	o.plain = c.plain;

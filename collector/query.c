@@ -2861,7 +2861,10 @@ out:
 	return rc;
 }
 
-static int run_query(const struct query_req *rq, struct query_result *res, int v4keys)
+/* One run. *filt: the compiled filter, kept for a second run (compiled once: a host
+ * name in it is looked up once); the caller frees it. */
+static int run_query(const struct query_req *rq, struct query_result *res, int v4keys,
+		     struct filt **filt)
 {
 	struct qctx q;
 	struct runstate st;
@@ -2902,8 +2905,12 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 		res->table[i].req = rq->table[i];
 		res->table[i].index = i;
 	}
-	if (rq->filter && rq->filter[strspn(rq->filter, " \t\r\n")]) {
-		q.filt = filt_compile(rq->filter, ferr, sizeof(ferr), &fpos);
+	if (*filt) {
+		q.filt = *filt;
+		q.fcols = filt_columns(q.filt);
+	} else if (rq->filter && rq->filter[strspn(rq->filter, " \t\r\n")]) {
+		q.filt = *filt = filt_compile_names(rq->filter, rq->resolve, ferr, sizeof(ferr),
+						   &fpos);
 		if (!q.filt) {
 			snprintf(res->err, QUERY_ERR_LEN, "%s", ferr);
 			res->err_pos = (long)fpos;
@@ -3040,8 +3047,6 @@ out:
 		tout_free(&st.out[s]);
 	res->sum.threads = q.threads;
 	res->sum.mem_bytes = atomic_load(&q.mem_peak) + st.rows_bytes;
-	if (q.filt)
-		filt_free(q.filt);
 	for (size_t i = 0; q.fs && i < q.files.n; i++)
 		if (q.fs[i].fd >= 0)
 			close(q.fs[i].fd);
@@ -3054,14 +3059,16 @@ out:
 
 int query_run(const struct query_req *rq, struct query_result *res)
 {
-	int rc = run_query(rq, res, 1);
+	struct filt *f = NULL;
+	int rc = run_query(rq, res, 1, &f);
 	if (rc == EWIDE) { /* not all IPv4: again with full addresses (the first pass or
 			      part of it is lost) */
 		uint32_t passes = res->sum.passes;
 		query_result_free(res);
-		rc = run_query(rq, res, 0);
+		rc = run_query(rq, res, 0, &f);
 		res->sum.passes += passes;
 	}
+	filt_free(f);
 	return rc;
 }
 

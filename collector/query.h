@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "filt.h"
 #include "flowrec.h"
 #include "store.h"
 
@@ -125,6 +126,7 @@ struct query_sink {
 struct query_req {
 	const char *path;               /* store directory, or one store file */
 	const char *filter;             /* nfdump syntax; NULL or "" matches all */
+	filt_resolve_fn resolve;        /* host names in the filter: NULL refuses them */
 	int has_window;
 	struct store_window win;        /* Unix ms, inclusive */
 	uint8_t win_mode;               /* enum query_win_mode */

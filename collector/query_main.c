@@ -129,8 +129,10 @@ static void usage(FILE *out)
 "      [src|dst] host|ip ADDR, [src|dst] net CIDR, [src|dst] port [=|<|>|<=|>=] N,\n"
 "      proto tcp|udp|icmp|N, tos N, flags ..., in if N, out if N,\n"
 "      packets|bytes|duration|bps|pps|bpp CMP N[k|M|G], and, or, not, ( ), any.\n"
-"    A bad filter is reported with the offending token marked. Options may come\n"
-"    before or after the filter.\n"
+"    A host name may stand for an address after host or ip (and in their lists):\n"
+"    it is looked up (/etc/hosts, DNS) and matches any of its addresses, as in\n"
+"    nfdump; the collector's HTTP API refuses names. A bad filter is reported with\n"
+"    the offending token marked. Options may come before or after the filter.\n"
 "\n"
 "TIME WINDOWS\n"
 "    -t YYYY/MM/DD.hh:mm:ss[-YYYY/MM/DD.hh:mm:ss]   nfdump's form, local time (TZ);\n"
@@ -392,6 +394,7 @@ int main(int argc, char **argv)
 	}
 	query_req_init(&rq, cfg.read);
 	rq.filter = filter;
+	rq.resolve = filt_resolve_system;  /* host names, as nfdump looks them up */
 	rq.warn = warn_cb;
 	if (build_req(&cfg, n_given, &rq, err, sizeof(err)))
 		goto out;

@@ -213,6 +213,10 @@ rc=0
 "$Q" --remote "$H" "proto tcp and port foo" 2>"$T/err" || rc=$?
 [ $rc = 2 ] && grep -q "foo" "$T/err" && grep -qE '^ +\^$' "$T/err" ||
 	{ cat "$T/err"; fail "--remote bad filter: rc $rc, no caret"; }
+# the server never looks a host name up (a remote user could make it wait on DNS)
+c=$(code "$H/api/v1/query?filter=host%20localhost" "${auth[@]}")
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); assert e["position"] == 5 and "not looked up" in e["error"], e' \
+	"$T/body" && [ "$c" = 400 ] || fail "host name in an API filter: $c"
 c=$(code "$H/nothing" "${auth[@]}")
 [ "$c" = 404 ] || fail "unknown path: $c"
 c=$(code "$H/api/v1/query" "${auth[@]}" -X POST -d x=1)

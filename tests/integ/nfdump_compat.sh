@@ -96,6 +96,8 @@ check exact -N -R. -q -o csv -s dstip/bytes -n 10 'proto tcp and dst port 443'
 check exact -N -R. -q -o csv -s srcport/bytes -n 5 'src net 10.0.0.0/8'
 check exact -N -R. -q -o csv -s srcip/bytes -n 5 '(port 80) or (port 443)'
 check exact -N -R. -q -o csv -s dstip/bytes -n 5 'not port 53'
+# a host name: nfdump looks it up and says so on stdout, before the answer
+check exact -N -R. -q -o csv -s srcip/bytes -n 5 'host localhost or proto udp'
 check exact -R. -q -o csv -A srcip,dstport -O bytes -n 20
 check sorted -R. -q -o "fmt:%sa,%da,%byt,%fl" -A srcip,dstip -O bytes
 check exact -R. -q -o "fmt:%sa,%da,%byt,%fl" -A srcip,dstip -O bytes -n 20

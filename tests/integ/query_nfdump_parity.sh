@@ -188,7 +188,8 @@ check() { # check DESCRIPTION MODE [ARG]
 for f in "host $H" "dst host $H2" "src net $NET" "(port 80) or (port 443)" "not port 53" \
 	"(port 22) and (dst host $H2)" "proto udp and dst port 53" "bytes > 10k" \
 	"packets < 5 and proto tcp" "src net 2001:db8::/32" "tos 184" "proto icmp" \
-	"flags S and not flags R" "duration > 10000 or bpp > 1000"; do
+	"flags S and not flags R" "duration > 10000 or bpp > 1000" \
+	"host localhost or dst ip in [localhost, $H2]"; do
 	nf_q -o csv "$f"
 	tf_q "$f"
 	check "totals of '$f'" totals

@@ -600,14 +600,15 @@ static const struct {
 	  "unknown protocol 'foo' at position 6: expected a protocol name (tcp, udp, icmp, icmp6, "
 	  "gre, esp, ...) or number (0..255)" },
 	{ "host 300.1.1.1", 5,
-	  "bad address '300.1.1.1' at position 5: expected an IPv4 or IPv6 address (host names "
-	  "are not looked up)" },
+	  "bad address '300.1.1.1' at position 5: expected an IPv4 or IPv6 address" },
 	{ "dst host gateway.example", 9,
-	  "bad address 'gateway.example' at position 9: expected an IPv4 or IPv6 address (host "
-	  "names are not looked up)" },
+	  "host name 'gateway.example' at position 9: names are not looked up here, give an "
+	  "IPv4 or IPv6 address" },
 	{ "host 10.1", 5,
-	  "bad address '10.1' at position 5: expected an IPv4 or IPv6 address (host names are "
-	  "not looked up)" },
+	  "bad address '10.1' at position 5: expected an IPv4 or IPv6 address" },
+	{ "host and port 80", 5, "bad address 'and' at position 5: expected an IPv4 or IPv6 address" },
+	{ "net gateway.example/24", 4,
+	  "bad address 'gateway.example' at position 4: expected an IPv4 or IPv6 address" },
 	{ "src net 10.0.0.0/33", 17,
 	  "bad prefix length '33' at position 17: an IPv4 prefix is 0..32 bits" },
 	{ "net 2001:db8::/129", 15,
@@ -689,6 +690,92 @@ static void test_errors(void **st)
 	assert_null(filt_compile("port 70000", err, 8, NULL));
 	assert_int_equal(strlen(err), 7);
 	assert_null(filt_compile("port 70000", NULL, 0, NULL));
+}
+
+/* A resolver for the tests: two names with fixed addresses, one that fails. */
+static int fake_resolve(const char *name, uint8_t (*out)[16], int max, char *err,
+			size_t errlen)
+{
+	assert_true(max >= 2);
+	if (!strcmp(name, "gw.example")) {
+		set_addr(out[0], "192.168.0.1");
+		set_addr(out[1], "2001:db8::1");
+		return 2;
+	}
+	if (!strcmp(name, "v6only.example")) {
+		set_addr(out[0], "fe80::1");
+		return 1;
+	}
+	snprintf(err, errlen, "no such host (test)");
+	return -1;
+}
+
+/* A name stands for all its addresses, or'ed (as nfdump): each filter with names
+ * matches exactly the records its spelled-out twin does, one by one and over a block. */
+static void test_host_names(void **st)
+{
+	static const char *const pairs[][2] = {
+		{ "host gw.example", "host 192.168.0.1 or host 2001:db8::1" },
+		{ "src ip gw.example", "src ip 192.168.0.1 or src ip 2001:db8::1" },
+		{ "dst host gw.example and proto icmp", "dst host 192.168.0.1 and proto icmp" },
+		{ "not host gw.example", "not (host 192.168.0.1 or host 2001:db8::1)" },
+		{ "ip v6only.example or port 53", "ip fe80::1 or port 53" },
+		{ "src host in [gw.example, 10.1.2.3]",
+		  "src host in [192.168.0.1, 2001:db8::1, 10.1.2.3]" },
+	};
+	struct flow_rec r[NREC];
+	struct store_cols all;
+	uint32_t sel_a[NREC], sel_b[NREC];
+	char err[256];
+	size_t pos;
+
+	(void)st;
+	make_records(r);
+	store_cols_init(&all);
+	cols_fill(&all, r, NREC);
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		struct filt *a = filt_compile_names(pairs[i][0], fake_resolve, err, sizeof(err), &pos);
+		struct filt *b = compile_ok(pairs[i][1]);
+		if (!a)
+			fail_msg("'%s' did not compile: %s", pairs[i][0], err);
+		int some = 0;
+		for (int k = 0; k < NREC; k++) {
+			if (filt_match(a, &r[k]) != filt_match(b, &r[k]))
+				fail_msg("'%s' and '%s' differ on record %c", pairs[i][0],
+					 pairs[i][1], 'A' + k);
+			some += filt_match(a, &r[k]);
+		}
+		assert_true(some > 0 && some < NREC);
+		uint32_t na = filt_eval(a, &all, sel_a), nb = filt_eval(b, &all, sel_b);
+		assert_int_equal(na, nb);
+		assert_memory_equal(sel_a, sel_b, na * sizeof(*sel_a));
+		filt_free(a);
+		filt_free(b);
+	}
+	assert_null(filt_compile_names("port 80 and host nosuch.example", fake_resolve, err,
+				       sizeof(err), &pos));
+	assert_string_equal(err, "host name 'nosuch.example' at position 17: no such host (test)");
+	assert_int_equal(pos, 17);
+	/* as nfdump: names for hosts only, not for the next hop or the exporter */
+	assert_null(filt_compile_names("router ip gw.example", fake_resolve, err, sizeof(err),
+				       &pos));
+	assert_string_equal(err, "bad address 'gw.example' at position 10: expected an IPv4 or "
+			    "IPv6 address");
+
+	/* the system's resolver: localhost from /etc/hosts, no network needed */
+	struct flow_rec lo;
+	memset(&lo, 0, sizeof(lo));
+	set_addr(lo.src, "127.0.0.1");
+	set_addr(lo.dst, "10.0.0.1");
+	lo.ipver = 4;
+	struct filt *f = filt_compile_names("host localhost", filt_resolve_system, err,
+					    sizeof(err), &pos);
+	if (!f)
+		fail_msg("'host localhost': %s", err);
+	assert_int_equal(filt_match(f, &lo), 1);
+	assert_int_equal(filt_match(f, &r[RA]), 0);
+	filt_free(f);
+	store_cols_free(&all);
 }
 
 static void test_nesting_limit(void **st)
@@ -1047,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_missing_column),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_host_names),
 		cmocka_unit_test(test_nesting_limit),
 		cmocka_unit_test(test_agreement),
 		cmocka_unit_test(test_zone_never_skips_a_match),
