@@ -112,6 +112,14 @@ static int write_store(const char *d, const struct flow_rec *v, int n)
 	return store_writer_close(w);
 }
 
+/* Removes a test's own store directory d. */
+static void rm_dir(const char *d)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+	assert_int_equal(system(cmd), 0);
+}
+
 static int setup_store(void **st)
 {
 	(void)st;
@@ -947,9 +955,7 @@ static void skewed_top(unsigned nsrc, unsigned nheavy, uint64_t heavy, uint64_t 
 	*all_groups = all.table[0].groups;
 	query_result_free(&all);
 	query_result_free(&lim);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
-	assert_int_equal(system(cmd), 0);
+	rm_dir(d);
 }
 
 /* Whether bounds pay: a few heavy sources among many light ones are found through
@@ -1041,55 +1047,65 @@ static void test_sink_deadline(void **st)
 	query_result_free(&res);
 }
 
+/* A sink that does something to the store once, at the first row, while the query
+ * runs, and adds up the bytes of the rows. */
+struct midway {
+	void (*act)(void *arg);
+	void *arg;
+	int done;
+	uint64_t rows_bytes;
+};
+
+static int midway_row(void *arg, const struct query_table *t, const struct query_row *r)
+{
+	struct midway *m = arg;
+	(void)t;
+	if (!m->done) {
+		m->act(m->arg);
+		m->done = 1;
+	}
+	m->rows_bytes += r->f.bytes;
+	return 0;
+}
+
+static void add_second_half(void *arg)
+{
+	struct store_writer *w = arg;
+	for (int i = NFLOWS / 2; i < NFLOWS; i++)
+		assert_int_equal(store_writer_add(w, &flows[i]), 0);
+	assert_int_equal(store_writer_flush(w), 0);
+}
+
 /* A query over a file the collector is still writing: every pass reads the file as it
  * was when the query began, so rows and summary agree, and blocks written while the
  * query runs wait for the next query. The writer adds the second half of the flows
  * while the first partition's rows stream out. */
-struct grow {
-	struct store_writer *w;
-	int added;
-	uint64_t rows_bytes;
-};
-
-static int grow_row(void *arg, const struct query_table *t, const struct query_row *r)
-{
-	struct grow *g = arg;
-	(void)t;
-	if (!g->added) {
-		for (int i = NFLOWS / 2; i < NFLOWS; i++)
-			assert_int_equal(store_writer_add(g->w, &flows[i]), 0);
-		assert_int_equal(store_writer_flush(g->w), 0);
-		g->added = 1;
-	}
-	g->rows_bytes += r->f.bytes;
-	return 0;
-}
-
 static void test_live_file_snapshot(void **st)
 {
 	(void)st;
 	char d[] = "/tmp/tf-query-live-XXXXXX";
 	struct query_req rq;
 	struct query_result res;
-	struct grow g = { NULL, 0, 0 };
-	struct query_sink sk = { NULL, grow_row, &g };
+	struct store_writer *w;
+	struct midway g = { add_second_half, NULL, 0, 0 };
+	struct query_sink sk = { NULL, midway_row, &g };
 	uint64_t half = 0, all = 0;
 	assert_non_null(mkdtemp(d));
-	g.w = open_writer(d, 86400); /* one file */
-	assert_non_null(g.w);
+	g.arg = w = open_writer(d, 86400); /* one file */
+	assert_non_null(w);
 	for (int i = 0; i < NFLOWS; i++) {
 		if (i < NFLOWS / 2)
-			assert_int_equal(store_writer_add(g.w, &flows[i]), 0);
+			assert_int_equal(store_writer_add(w, &flows[i]), 0);
 		all += flows[i].bytes;
 		if (i < NFLOWS / 2)
 			half += flows[i].bytes;
 	}
-	assert_int_equal(store_writer_flush(g.w), 0);
+	assert_int_equal(store_writer_flush(w), 0);
 
 	streamed_req(&rq, d, &sk);
 	run_ok(&rq, &res);
 	assert_true(res.sum.passes > 1);
-	assert_int_equal(g.added, 1);
+	assert_int_equal(g.done, 1);
 	assert_int_equal(res.sum.flows, NFLOWS / 2);
 	assert_int_equal(res.sum.bytes, half);
 	assert_int_equal(g.rows_bytes, half);
@@ -1101,10 +1117,8 @@ static void test_live_file_snapshot(void **st)
 	assert_int_equal(res.sum.flows, NFLOWS);
 	assert_int_equal(g.rows_bytes, all);
 	query_result_free(&res);
-	assert_int_equal(store_writer_close(g.w), 0);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(store_writer_close(w), 0);
+	rm_dir(d);
 }
 
 static int warned;
@@ -1118,27 +1132,14 @@ static void count_warn(const char *path, int err, const char *what, void *arg)
 	warned++;
 }
 
+static void unlink_file(void *arg)
+{
+	assert_int_equal(unlink(arg), 0);
+}
+
 /* Retention deletes the oldest file while a query runs: every pass still reads it (the
  * query holds its files open), so rows and summary agree and nothing is reported
  * unreadable. The next query no longer sees it, and does not call it missing. */
-struct doomed {
-	const char *path;
-	int deleted;
-	uint64_t rows_bytes;
-};
-
-static int doom_row(void *arg, const struct query_table *t, const struct query_row *r)
-{
-	struct doomed *dm = arg;
-	(void)t;
-	if (!dm->deleted) {
-		assert_int_equal(unlink(dm->path), 0);
-		dm->deleted = 1;
-	}
-	dm->rows_bytes += r->f.bytes;
-	return 0;
-}
-
 static void test_file_deleted_during_query(void **st)
 {
 	(void)st;
@@ -1146,15 +1147,15 @@ static void test_file_deleted_during_query(void **st)
 	struct query_req rq;
 	struct query_result res;
 	struct store_list files = { NULL, 0 };
-	struct doomed dm = { NULL, 0, 0 };
-	struct query_sink sk = { NULL, doom_row, &dm };
+	struct midway dm = { unlink_file, NULL, 0, 0 };
+	struct query_sink sk = { NULL, midway_row, &dm };
 	uint64_t all = 0, gone = 0;
 	assert_non_null(mkdtemp(d));
 	assert_int_equal(write_store(d, flows, NFLOWS), 0);
 	assert_int_equal(store_list_files(d, NULL, 0, &files), 0);
 	assert_true(files.n > 2);
-	dm.path = files.v[0].path;
-	struct store_reader *r = store_reader_open(dm.path);
+	dm.arg = files.v[0].path;
+	struct store_reader *r = store_reader_open(files.v[0].path);
 	assert_non_null(r);
 	struct store_block_info bi;
 	while (store_reader_next(r, &bi) > 0)
@@ -1168,7 +1169,7 @@ static void test_file_deleted_during_query(void **st)
 	streamed_req(&rq, d, &sk);
 	rq.warn = count_warn;
 	run_ok(&rq, &res);
-	assert_int_equal(dm.deleted, 1);
+	assert_int_equal(dm.done, 1);
 	assert_true(res.sum.passes > 1);
 	assert_int_equal(res.sum.bad_files, 0);
 	assert_int_equal(warned, 0);
@@ -1185,9 +1186,7 @@ static void test_file_deleted_during_query(void **st)
 	assert_int_equal(dm.rows_bytes, all - gone);
 	query_result_free(&res);
 	store_list_free(&files);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
-	assert_int_equal(system(cmd), 0);
+	rm_dir(d);
 }
 
 static void test_damaged_block_is_skipped(void **st)
