@@ -30,6 +30,7 @@
 #define LOAD_NUM 17             /* tables grow beyond 17/20 full */
 #define LOAD_DEN 20
 #define PREFETCH 8
+#define PREFETCH_FAR 32          /* the bound sketch: far larger than the caches */
 #define POS_BLOCK_BITS 22
 #define POS_REC_BITS 18
 #define QUERY_HOLD_FILES 4096   /* store files a query holds open (see list_store) */
@@ -1285,8 +1286,8 @@ static void bound_block(struct worker *w, unsigned s, const struct store_cols *c
 	for (uint32_t i = 0; i < n; i++)
 		w->hash[i] = hash_key(w->keys + (size_t)i * kw, kw);
 	for (uint32_t i = 0; i < n; i++) {
-		if (i + PREFETCH < n)
-			__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH], b->nb)]);
+		if (i + PREFETCH_FAR < n)
+			__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH_FAR], b->nb)], 1);
 		uint64_t v = order_value(ts->order, c, w->sel[i]);
 		atomic_fetch_add_explicit(&b->b[bound_idx(w->hash[i], b->nb)], v,
 					  memory_order_relaxed);
@@ -1338,8 +1339,9 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 			const struct bound *b = ts->bnd;
 			uint32_t k = 0;
 			for (uint32_t i = 0; i < m; i++) {
-				if (i + PREFETCH < m)
-					__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH], b->nb)]);
+				if (i + PREFETCH_FAR < m)
+					__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH_FAR],
+									 b->nb)]);
 				uint64_t sum = atomic_load_explicit(&b->b[bound_idx(w->hash[i], b->nb)],
 								    memory_order_relaxed);
 				w->hash[k] = w->hash[i];
