@@ -849,6 +849,10 @@ struct htab {
 	uint32_t np;            /* partitions the hash space is cut into */
 	_Atomic uint64_t *mem;  /* shared accounting of table bytes, and its peak */
 	_Atomic uint64_t *peak;
+	/* A first pass's table: the store's bytes read so far (by all threads) and in
+	 * all, to tell early that the keys will not fit (ht_grow). NULL otherwise. */
+	_Atomic uint64_t *done;
+	uint64_t total;
 };
 
 static inline uint32_t h_part(uint64_t h, uint32_t np)
@@ -1025,6 +1029,15 @@ static int ht_grow(struct htab *t)
 {
 	struct htab old = *t;
 	uint64_t cap = old.cap * 2, most = old.limit / ((uint64_t)old.ew * 8 + 1);
+	if (t->done && t->total) {
+		/* This table's keys so far, in proportion to what the threads read, over
+		 * three times what it can ever hold: it will fill; growing and reading on to
+		 * find that out would only cost time and fresh memory. */
+		uint64_t d = atomic_load_explicit(t->done, memory_order_relaxed);
+		double keys = (double)most * LOAD_NUM / LOAD_DEN;
+		if (d > t->total / 64 && (double)t->n * (double)t->total / (double)d > 3.0 * keys)
+			return -ENOSPC;
+	}
 	most = most > old.cap ? most - old.cap : 0;
 	if (cap > most)
 		cap = most;
@@ -1116,7 +1129,8 @@ struct qctx {
 	struct qfile *fs;
 	uint64_t held;          /* of held_files: how many of fs[] may hold a descriptor */
 	uint64_t total_bytes;
-	_Atomic uint64_t done_bytes;
+	_Atomic uint64_t done_bytes;    /* of the blocks claimed (shared scans) */
+	_Atomic uint64_t read_bytes;    /* ... and done with */
 	unsigned threads;
 	uint64_t mem;
 	unsigned nspec;
@@ -1616,6 +1630,8 @@ static void *worker_run(void *arg)
 			uint64_t pos = (uint64_t)fi << (POS_BLOCK_BITS + POS_REC_BITS) |
 				       (uint64_t)i << POS_REC_BITS;
 			rc = scan_block(w, r, &bi, pos, &bad);
+			if (rc == 0 && w->claim)
+				atomic_fetch_add(&q->read_bytes, bi.disk_bytes);
 			if (rc == 1) {
 				w->sum.limited = 1;
 				rc = 0;
@@ -2080,6 +2096,7 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 {
 	atomic_store(&q->stop, 0);
 	atomic_store(&q->done_bytes, 0);
+	atomic_store(&q->read_bytes, 0);
 	for (size_t i = 0; i < q->files.n; i++)
 		atomic_store(&q->fs[i].next, 0);
 	if (n == 1) {
@@ -2106,8 +2123,9 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	}
 	if (!full)
 		return 0;
-	/* distinct keys so far, scaled by how much of the store was read */
-	uint64_t done = atomic_load(&q->done_bytes), tot = q->total_bytes;
+	/* distinct keys so far, scaled by how much of the store was read (blocks done
+	 * with: the keys of the one a table filled in are partly there, the safe side) */
+	uint64_t done = atomic_load(&q->read_bytes), tot = q->total_bytes;
 	for (unsigned s = 0; s < q->nspec; s++) {
 		uint64_t k = 0;
 		if (w[0].claim) {
@@ -2258,6 +2276,10 @@ static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, in
 		 * every key): no growing, whose old + new arrays would halve what fits */
 		if ((rc = worker_setup(q, &w[nw], nw, 0, 1, b, sized ? distinct : NULL)) < 0)
 			goto out;
+		for (unsigned s = 0; s < q->nspec && !sized; s++) {
+			w[nw].tab[s].done = &q->read_bytes;
+			w[nw].tab[s].total = q->total_bytes;
+		}
 		w[nw].claim = 1;
 		w[nw].count_blocks = count;
 		w[nw].count_files = count && nw == 0;

@@ -503,6 +503,15 @@ bench_query() {
 			"$tf_s" "$(echo "$tf_n / $tf_s / 1000000" | bc -l)" "$(echo "$tf_m / 1024" | bc -l)" \
 			"$(echo "$nf_s / $tf_s" | bc -l)" "$(echo "$tf_m / $nf_m" | bc -l)"
 	done
+	# memory is a setting: the same top 10 in a small budget (exact, in more passes)
+	local mm s m passes
+	for mm in 64M 32M; do
+		read -r s m <<<"$(TZ=UTC tmeas "$B/tapflow-query" -R "$W/q-tf" -s srcip/bytes -n 10 --max-memory "$mm")"
+		passes=$("$B/tapflow-query" -R "$W/q-tf" -s srcip/bytes -n 10 --max-memory "$mm" -o json |
+			python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print(s["passes"])')
+		printf '  -s srcip/bytes -n 10 --max-memory %s: tapflow-query %6.2fs %7.0f MiB, %s passes\n' \
+			"$mm" "$s" "$(echo "$m / 1024" | bc -l)" "$passes"
+	done
 }
 
 case $what in
