@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -849,9 +850,10 @@ struct htab {
 	uint32_t np;            /* partitions the hash space is cut into */
 	_Atomic uint64_t *mem;  /* shared accounting of table bytes, and its peak */
 	_Atomic uint64_t *peak;
-	/* A first pass's table: the store's bytes read so far (by all threads) and in
-	 * all, to tell early that the keys will not fit (ht_grow). NULL otherwise. */
-	_Atomic uint64_t *done;
+	/* A first pass's table: the store's bytes the threads have claimed and are done
+	 * with so far, and in all, to tell early that the keys will not fit (ht_grow).
+	 * NULL otherwise. */
+	_Atomic uint64_t *claimed, *done;
 	uint64_t total;
 };
 
@@ -1025,15 +1027,24 @@ static const uint64_t *ht_find(const struct htab *t, const uint64_t *k, uint64_t
 
 /* Doubles the table, or grows it as far as its limit allows with the old array still
  * there while keys move over. -ENOSPC when it cannot grow by an eighth, -ENOMEM. */
+/* Bytes of the store the threads have read, as far as keys go: the blocks they are
+ * done with and, on average, half of those they are still in. */
+static uint64_t read_so_far(_Atomic uint64_t *claimed, _Atomic uint64_t *done)
+{
+	uint64_t c = atomic_load_explicit(claimed, memory_order_relaxed);
+	uint64_t d = atomic_load_explicit(done, memory_order_relaxed);
+	return d + (c > d ? (c - d) / 2 : 0);
+}
+
 static int ht_grow(struct htab *t)
 {
 	struct htab old = *t;
 	uint64_t cap = old.cap * 2, most = old.limit / ((uint64_t)old.ew * 8 + 1);
-	if (t->done && t->total) {
+	if (t->claimed && t->total) {
 		/* This table's keys so far, in proportion to what the threads read, over
 		 * three times what it can ever hold: it will fill; growing and reading on to
 		 * find that out would only cost time and fresh memory. */
-		uint64_t d = atomic_load_explicit(t->done, memory_order_relaxed);
+		uint64_t d = read_so_far(t->claimed, t->done);
 		double keys = (double)most * LOAD_NUM / LOAD_DEN;
 		if (d > t->total / 64 && (double)t->n * (double)t->total / (double)d > 3.0 * keys)
 			return -ENOSPC;
@@ -2123,9 +2134,8 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	}
 	if (!full)
 		return 0;
-	/* distinct keys so far, scaled by how much of the store was read (blocks done
-	 * with: the keys of the one a table filled in are partly there, the safe side) */
-	uint64_t done = atomic_load(&q->read_bytes), tot = q->total_bytes;
+	/* distinct keys so far, scaled by how much of the store was read */
+	uint64_t done = read_so_far(&q->done_bytes, &q->read_bytes), tot = q->total_bytes;
 	for (unsigned s = 0; s < q->nspec; s++) {
 		uint64_t k = 0;
 		if (w[0].claim) {
@@ -2262,6 +2272,8 @@ static int take_counts(struct qctx *q, struct worker *w, unsigned n, struct runs
 	return q->flows_table >= 0 ? deliver_flows(q, w, n, st) : 0;
 }
 
+static int bound_eligible(const struct qctx *q, const struct tspec *ts);
+
 /* One scan with the threads sharing out the blocks, tables merged at the end.
  * Returns 0 (st->out filled), -ENOSPC (estimates in distinct[]), -errno. */
 static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, int count,
@@ -2276,7 +2288,14 @@ static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, in
 		 * every key): no growing, whose old + new arrays would halve what fits */
 		if ((rc = worker_setup(q, &w[nw], nw, 0, 1, b, sized ? distinct : NULL)) < 0)
 			goto out;
-		for (unsigned s = 0; s < q->nspec && !sized; s++) {
+		/* Giving up early suits top-N tables only: the bounds' scan that follows
+		 * counts their keys again, where a listing of every key would be
+		 * partitioned on an estimate from a small part of the store. */
+		int early = !sized;
+		for (unsigned s = 0; s < q->nspec; s++)
+			early &= bound_eligible(q, &q->spec[s]);
+		for (unsigned s = 0; s < q->nspec && early; s++) {
+			w[nw].tab[s].claimed = &q->done_bytes;
 			w[nw].tab[s].done = &q->read_bytes;
 			w[nw].tab[s].total = q->total_bytes;
 		}
@@ -2373,8 +2392,10 @@ static int lower_bound(struct worker *w, unsigned n, unsigned s, uint64_t limit,
 }
 
 /* The bounding scan: bucket sums and lower bounds for every eligible spec. Gives each
- * its struct bound (thr set) and an estimate of the keys left in distinct[]. */
-static int bound_pass(struct qctx *q, struct worker *w, struct bound *bnd, uint64_t *distinct)
+ * its struct bound (thr set) and an estimate of the keys left in distinct[], and of all
+ * its keys in all[] (from the empty buckets: linear counting). */
+static int bound_pass(struct qctx *q, struct worker *w, struct bound *bnd, uint64_t *distinct,
+		      uint64_t *all)
 {
 	unsigned n = q->threads, nw = 0, nb_specs = 0;
 	int rc = 0;
@@ -2436,9 +2457,14 @@ static int bound_pass(struct qctx *q, struct worker *w, struct bound *bnd, uint6
 		if (!b)
 			continue;
 		rc = lower_bound(w, n, s, q->spec[s].limit, &b->thr);
-		uint64_t hot = 0;
-		for (uint64_t i = 0; i < b->nb; i++)
-			hot += atomic_load_explicit(&b->b[i], memory_order_relaxed) >= b->thr;
+		uint64_t hot = 0, empty = 0;
+		for (uint64_t i = 0; i < b->nb; i++) {
+			uint64_t v = atomic_load_explicit(&b->b[i], memory_order_relaxed);
+			hot += v >= b->thr;
+			empty += v == 0;
+		}
+		if (empty)
+			all[s] = (uint64_t)((double)b->nb * log((double)b->nb / (double)empty)) + 1;
 		/* keys left: those of the buckets that reach thr (which tend to be the
 		 * crowded ones) */
 		uint64_t per_bucket = distinct[s] / b->nb + 2;
@@ -2477,7 +2503,7 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 		memcpy(all, distinct, sizeof(all));
 		for (unsigned s = 0; s < q->nspec; s++)
 			tout_free(&st->out[s]);
-		rc = bound_pass(q, w, bnd, distinct);
+		rc = bound_pass(q, w, bnd, distinct, all);
 		if (rc < 0)
 			goto out;
 		rc = shared_pass(q, st, w, count, distinct, 1);

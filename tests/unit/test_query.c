@@ -922,7 +922,8 @@ static void test_memory_cap_gives_same_answer(void **st)
 }
 
 /* Top sources by bytes over nsrc sources, nheavy of them heavy (heavy bytes a flow, the
- * rest 100), at max_memory mem with two threads: the same rows as without a limit.
+ * rest 100), at max_memory mem with one thread (the estimates then do not depend on
+ * how threads share the blocks): the same rows as without a limit.
  * Gives the limited run's summary and table 0's groups, and the groups there are. */
 static void skewed_top(unsigned nsrc, unsigned nheavy, uint64_t heavy, uint64_t mem,
 		       struct query_summary *sum, uint64_t *groups, uint64_t *all_groups)
@@ -944,7 +945,7 @@ static void skewed_top(unsigned nsrc, unsigned nheavy, uint64_t heavy, uint64_t 
 	query_req_init(&rq, d);
 	rq.table[0] = stat_req(QF_SRCIP, QO_BYTES, 5);
 	rq.ntables = 1;
-	rq.threads = 2;
+	rq.threads = 1;
 	run_ok(&rq, &all);
 	assert_int_equal(all.sum.partitions, 1);
 	rq.max_memory = mem;
@@ -970,19 +971,19 @@ static void test_bounds_or_partitions(void **st)
 
 	skewed_top(6000, 8, 100000000, 128 << 10, &s, &groups, &all);
 	assert_int_equal(s.partitions, 1);
-	assert_int_equal(s.passes, 3);  /* until a table fills, bounds, the answer */
+	assert_int_equal(s.passes, 3);  /* a part of the store, bounds, the answer */
 	assert_int_equal(groups, QUERY_GROUPS_UNKNOWN);
 
-	skewed_top(6000, 3000, 1000000, 256 << 10, &s, &groups, &all);
+	skewed_top(6000, 300, 1000000, 32 << 10, &s, &groups, &all);
 	assert_true(s.partitions > 1);
 	assert_int_equal(groups, QUERY_GROUPS_UNKNOWN);
 
 	skewed_top(6000, 0, 0, 64 << 10, &s, &groups, &all);
 	assert_true(s.partitions > 1);
 	assert_int_equal(groups, all);
-	/* 11 passes here; an estimate of the keys counted once per thread, or doubled at
-	 * every retry, took 24 */
-	assert_true(s.passes <= 14);
+	/* 8 passes here; an estimate of the keys from a small part of the store, or one
+	 * counted once per thread and doubled at every retry, takes more */
+	assert_true(s.passes <= 10);
 }
 
 struct sink_log {
