@@ -231,6 +231,14 @@ derive(int kind, uint64_t first, uint64_t last, uint64_t pk, uint64_t by)
 
 /* ---- parser context ---- */
 
+/* A host name in the expression and what it stood for (filt_expand_names). */
+struct namesub {
+	uint32_t pos, len;
+	int in_list;
+	int n;
+	uint8_t a[FILT_MAX_NAME_ADDRS][16];
+};
+
 struct pc {
 	const char *s;
 	size_t len;
@@ -244,6 +252,9 @@ struct pc {
 	struct filt *f;
 	uint32_t leafcap;
 	filt_resolve_fn resolve;        /* NULL: host names are refused */
+	struct namesub *subs;           /* names looked up, for filt_expand_names */
+	uint32_t nsubs, capsubs;
+	int record;
 };
 
 static const struct tok *cur(const struct pc *p)
@@ -870,7 +881,7 @@ static uint32_t aset_new(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req, 
 }
 
 static uint32_t aset_finish(struct pc *p, uint32_t li, struct aset *as);
-static int take_name(struct pc *p, struct aset *as, uint32_t *cap);
+static int take_name(struct pc *p, struct aset *as, uint32_t *cap, int in_list);
 
 /* "[ addr[/len] ... ]" into an address set leaf. */
 static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
@@ -902,7 +913,7 @@ static uint32_t addr_list(struct pc *p, int dq, uint8_t cs, uint8_t cd, int req)
 			unexpected(p, t, exp);
 			return NONE;
 		}
-		if (req && (rc = take_name(p, as, &cap)) != 0) {  /* host lists take names */
+		if (req && (rc = take_name(p, as, &cap, 1)) != 0) {  /* host lists take names */
 			if (rc < 0)
 				return NONE;
 			continue;
@@ -1210,7 +1221,7 @@ static int is_host_name(const char *s, size_t len)
 /* If the current token is a host name ("host NAME", "ip NAME", and in their lists):
  * looks it up and adds every address it has to as (nfdump or's them), then returns 1; 0
  * if it is no name (the caller reads an address), -1 on error (reported). */
-static int take_name(struct pc *p, struct aset *as, uint32_t *cap)
+static int take_name(struct pc *p, struct aset *as, uint32_t *cap, int in_list)
 {
 	const struct tok *t = cur(p);
 	uint8_t a[FILT_MAX_NAME_ADDRS][16], dummy[16];
@@ -1251,6 +1262,24 @@ static int take_name(struct pc *p, struct aset *as, uint32_t *cap)
 		prefix_mask(fam, fam == 4 ? 32 : 128, e->m);
 		memcpy(e->v, a[i], 16);
 		e->v6 = fam == 6;
+	}
+	if (p->record) {
+		if (p->nsubs == p->capsubs) {
+			uint32_t c = p->capsubs ? 2 * p->capsubs : 4;
+			struct namesub *ns = realloc(p->subs, c * sizeof(*ns));
+			if (!ns) {
+				fail(p, 0, "out of memory");
+				return -1;
+			}
+			p->subs = ns;
+			p->capsubs = c;
+		}
+		struct namesub *sub = &p->subs[p->nsubs++];
+		sub->pos = t->pos;
+		sub->len = t->len;
+		sub->in_list = in_list;
+		sub->n = n;
+		memcpy(sub->a, a, (size_t)n * 16);
 	}
 	advance(p);
 	return 1;
@@ -1310,7 +1339,7 @@ static uint32_t parse_value(struct pc *p, int f, int dq, int neg)
 			struct aset *as;
 			uint32_t cap = 4;
 			if ((li = aset_new(p, dq, STORE_COL_SRC, STORE_COL_DST, 1, cap, &as)) == NONE ||
-			    take_name(p, as, &cap) < 0)
+			    take_name(p, as, &cap, 0) < 0)
 				return NONE;
 			return aset_finish(p, li, as);
 		}
@@ -2409,8 +2438,63 @@ struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *er
 	return filt_compile_names(expr, NULL, err, errlen, err_pos);
 }
 
+static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char *err,
+				 size_t errlen, size_t *err_pos, struct pc *keep);
+
 struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
 				size_t errlen, size_t *err_pos)
+{
+	return compile_expr(expr, resolve, err, errlen, err_pos, NULL);
+}
+
+char *filt_expand_names(const char *expr, filt_resolve_fn resolve, char *err, size_t errlen,
+			size_t *err_pos)
+{
+	struct pc p;
+	struct filt *f = compile_expr(expr, resolve, err, errlen, err_pos, &p);
+	size_t len = strlen(expr ? expr : ""), cap = len + 1, at = 0, out = 0;
+	char *o;
+
+	if (!f) {
+		free(p.subs);
+		return NULL;
+	}
+	filt_free(f);
+	for (uint32_t i = 0; i < p.nsubs; i++)
+		cap += 8 + (size_t)p.subs[i].n * (INET6_ADDRSTRLEN + 2);
+	o = malloc(cap);
+	if (!o) {
+		free(p.subs);
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (uint32_t i = 0; i < p.nsubs; i++) {
+		const struct namesub *sub = &p.subs[i];
+		memcpy(o + out, expr + at, sub->pos - at);
+		out += sub->pos - at;
+		if (!sub->in_list)
+			out += (size_t)sprintf(o + out, "in [");
+		for (int k = 0; k < sub->n; k++) {
+			char a[INET6_ADDRSTRLEN];
+			if (flowrec_is4(sub->a[k]))
+				inet_ntop(AF_INET, sub->a[k] + 12, a, sizeof(a));
+			else
+				inet_ntop(AF_INET6, sub->a[k], a, sizeof(a));
+			out += (size_t)sprintf(o + out, "%s%s", k ? ", " : "", a);
+		}
+		if (!sub->in_list)
+			out += (size_t)sprintf(o + out, "]");
+		at = sub->pos + sub->len;
+	}
+	memcpy(o + out, expr + at, len - at);
+	o[out + len - at] = 0;
+	free(p.subs);
+	return o;
+}
+
+static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char *err,
+				 size_t errlen, size_t *err_pos, struct pc *keep)
 {
 	struct pc p;
 	struct cc cc;
@@ -2429,6 +2513,9 @@ struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char 
 	p.errlen = errlen;
 	p.err_pos = err_pos;
 	p.resolve = resolve;
+	p.record = keep != NULL;
+	if (keep)
+		keep->subs = NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		fail(&p, 0, "out of memory");
@@ -2471,11 +2558,19 @@ struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char 
 		f->columns = norm_columns(f, f->norm_root);
 	}
 	free(p.toks);
+	if (keep)
+		*keep = p;
+	else
+		free(p.subs);
 	return f;
 bad:
 	free(cc.ops);
 	free(p.toks);
 	filt_free(f);
+	if (keep)
+		*keep = p;
+	else
+		free(p.subs);
 	return NULL;
 }
 

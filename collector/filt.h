@@ -39,6 +39,13 @@ typedef int (*filt_resolve_fn)(const char *name, uint8_t (*out)[16], int max, ch
 struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
 				size_t errlen, size_t *err_pos);
 
+/* expr with each host name in it replaced by its addresses ("host NAME" becomes "host
+ * in [A, B]", a name in a list its addresses), for a server that refuses names: the
+ * command line's --remote. A malloc'd string, or NULL with err and *err_pos as
+ * filt_compile's (a bad filter, a name that does not resolve). */
+char *filt_expand_names(const char *expr, filt_resolve_fn resolve, char *err, size_t errlen,
+			size_t *err_pos);
+
 /* The system's resolver (getaddrinfo: /etc/hosts, then DNS), as a filt_resolve_fn. It
  * blocks while it asks: for the command-line tools, not for a server. */
 int filt_resolve_system(const char *name, uint8_t (*out)[16], int max, char *err,

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filt.h"
 #include "httpcli.h"
 #include "opts.h"
 #include "query.h"
@@ -652,8 +653,24 @@ int httpcli_query_main(int argc, char **argv)
 		goto out;
 	tn = (size_t)snprintf(target, MAX_TARGET, "/api/v1/query?");
 	int bad = add_param(target, &tn, "format", cfg.output);
-	if (filter && filter[strspn(filter, " ")])
-		bad |= add_param(target, &tn, "filter", filter);
+	if (filter && filter[strspn(filter, " ")]) {
+		/* Checked here, and host names looked up here: the server takes addresses
+		 * only. */
+		char ferr[QUERY_ERR_LEN];
+		size_t fpos = 0;
+		char *sent = filt_expand_names(filter, filt_resolve_system, ferr, sizeof(ferr),
+					       &fpos);
+		if (!sent) {
+			fprintf(stderr, "tapflow-query: bad filter: %s\n", ferr);
+			if (fpos <= strlen(filter))
+				fprintf(stderr, "    %s\n    %*s^\n", filter, (int)fpos, "");
+			status = 2;
+			goto out;
+		}
+		bad |= add_param(target, &tn, "filter", sent);
+		free(filter);
+		filter = sent;  /* what the server's positions refer to */
+	}
 	if (cfg.time)
 		bad |= add_param(target, &tn, "window", cfg.time);
 	if (cfg.window)

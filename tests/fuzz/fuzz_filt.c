@@ -175,6 +175,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(expr, data, elen);
 	expr[elen] = 0;
 	f = filt_compile_names(expr, fuzz_resolve, err, sizeof(err), &pos);
+	if (f) {
+		/* names spelled out (--remote): compiles without a resolver */
+		char *x = filt_expand_names(expr, fuzz_resolve, err, sizeof(err), &pos);
+		struct filt *g = x ? filt_compile(x, err, sizeof(err), &pos) : NULL;
+		if (!g)
+			__builtin_trap();
+		filt_free(g);
+		free(x);
+	}
 	free(expr);
 	if (!f) {
 		if (pos > elen || !memchr(err, 0, sizeof(err)))

@@ -168,6 +168,7 @@ queries=(
 	"--series 10 -s dstport/bytes -n 2"
 	"-s srcip/bytes -n 5 (port 80) or (port 443)"
 	"-A srcnet/16 -O bytes -n 5"
+	"-s srcip/bytes -n 5 host localhost or dst host in [localhost, 10.0.0.1] or proto udp"
 )
 n=0
 for q in "${queries[@]}"; do

@@ -762,6 +762,30 @@ static void test_host_names(void **st)
 	assert_string_equal(err, "bad address 'gw.example' at position 10: expected an IPv4 or "
 			    "IPv6 address");
 
+	/* for a server that refuses names (--remote): the names spelled out as addresses,
+	 * a filter that compiles without a resolver and means the same */
+	static const char *const expand[][2] = {
+		{ "host gw.example and port 80", "host in [192.168.0.1, 2001:db8::1] and port 80" },
+		{ "src host in [gw.example, 10.1.2.3] or ip v6only.example",
+		  "src host in [192.168.0.1, 2001:db8::1, 10.1.2.3] or ip in [fe80::1]" },
+		{ "proto tcp", "proto tcp" },
+	};
+	for (size_t i = 0; i < sizeof(expand) / sizeof(expand[0]); i++) {
+		char *x = filt_expand_names(expand[i][0], fake_resolve, err, sizeof(err), &pos);
+		assert_non_null(x);
+		assert_string_equal(x, expand[i][1]);
+		struct filt *a = filt_compile_names(expand[i][0], fake_resolve, err, sizeof(err),
+						    &pos);
+		struct filt *b = compile_ok(x);
+		for (int k = 0; k < NREC; k++)
+			assert_int_equal(filt_match(a, &r[k]), filt_match(b, &r[k]));
+		filt_free(a);
+		filt_free(b);
+		free(x);
+	}
+	assert_null(filt_expand_names("host nosuch.example", fake_resolve, err, sizeof(err), &pos));
+	assert_int_equal(pos, 5);
+
 	/* the system's resolver: localhost from /etc/hosts, no network needed */
 	struct flow_rec lo;
 	memset(&lo, 0, sizeof(lo));
