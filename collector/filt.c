@@ -21,6 +21,7 @@
  */
 #include "filt.h"
 
+#include "addr.h"
 #include "bytes.h"
 
 #include <arpa/inet.h>
@@ -1218,18 +1219,27 @@ static int is_host_name(const char *s, size_t len)
 	return 1;
 }
 
+/* Whether the current token is a host name rather than an address. */
+static int at_host_name(const struct pc *p)
+{
+	const struct tok *t = cur(p);
+	uint8_t a[16];
+
+	return t->type == T_WORD && !parse_addr(p->s + t->pos, t->len, a) &&
+	       is_host_name(p->s + t->pos, t->len);
+}
+
 /* If the current token is a host name ("host NAME", "ip NAME", and in their lists):
  * looks it up and adds every address it has to as (nfdump or's them), then returns 1; 0
  * if it is no name (the caller reads an address), -1 on error (reported). */
 static int take_name(struct pc *p, struct aset *as, uint32_t *cap, int in_list)
 {
 	const struct tok *t = cur(p);
-	uint8_t a[FILT_MAX_NAME_ADDRS][16], dummy[16];
+	uint8_t a[FILT_MAX_NAME_ADDRS][16];
 	char name[FILT_MAX_NAME + 1], q[64], why[160];
 	int n;
 
-	if (t->type != T_WORD || parse_addr(p->s + t->pos, t->len, dummy) ||
-	    !is_host_name(p->s + t->pos, t->len))
+	if (!at_host_name(p))
 		return 0;
 	tok_show(p, t, q, sizeof(q));
 	if (!p->resolve) {
@@ -1334,8 +1344,7 @@ static uint32_t parse_value(struct pc *p, int f, int dq, int neg)
 			advance(p);
 			return addr_list(p, dq, STORE_COL_SRC, STORE_COL_DST, 1);
 		}
-		if (cur(p)->type == T_WORD && !parse_addr(p->s + cur(p)->pos, cur(p)->len, a) &&
-		    is_host_name(p->s + cur(p)->pos, cur(p)->len)) {
+		if (at_host_name(p)) {
 			struct aset *as;
 			uint32_t cap = 4;
 			if ((li = aset_new(p, dq, STORE_COL_SRC, STORE_COL_DST, 1, cap, &as)) == NONE ||
@@ -2477,11 +2486,8 @@ char *filt_expand_names(const char *expr, filt_resolve_fn resolve, char *err, si
 			out += (size_t)sprintf(o + out, "in [");
 		for (int k = 0; k < sub->n; k++) {
 			char a[INET6_ADDRSTRLEN];
-			if (flowrec_is4(sub->a[k]))
-				inet_ntop(AF_INET, sub->a[k] + 12, a, sizeof(a));
-			else
-				inet_ntop(AF_INET6, sub->a[k], a, sizeof(a));
-			out += (size_t)sprintf(o + out, "%s%s", k ? ", " : "", a);
+			out += (size_t)sprintf(o + out, "%s%s", k ? ", " : "",
+					       addr_str(sub->a[k], a, sizeof(a)));
 		}
 		if (!sub->in_list)
 			out += (size_t)sprintf(o + out, "]");

@@ -33,9 +33,9 @@ typedef int (*filt_resolve_fn)(const char *name, uint8_t (*out)[16], int max, ch
 #define FILT_MAX_NAME 253       /* characters in a host name */
 #define FILT_MAX_NAME_ADDRS 64  /* addresses a name stands for, at most */
 
-/* As filt_compile, and a host name may stand where one address does ("host NAME",
- * "ip NAME", "next ip NAME", "router ip NAME"): resolve looks it up and the filter
- * matches any of its addresses, as nfdump's does. filt_compile refuses names. */
+/* As filt_compile, and a host name may stand for an address after host or ip and in
+ * their lists (as in nfdump, not after next ip or router ip): resolve looks it up and
+ * the filter matches any of its addresses. filt_compile refuses names. */
 struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
 				size_t errlen, size_t *err_pos);
 

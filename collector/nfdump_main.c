@@ -8,7 +8,6 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "addr.h"
 #include "nfcompat.h"
 #include "query.h"
 #include "sys.h"
@@ -284,18 +284,17 @@ static int nfdump_resolve(const char *name, uint8_t (*out)[16], int max, char *e
 			memcpy(&s4.sin_addr, out[i] + 12, 4);
 			sa = (const struct sockaddr *)&s4;
 			sl = sizeof(s4);
-			inet_ntop(AF_INET, &s4.sin_addr, addr, sizeof(addr));
 		} else {
 			memset(&s6, 0, sizeof(s6));
 			s6.sin6_family = AF_INET6;
 			memcpy(&s6.sin6_addr, out[i], 16);
 			sa = (const struct sockaddr *)&s6;
 			sl = sizeof(s6);
-			inet_ntop(AF_INET6, &s6.sin6_addr, addr, sizeof(addr));
 		}
 		if (getnameinfo(sa, sl, rev, sizeof(rev), NULL, 0, 0) != 0)
 			snprintf(rev, sizeof(rev), "<reverse lookup failed>");
-		printf("IPv%d address: %s (%s)\n", v4 ? 4 : 6, addr, rev);
+		printf("IPv%d address: %s (%s)\n", v4 ? 4 : 6, addr_str(out[i], addr, sizeof(addr)),
+		       rev);
 	}
 	return n;
 }

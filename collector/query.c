@@ -1025,8 +1025,6 @@ static const uint64_t *ht_find(const struct htab *t, const uint64_t *k, uint64_t
 	}
 }
 
-/* Doubles the table, or grows it as far as its limit allows with the old array still
- * there while keys move over. -ENOSPC when it cannot grow by an eighth, -ENOMEM. */
 /* Bytes of the store the threads have read, as far as keys go: the blocks they are
  * done with and, on average, half of those they are still in. */
 static uint64_t read_so_far(_Atomic uint64_t *claimed, _Atomic uint64_t *done)
@@ -1036,6 +1034,8 @@ static uint64_t read_so_far(_Atomic uint64_t *claimed, _Atomic uint64_t *done)
 	return d + (c > d ? (c - d) / 2 : 0);
 }
 
+/* Doubles the table, or grows it as far as its limit allows with the old array still
+ * there while keys move over. -ENOSPC when it cannot grow by an eighth, -ENOMEM. */
 static int ht_grow(struct htab *t)
 {
 	struct htab old = *t;
@@ -2283,17 +2283,17 @@ static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, in
 	uint64_t b = table_budget(q, n, n > 1);
 	int rc = 0;
 
+	/* A first pass may give up early when its tables are all top N: the bounds' scan
+	 * that follows counts their keys again, where a listing of every key would be
+	 * partitioned on an estimate from a small part of the store. */
+	int early = !sized;
+	for (unsigned s = 0; s < q->nspec; s++)
+		early &= bound_eligible(q, &q->spec[s]);
 	for (nw = 0; nw < n; nw++) {
 		/* with an estimate, each table as big as it may need (one thread may see
 		 * every key): no growing, whose old + new arrays would halve what fits */
 		if ((rc = worker_setup(q, &w[nw], nw, 0, 1, b, sized ? distinct : NULL)) < 0)
 			goto out;
-		/* Giving up early suits top-N tables only: the bounds' scan that follows
-		 * counts their keys again, where a listing of every key would be
-		 * partitioned on an estimate from a small part of the store. */
-		int early = !sized;
-		for (unsigned s = 0; s < q->nspec; s++)
-			early &= bound_eligible(q, &q->spec[s]);
 		for (unsigned s = 0; s < q->nspec && early; s++) {
 			w[nw].tab[s].claimed = &q->done_bytes;
 			w[nw].tab[s].done = &q->read_bytes;
@@ -2477,6 +2477,18 @@ out:
 	return rc;
 }
 
+/* The specs leave their bounds and the sketches' memory goes. */
+static void bounds_drop(struct qctx *q, struct bound *bnd)
+{
+	for (unsigned s = 0; s < q->nspec; s++) {
+		q->spec[s].bnd = NULL;
+		if (bnd[s].b)
+			mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
+		big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
+		bnd[s].b = NULL;
+	}
+}
+
 /* Runs q->spec[] over the store and leaves what each spec produced in st->out (table 0
  * unordered goes straight to the sink). With count, also the summary, the scan figures
  * and the flow listing. One scan when the keys fit in memory; else bounds for top-N
@@ -2516,13 +2528,7 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 		q->tmem = q->mem;
 		unsigned without = pick_partitions(q, all, 2);
 		if (without && (!with || without < with)) {
-			for (unsigned s = 0; s < q->nspec; s++) {
-				q->spec[s].bnd = NULL;
-				if (bnd[s].b)
-					mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
-				big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
-				bnd[s].b = NULL;
-			}
+			bounds_drop(q, bnd);
 			memcpy(distinct, all, sizeof(all));
 		} else {
 			q->tmem = tmem;
@@ -2591,14 +2597,10 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 out:
 	for (unsigned t = 0; t < nw; t++)
 		worker_free(&w[t], q->nspec);
-	for (unsigned s = 0; s < q->nspec; s++) {
+	for (unsigned s = 0; s < q->nspec; s++)
 		if (q->spec[s].bnd)
 			st->out[s].bounded = 1;
-		q->spec[s].bnd = NULL;
-		if (bnd[s].b)
-			mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
-		big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
-	}
+	bounds_drop(q, bnd);
 	free(w);
 	return rc;
 }
