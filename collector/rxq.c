@@ -1,5 +1,6 @@
 /* rxq.c: see rxq.h. Positions only grow; the ring index is position % cap. An entry
- * never wraps: when it does not fit before the end, a skip marker fills the rest. */
+ * never wraps: when it does not fit before the end, a skip marker fills the rest. When
+ * the ring is empty the producer jumps back to its front (restart_from/to). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ int rxq_init(struct rxq *q, size_t cap)
 {
 	memset(q, 0, sizeof(*q));
 	q->cap = round8(cap < 1u << 16 ? 1u << 16 : cap);
+	q->restart_from = UINT64_MAX;
 	/* Committed now (MAP_POPULATE): the ring is all resident after its first lap
 	 * anyway, and a page first touched by the receiver costs a fault and a zeroing in
 	 * the receive path (9% of the collector's CPU over its first lap at 20k
@@ -65,7 +67,27 @@ int rxq_push(struct rxq *q, const uint8_t addr[16], uint64_t ts_ms, const void *
 	size_t need = RXQ_HDR + round8(len);
 	size_t pos = (size_t)(head % q->cap);
 	size_t skip = q->cap - pos < need ? q->cap - pos : 0;
-	if (need > q->cap / 2 || head + skip + need - tail > q->cap) {
+	if (need > q->cap / 2) {
+		q->dropped++;
+		return -ENOSPC;
+	}
+	/* The consumer has taken everything: start again at the front, whose lines are
+	 * still in cache. Going round the whole ring instead writes every datagram into
+	 * memory not touched for a lap (DRAM, TLB misses) at any rate the decoder keeps
+	 * up with: a fifth of the collector's CPU at 20k datagrams/s. The jump is told
+	 * in restart_from/to, not by a marker in the ring, so the bytes after the old
+	 * position are free at once. Only one jump is ever pending: the next needs the
+	 * consumer caught up again, past this one. */
+	if (head == tail && pos && !skip) {
+		__atomic_store_n(&q->restart_from, head, __ATOMIC_RELAXED);
+		head += q->cap - pos;
+		__atomic_store_n(&q->restart_to, head, __ATOMIC_RELAXED);
+		tail = head;
+		pos = 0;
+	} else if (tail == __atomic_load_n(&q->restart_from, __ATOMIC_RELAXED)) {
+		tail = q->restart_to; /* the consumer has yet to see the jump */
+	}
+	if (head + skip + need - tail > q->cap) {
 		q->dropped++;
 		return -ENOSPC;
 	}
@@ -114,6 +136,11 @@ static int try_pop(struct rxq *q, struct rxq_item *it)
 		uint64_t head = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
 		if (tail == head)
 			return 0;
+		if (tail == __atomic_load_n(&q->restart_from, __ATOMIC_RELAXED)) {
+			tail = __atomic_load_n(&q->restart_to, __ATOMIC_RELAXED);
+			__atomic_store_n(&q->tail, tail, __ATOMIC_RELEASE);
+			continue;
+		}
 		size_t pos = (size_t)(tail % q->cap);
 		struct rxq_hdr h;
 		memcpy(&h.len, q->buf + pos, sizeof(h.len));

@@ -17,6 +17,8 @@ struct rxq {
 	uint64_t tail;              /* consumer position (atomic) */
 	uint64_t dropped;           /* datagrams refused because the ring was full */
 	uint64_t enqueued;
+	uint64_t restart_from;      /* the producer jumped from here ... (atomic) */
+	uint64_t restart_to;        /* ... to here, the ring's front: see rxq_push */
 	pthread_mutex_t mu;         /* only for sleeping and waking the consumer */
 	pthread_cond_t cv;
 	int closed;

@@ -1,5 +1,6 @@
 /* test_rxq.c: the receiver-to-decoder queue keeps order, wraps, refuses when full
- * (counting it), and hands everything over across threads. */
+ * (counting it), starts again at its front when drained, and hands everything over
+ * across threads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -68,6 +69,47 @@ static void test_full_is_counted(void **st)
 	assert_int_equal(got, ok);
 	/* room again after draining */
 	assert_int_equal(rxq_push(&q, addr, 0, buf, sizeof(buf)), 0);
+	rxq_fini(&q);
+}
+
+/* Once the consumer has caught up, the next datagram goes to the ring's front (kept in
+ * cache), and the ring still holds as much as ever before the consumer sees the jump. */
+static void test_restart_at_front(void **st)
+{
+	(void)st;
+	struct rxq q;
+	struct rxq_item it;
+	assert_int_equal(rxq_init(&q, 1 << 16), 0);
+	uint8_t buf[1000] = { 0 };
+	for (uint32_t round = 0; round < 3; round++) {
+		for (int i = 0; i < 7; i++)
+			assert_int_equal(rxq_push(&q, addr, i, buf, sizeof(buf)), 0);
+		for (int i = 0; i < 7; i++) {
+			assert_int_equal(rxq_pop(&q, &it, 0), 1);
+			assert_int_equal(it.ts_ms, i);
+			rxq_pop_done(&q, &it);
+		}
+		assert_int_equal(rxq_pop(&q, &it, 0), 0);
+		/* empty, 7 entries in: the next one starts at the front */
+		int ok = 0;
+		for (uint32_t i = 0; i < 200; i++) {
+			memcpy(buf, &i, 4);
+			if (rxq_push(&q, addr, i, buf, sizeof(buf)) == 0)
+				ok++;
+		}
+		assert_int_equal(ok, (1 << 16) / (32 + 1000)); /* the whole ring, not its rest */
+		for (int i = 0; i < ok; i++) {
+			assert_int_equal(rxq_pop(&q, &it, 0), 1);
+			if (i == 0)
+				assert_ptr_equal(it.data, q.buf + 32);
+			uint32_t v;
+			memcpy(&v, it.data, 4);
+			assert_int_equal(v, i);
+			rxq_pop_done(&q, &it);
+		}
+		assert_int_equal(rxq_pop(&q, &it, 0), 0);
+		q.dropped = 0;
+	}
 	rxq_fini(&q);
 }
 
@@ -160,6 +202,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_wrap),
 		cmocka_unit_test(test_full_is_counted),
+		cmocka_unit_test(test_restart_at_front),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_group),
 	};
