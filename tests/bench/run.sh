@@ -7,7 +7,12 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build
 W=$(mktemp -d /tmp/tapflow-bench.XXXXXX)
 pids=()
+RMEM0=$(sysctl -n net.core.rmem_max)
+BPFSTATS0=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 cleanup() {
+	# a section that failed halfway leaves the machine's settings as they were too
+	sysctl -qw net.core.rmem_max="$RMEM0" || true
+	sysctl -qw kernel.bpf_stats_enabled="$BPFSTATS0" 2>/dev/null || true
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 	# (set -e holds in the trap too: nothing here may end it early)
 	for n in tfbench-a tfbench-b tfbench-ea tfbench-eb; do ip netns del $n 2>/dev/null || true; done
@@ -236,6 +241,9 @@ bench_collector() {
 	echo "== collector: a softflowd NetFlow v9 export replayed at fixed rates (nfblast)"
 	"$B/tools/genpcap" -o "$W/col.pcap" -n 2000000 -f 40000 --rate 40000 -s 21 >/dev/null
 	CP=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	local old_rmem
+	old_rmem=$(sysctl -n net.core.rmem_max)
+	sysctl -qw net.core.rmem_max=67108864 # the sink's buffer too: softflowd sends at full speed
 	python3 "$TOP/tests/tools/udpsink.py" "$CP" "$W/export.pcap" "$W/sink.ready" --idle 3 &
 	local sink=$!
 	for _ in $(seq 100); do [ -f "$W/sink.ready" ] && break; sleep 0.05; done
@@ -251,9 +259,6 @@ bench_collector() {
 	sleep 1; kill -INT $np; wait $np || true
 	flows=$(nfdump -R "$W/ref" -I | sed -n 's/^Flows: //p')
 	echo "  export: $dgrams datagrams, $flows flows per pass"
-	local old_rmem
-	old_rmem=$(sysctl -n net.core.rmem_max)
-	sysctl -qw net.core.rmem_max=67108864
 	local nrep=5
 	echo "  (each figure the median of $nrep runs, interleaved; loss: the worst of them)"
 	for RATE in 20000 40000 80000; do
@@ -273,6 +278,12 @@ bench_collector() {
 				case $coll in
 				tapflow*) stored=$("$B/tapflow-query" -R "$dir" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["flows"])') ;;
 				*) stored=$(nfdump -R "$dir" -I | sed -n 's/^Flows: //p') ;;
+				esac
+				case $stored in
+				'' | *[!0-9]*)
+					echo "  $coll stored nothing readable; its log:" >&2
+					tail -n 5 "$W/$coll.log" >&2
+					stored=0 ;;
 				esac
 				size=$(du -sb "$dir" | cut -f1)
 				cpu=$(cat "$W/$coll.cpu")
