@@ -59,11 +59,12 @@ fuzz)
 	# As many at once as there are CPUs (each fuzzer is one process): the same fuzzing
 	# per target in a fraction of the wall time. Results print in target order.
 	par=$(nproc 2>/dev/null || echo 1)
-	fnames=(); fpids=(); ft0=()
+	fnames=(); fpids=()
 	fuzz_reap() { # waits for the oldest running target and records it
 		wait "${fpids[0]}"
-		record "${fnames[0]}" $? $((SECONDS - ft0[0]))
-		fnames=("${fnames[@]:1}"); fpids=("${fpids[@]:1}"); ft0=("${ft0[@]:1}")
+		local rc=$?
+		record "${fnames[0]}" $rc "$(cat "$logdir/${fnames[0]}.secs" 2>/dev/null || echo '?')"
+		fnames=("${fnames[@]:1}"); fpids=("${fpids[@]:1}")
 	}
 	for f in build-fuzz/fuzz/fuzz_*; do
 		[ -x "$f" ] || continue
@@ -75,9 +76,14 @@ fuzz)
 		[ -d "tests/fuzz/seeds/$b" ] && seeds+=("tests/fuzz/seeds/$b")
 		[ -x "tests/fuzz/$b.seeds.sh" ] && { "tests/fuzz/$b.seeds.sh" "$corpus" >/dev/null 2>&1 || true; }
 		[ ${#fpids[@]} -ge "$par" ] && fuzz_reap
-		"$f" -max_total_time="$FUZZ_SECS" -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=1 "$corpus" "${seeds[@]}" >"$logdir/fuzz/$b.log" 2>&1 &
-		fnames+=("fuzz/$b"); fpids+=($!); ft0+=($SECONDS)
+		( t0=$SECONDS
+		  # -error_exitcode: libFuzzer's own default, 77, is this script's "skipped"
+		  "$f" -max_total_time="$FUZZ_SECS" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 \
+			-print_final_stats=1 "$corpus" "${seeds[@]}" >"$logdir/fuzz/$b.log" 2>&1
+		  rc=$?
+		  echo $((SECONDS - t0)) >"$logdir/fuzz/$b.secs"
+		  exit $rc ) &
+		fnames+=("fuzz/$b"); fpids+=($!)
 	done
 	while [ ${#fpids[@]} -gt 0 ]; do fuzz_reap; done ;;
 integ)
