@@ -2442,65 +2442,11 @@ static uint32_t norm_columns(const struct filt *f, uint32_t x)
 
 /* ---- API ---- */
 
-struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *err_pos)
-{
-	return filt_compile_names(expr, NULL, err, errlen, err_pos);
-}
-
+/* Compiles expr; with subs, also hands back the host names it looked up (*subs, *nsubs,
+ * free(*subs) after, also on failure), for filt_expand_names. */
 static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char *err,
-				 size_t errlen, size_t *err_pos, struct pc *keep);
-
-struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
-				size_t errlen, size_t *err_pos)
-{
-	return compile_expr(expr, resolve, err, errlen, err_pos, NULL);
-}
-
-char *filt_expand_names(const char *expr, filt_resolve_fn resolve, char *err, size_t errlen,
-			size_t *err_pos)
-{
-	struct pc p;
-	struct filt *f = compile_expr(expr, resolve, err, errlen, err_pos, &p);
-	size_t len = strlen(expr ? expr : ""), cap = len + 1, at = 0, out = 0;
-	char *o;
-
-	if (!f) {
-		free(p.subs);
-		return NULL;
-	}
-	filt_free(f);
-	for (uint32_t i = 0; i < p.nsubs; i++)
-		cap += 8 + (size_t)p.subs[i].n * (INET6_ADDRSTRLEN + 2);
-	o = malloc(cap);
-	if (!o) {
-		free(p.subs);
-		if (err && errlen)
-			snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	for (uint32_t i = 0; i < p.nsubs; i++) {
-		const struct namesub *sub = &p.subs[i];
-		memcpy(o + out, expr + at, sub->pos - at);
-		out += sub->pos - at;
-		if (!sub->in_list)
-			out += (size_t)sprintf(o + out, "in [");
-		for (int k = 0; k < sub->n; k++) {
-			char a[INET6_ADDRSTRLEN];
-			out += (size_t)sprintf(o + out, "%s%s", k ? ", " : "",
-					       addr_str(sub->a[k], a, sizeof(a)));
-		}
-		if (!sub->in_list)
-			out += (size_t)sprintf(o + out, "]");
-		at = sub->pos + sub->len;
-	}
-	memcpy(o + out, expr + at, len - at);
-	o[out + len - at] = 0;
-	free(p.subs);
-	return o;
-}
-
-static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char *err,
-				 size_t errlen, size_t *err_pos, struct pc *keep)
+				 size_t errlen, size_t *err_pos, struct namesub **subs,
+				 uint32_t *nsubs)
 {
 	struct pc p;
 	struct cc cc;
@@ -2519,13 +2465,11 @@ static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char
 	p.errlen = errlen;
 	p.err_pos = err_pos;
 	p.resolve = resolve;
-	p.record = keep != NULL;
-	if (keep)
-		keep->subs = NULL;
+	p.record = subs != NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		fail(&p, 0, "out of memory");
-		return NULL;
+		goto bad;
 	}
 	p.f = f;
 	if (p.len >= UINT32_MAX) {
@@ -2563,21 +2507,75 @@ static struct filt *compile_expr(const char *expr, filt_resolve_fn resolve, char
 		cc.ops = NULL;
 		f->columns = norm_columns(f, f->norm_root);
 	}
-	free(p.toks);
-	if (keep)
-		*keep = p;
-	else
-		free(p.subs);
-	return f;
+	goto done;
 bad:
+	filt_free(f);
+	f = NULL;
+done:
 	free(cc.ops);
 	free(p.toks);
-	filt_free(f);
-	if (keep)
-		*keep = p;
-	else
+	if (subs) {
+		*subs = p.subs;
+		*nsubs = p.nsubs;
+	} else {
 		free(p.subs);
-	return NULL;
+	}
+	return f;
+}
+
+struct filt *filt_compile(const char *expr, char *err, size_t errlen, size_t *err_pos)
+{
+	return filt_compile_names(expr, NULL, err, errlen, err_pos);
+}
+
+struct filt *filt_compile_names(const char *expr, filt_resolve_fn resolve, char *err,
+				size_t errlen, size_t *err_pos)
+{
+	return compile_expr(expr, resolve, err, errlen, err_pos, NULL, NULL);
+}
+
+char *filt_expand_names(const char *expr, filt_resolve_fn resolve, char *err, size_t errlen,
+			size_t *err_pos)
+{
+	struct namesub *subs = NULL;
+	uint32_t nsubs = 0;
+	struct filt *f = compile_expr(expr, resolve, err, errlen, err_pos, &subs, &nsubs);
+	size_t len = strlen(expr ? expr : ""), cap = len + 1, at = 0, out = 0;
+	char *o;
+
+	if (!f) {
+		free(subs);
+		return NULL;
+	}
+	filt_free(f);
+	for (uint32_t i = 0; i < nsubs; i++)
+		cap += 8 + (size_t)subs[i].n * (INET6_ADDRSTRLEN + 2);
+	o = malloc(cap);
+	if (!o) {
+		free(subs);
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (uint32_t i = 0; i < nsubs; i++) {
+		const struct namesub *sub = &subs[i];
+		memcpy(o + out, expr + at, sub->pos - at);
+		out += sub->pos - at;
+		if (!sub->in_list)
+			out += (size_t)sprintf(o + out, "in [");
+		for (int k = 0; k < sub->n; k++) {
+			char a[INET6_ADDRSTRLEN];
+			out += (size_t)sprintf(o + out, "%s%s", k ? ", " : "",
+					       addr_str(sub->a[k], a, sizeof(a)));
+		}
+		if (!sub->in_list)
+			out += (size_t)sprintf(o + out, "]");
+		at = sub->pos + sub->len;
+	}
+	memcpy(o + out, expr + at, len - at);
+	o[out + len - at] = 0;
+	free(subs);
+	return o;
 }
 
 void filt_free(struct filt *f)

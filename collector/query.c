@@ -1140,8 +1140,8 @@ struct qctx {
 	struct qfile *fs;
 	uint64_t held;          /* of held_files: how many of fs[] may hold a descriptor */
 	uint64_t total_bytes;
-	_Atomic uint64_t done_bytes;    /* of the blocks claimed (shared scans) */
-	_Atomic uint64_t read_bytes;    /* ... and done with */
+	_Atomic uint64_t claimed_bytes;  /* of the blocks claimed (shared scans) */
+	_Atomic uint64_t finished_bytes; /* ... and done with */
 	unsigned threads;
 	uint64_t mem;
 	unsigned nspec;
@@ -1626,7 +1626,7 @@ static void *worker_run(void *arg)
 				uint32_t c = atomic_load(&q->fs[fi].next);
 				if (c != i || !atomic_compare_exchange_strong(&q->fs[fi].next, &c, i + 1))
 					continue;
-				atomic_fetch_add(&q->done_bytes, bi.disk_bytes);
+				atomic_fetch_add(&q->claimed_bytes, bi.disk_bytes);
 			} else {
 				w->done_bytes += bi.disk_bytes;
 			}
@@ -1642,7 +1642,7 @@ static void *worker_run(void *arg)
 				       (uint64_t)i << POS_REC_BITS;
 			rc = scan_block(w, r, &bi, pos, &bad);
 			if (rc == 0 && w->claim)
-				atomic_fetch_add(&q->read_bytes, bi.disk_bytes);
+				atomic_fetch_add(&q->finished_bytes, bi.disk_bytes);
 			if (rc == 1) {
 				w->sum.limited = 1;
 				rc = 0;
@@ -2106,8 +2106,8 @@ static unsigned pick_partitions(const struct qctx *q, const uint64_t *distinct, 
 static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *distinct)
 {
 	atomic_store(&q->stop, 0);
-	atomic_store(&q->done_bytes, 0);
-	atomic_store(&q->read_bytes, 0);
+	atomic_store(&q->claimed_bytes, 0);
+	atomic_store(&q->finished_bytes, 0);
 	for (size_t i = 0; i < q->files.n; i++)
 		atomic_store(&q->fs[i].next, 0);
 	if (n == 1) {
@@ -2135,7 +2135,7 @@ static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *dis
 	if (!full)
 		return 0;
 	/* distinct keys so far, scaled by how much of the store was read */
-	uint64_t done = read_so_far(&q->done_bytes, &q->read_bytes), tot = q->total_bytes;
+	uint64_t done = read_so_far(&q->claimed_bytes, &q->finished_bytes), tot = q->total_bytes;
 	for (unsigned s = 0; s < q->nspec; s++) {
 		uint64_t k = 0;
 		if (w[0].claim) {
@@ -2295,8 +2295,8 @@ static int shared_pass(struct qctx *q, struct runstate *st, struct worker *w, in
 		if ((rc = worker_setup(q, &w[nw], nw, 0, 1, b, sized ? distinct : NULL)) < 0)
 			goto out;
 		for (unsigned s = 0; s < q->nspec && early; s++) {
-			w[nw].tab[s].claimed = &q->done_bytes;
-			w[nw].tab[s].done = &q->read_bytes;
+			w[nw].tab[s].claimed = &q->claimed_bytes;
+			w[nw].tab[s].done = &q->finished_bytes;
 			w[nw].tab[s].total = q->total_bytes;
 		}
 		w[nw].claim = 1;

@@ -1127,10 +1127,16 @@ static uint32_t dict_small(struct store_writer *w, const uint64_t *v, uint32_t n
 	return nd;
 }
 
+/* Hash slots of a wide value and of an address in the writer's slot table (w->hs). */
+static inline uint32_t u64_slot(uint64_t v, unsigned shift)
+{
+	return (uint32_t)((v * 0x9E3779B97F4A7C15ULL) >> shift);
+}
+
 static inline uint32_t addr_slot(const uint8_t *a, unsigned shift)
 {
 	uint64_t lo = ld_le64(a), hi = ld_le64(a + 8);
-	return (uint32_t)(((lo ^ hi * 0xC2B2AE3D27D4EB4FULL) * 0x9E3779B97F4A7C15ULL) >> shift);
+	return u64_slot(lo ^ hi * 0xC2B2AE3D27D4EB4FULL, shift);
 }
 
 /* Rows ahead whose hash slot dict_u64 and dict_addr prefetch: the slot table is twice
@@ -1152,10 +1158,9 @@ static uint32_t dict_u64(struct store_writer *w, const uint64_t *v, uint32_t n, 
 			w->dcnt[w->idx[i]]++;
 			continue;
 		}
-		uint32_t h = (uint32_t)((v[i] * 0x9E3779B97F4A7C15ULL) >> shift);
+		uint32_t h = u64_slot(v[i], shift);
 		if (i + DICT_PREFETCH < n)
-			__builtin_prefetch(&w->hs[(v[i + DICT_PREFETCH] * 0x9E3779B97F4A7C15ULL) >>
-						  shift]);
+			__builtin_prefetch(&w->hs[u64_slot(v[i + DICT_PREFETCH], shift)]);
 		for (;;) {
 			struct hslot *s = &w->hs[h];
 			if (s->gen != w->hgen) {
