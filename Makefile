@@ -123,8 +123,9 @@ $(BUILD)/bpf/%.bpf.o: probe/bpf/%.bpf.c $(wildcard probe/bpf/*.h) probe/pkt.h
 	$(BPF_STRIP) -g $@
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name tf_$*_bpf >$@.tmp && mv $@.tmp $@
-.SECONDARY: $(BUILD)/bpf/flow.bpf.o
-$(call obj,probe/cap_ebpf.c $(wildcard tests/unit/test_ebpf*.c)): $(BUILD)/bpf/flow.skel.h
+.SECONDARY: $(BUILD)/bpf/flow.bpf.o $(BUILD)/bpf/scan.bpf.o
+$(call obj,probe/cap_ebpf.c $(wildcard tests/unit/test_ebpf*.c)): $(BUILD)/bpf/flow.skel.h \
+	$(BUILD)/bpf/scan.skel.h
 # ---- end of the eBPF block ----
 
 unit: $(UNIT_BINS)

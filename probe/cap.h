@@ -134,6 +134,7 @@ struct cap_ebpf_cfg {
 				     * egress only packets this host sends are counted */
 	int promisc;
 	uint32_t map_size;          /* flow map entries */
+	int user_scan;              /* read the map with batch lookups, not scan.bpf.c */
 	uint32_t sample;            /* 1-in-N packet sampling in the kernel (0 or 1: all) */
 	struct flowtab_cfg expiry;  /* the flow table's timeouts (max_flows unused) */
 };

@@ -5,6 +5,13 @@
  * applies the flow table's expiry rules (flowtab.h) and hands finished flows to the
  * worker, which exports them as it does the flow table's. Detaches on close.
  *
+ * The scan is run in the kernel where it can be (probe/bpf/scan.bpf.c, kernel 5.13+):
+ * that program walks the map and copies out only the flows that may be due, deleting
+ * those surely due (idle or past their TCP end, younger than the active timeout); user
+ * space decides about the others exactly as about flows it read itself. Otherwise, and
+ * whenever more flows fall due at once than its output holds, under table pressure and
+ * at shutdown, user space reads the whole map with batch lookups (eb_pass).
+ *
  * No packet is lost between kernel and record:
  *  - An active timeout cuts the flow at the next generation bump (the end of the scan
  *    that found it due) and exports the part before the cut at the following scan: the
@@ -15,7 +22,8 @@
  *    busy flow.
  *  - Entries are deleted only once idle (inactive timeout, TCP FIN/RST grace), under
  *    table pressure, or at shutdown after the programs are detached, and with
- *    BPF_MAP_LOOKUP_AND_DELETE_ELEM, so the record holds every packet counted up to the
+ *    BPF_MAP_LOOKUP_AND_DELETE_ELEM (or, by the scan program, with a copy made right
+ *    before the delete), so the record holds every packet counted up to the
  *    deletion. (Kernels before 5.14 lack it for hash maps: there the entry is deleted
  *    after the scan read it, and a packet counted in between is lost; counted as
  *    ebpf_unsafe_deletes.)
@@ -28,9 +36,10 @@
  * TCP flags of a continued record are those its packets brought since the last record,
  * plus any flag the flow had not shown before.
  *
- * Owns: the skeleton (programs, maps), the attachments, one AF_PACKET socket that holds
+ * Owns: the skeletons (programs, maps), the attachments, one AF_PACKET socket that holds
  * promiscuous mode (the kernel drops it when the socket closes, even after kill -9),
- * the scan buffers and the shadow table (sized at open, nothing allocated per flow).
+ * the scan buffers, the scan program's mapped output and the shadow table (sized at
+ * open, nothing allocated per flow).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -56,6 +66,7 @@
 #include "bpf/flow.h"
 #include "cap.h"
 #include "flow.skel.h"
+#include "scan.skel.h"
 #include "log.h"
 
 _Static_assert(sizeof(struct tf_flow_val) == 88, "flow value layout shared with flow.bpf.c");
@@ -132,6 +143,20 @@ struct cap_ebpf {
 	uint64_t hist[EB_HIST];
 	uint64_t live;
 	uint64_t evict_quota;
+
+	/* The scan run in the kernel (scan.bpf.c), NULL where it does not load: then every
+	 * scan reads the whole map with batch lookups. */
+	struct tf_scan_bpf *scan;
+	uint8_t *scan_out;              /* tf_scan_out, mapped: scan_max entries */
+	size_t scan_out_len;
+	size_t scan_ent;                /* bytes an entry: key, flag, ncpu values (flow.h) */
+	uint32_t scan_max;
+	int scan_off;                   /* it failed once: batch lookups from then on */
+	char scan_how[96];
+	uint64_t kscans;                /* scans the kernel made */
+	uint64_t kscan_out;             /* ... flows they handed to user space */
+	uint64_t kscan_full;            /* ... that found more due than fit: batch reads */
+	uint64_t kscan_deleted;         /* flows the scan program deleted itself */
 
 	struct eb_shadow *sh;
 	uint32_t sh_mask;
@@ -459,6 +484,25 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		eb_sh_del(e, sh);
 }
 
+/* Exports entry i of the batch, which the scan program deleted: an idle flow, or one
+ * past its TCP end, that never reached its active timeout (so no shadow, and its
+ * values are final). */
+static void eb_deleted(struct cap_ebpf *e, uint32_t i, flowtab_emit_fn emit, void *arg)
+{
+	const struct pkt_key *k = &e->keys[i];
+	struct eb_shadow *sh = eb_sh_find(e, k, eb_hash(e, k));
+	struct flow_rec rec;
+	struct eb_sum s;
+
+	if (sh)
+		eb_sh_del(e, sh);  /* cannot be: the program leaves shadowed flows alone */
+	eb_add_up(e, &e->vals[(size_t)i * (size_t)e->ncpu], 0, &s);
+	if (eb_record(e, k, &s, NULL, s.flags & EB_TCP_END ? FLOW_END_EOF : FLOW_END_IDLE,
+		      &rec))
+		eb_emit(e, &rec, emit, arg);
+	e->kscan_deleted++;
+}
+
 static unsigned eb_log2(uint64_t x)
 {
 	return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
@@ -575,6 +619,24 @@ static int eb_batch_alloc(struct cap_ebpf *e, uint32_t n)
 	return 0;
 }
 
+/* Visits the n flows read into e->keys and e->vals, then deletes those due. */
+static void eb_visit_batch(struct cap_ebpf *e, uint32_t n, uint64_t now_ms, int force,
+			   unsigned evict_bucket, flowtab_emit_fn emit, void *arg)
+{
+	uint32_t ndel = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		int reason = eb_visit(e, i, now_ms, force, evict_bucket, emit, arg);
+
+		if (reason) {
+			e->del[ndel] = i;
+			e->del_reason[ndel++] = (uint8_t)(reason < 0 ? 0 : reason);
+		}
+	}
+	for (uint32_t j = 0; j < ndel; j++)
+		eb_delete(e, e->del[j], e->del_reason[j], force, emit, arg);
+}
+
 /* One pass over the map in batches; entries due are deleted batch by batch (the batch
  * walk goes bucket by bucket, so deleting what it has passed is safe). */
 static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evict_bucket,
@@ -584,7 +646,7 @@ static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evic
 	int first = 1, done = 0;
 
 	while (!done) {
-		uint32_t n = e->batch, ndel = 0;
+		uint32_t n = e->batch;
 		int r = bpf_map_lookup_batch(e->flows_fd, first ? NULL : &token, &token, e->keys,
 					     e->vals, &n, NULL);
 		if (r == -ENOSPC && n == 0) {
@@ -598,17 +660,53 @@ static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evic
 		else if (r < 0)
 			return r;
 		first = 0;
-		for (uint32_t i = 0; i < n; i++) {
-			int reason = eb_visit(e, i, now_ms, force, evict_bucket, emit, arg);
-
-			if (reason) {
-				e->del[ndel] = i;
-				e->del_reason[ndel++] = (uint8_t)(reason < 0 ? 0 : reason);
-			}
-		}
-		for (uint32_t j = 0; j < ndel; j++)
-			eb_delete(e, e->del[j], e->del_reason[j], force, emit, arg);
+		eb_visit_batch(e, n, now_ms, force, evict_bucket, emit, arg);
 	}
+	return 0;
+}
+
+/* A scan by the kernel (scan.bpf.c): it walks the map and copies out only the flows
+ * that may be due at now_ms, which user space visits as eb_pass() would; the others
+ * only count as live. -ENOSPC if more were due than fit (nothing visited then). */
+static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, void *arg)
+{
+	uint8_t frame[64] = { 0 };  /* a test run needs a frame; the program ignores it */
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame),
+		    .repeat = 1);
+	struct tf_scan_bpf__bss *bss = e->scan->bss;
+	uint32_t n;
+	int r;
+
+	/* user space's now in the programs' clock (the inverse of eb_ms) */
+	bss->tf_scan_now_ns = (uint64_t)((int64_t)(now_ms * 1000000u) - e->mono_to_unix_ns);
+	r = bpf_prog_test_run_opts(bpf_program__fd(e->scan->progs.tf_scan), &run);
+	if (r < 0)
+		return r;
+	n = __atomic_load_n(&bss->tf_scan_n, __ATOMIC_ACQUIRE);
+	if (bss->tf_scan_over || n > e->scan_max || bss->tf_scan_walked < n)
+		return -ENOSPC;
+	for (uint32_t i = 0, m = 0; i < n || m;) {
+		if (i < n) {
+			const uint8_t *p = e->scan_out + (size_t)i++ * e->scan_ent;
+			uint32_t del;
+
+			memcpy(&e->keys[m], p, sizeof(struct pkt_key));
+			memcpy(&e->vals[(size_t)m * (size_t)e->ncpu], p + TF_SCAN_HDR,
+			       (size_t)e->ncpu * sizeof(struct tf_flow_val));
+			memcpy(&del, p + sizeof(struct pkt_key), sizeof(del));
+			if (del == TF_SCAN_DELETED) {
+				eb_deleted(e, m, emit, arg);
+				continue;
+			}
+			if (++m < e->batch && i < n)
+				continue;
+		}
+		eb_visit_batch(e, m, now_ms, 0, EB_HIST, emit, arg);
+		m = 0;
+	}
+	e->live += bss->tf_scan_walked - n;
+	e->kscans++;
+	e->kscan_out += n;
 	return 0;
 }
 
@@ -939,15 +1037,39 @@ static int eb_flows(struct cap *c, uint64_t now_ms, int force, flowtab_emit_fn e
 	struct cap_ebpf *e = (struct cap_ebpf *)c;
 	uint64_t t0 = eb_clock_ns(CLOCK_MONOTONIC);
 	unsigned evict = EB_HIST;
-	int r;
+	int r, kernel = 0;
 
 	if (force && e->attached)
 		eb_detach(e);  /* count nothing more: the last records hold every packet */
 	memset(e->hist, 0, sizeof(e->hist));
 	e->live = 0;
-	r = eb_pass(e, now_ms, force, EB_HIST, emit, arg);
+	r = -EOPNOTSUPP;
+	if (!force && e->scan && !e->scan_off) {
+		r = eb_kscan(e, now_ms, emit, arg);
+		kernel = r == 0;
+		if (r == -ENOSPC) {
+			e->kscan_full++;
+		} else if (r < 0) {
+			e->scan_off = 1;
+			snprintf(e->scan_how, sizeof(e->scan_how), "batch lookups (the scan "
+				 "program failed: %s)", strerror(-r));
+			log_warn("ebpf: the scan program failed (%s): the map is read from user "
+				 "space from now on", strerror(-r));
+		}
+	}
+	if (r < 0) {
+		memset(e->hist, 0, sizeof(e->hist));
+		e->live = 0;
+		r = eb_pass(e, now_ms, force, EB_HIST, emit, arg);
+	}
 	/* Table pressure: above 7/8 full, the least recently seen flows go early
-	 * (FLOW_END_RESOURCE, as the flow table does), down to about 3/4. */
+	 * (FLOW_END_RESOURCE, as the flow table does), down to about 3/4. The kernel's
+	 * scan does not tell how long each flow has been idle: a pass reads them all. */
+	if (r == 0 && kernel && e->live > e->map_size - e->map_size / 8) {
+		memset(e->hist, 0, sizeof(e->hist));
+		e->live = 0;
+		r = eb_pass(e, now_ms, 0, EB_HIST, emit, arg);
+	}
 	if (r == 0 && !force && e->live > e->map_size - e->map_size / 8) {
 		uint64_t want = e->live - (e->map_size - e->map_size / 4), n = 0;
 
@@ -1033,6 +1155,11 @@ static void eb_report(struct cap *c, FILE *out)
 	fprintf(out, "  ebpf_shadow_full: %llu\n", (unsigned long long)e->shadow_full);
 	fprintf(out, "  ebpf_unsafe_deletes: %llu\n", (unsigned long long)e->unsafe_deletes);
 	fprintf(out, "  ebpf_scans: %llu\n", (unsigned long long)e->scans);
+	fprintf(out, "  ebpf_scan_by: %s\n", e->scan_how);
+	fprintf(out, "  ebpf_kernel_scans: %llu\n", (unsigned long long)e->kscans);
+	fprintf(out, "  ebpf_kernel_scan_flows_out: %llu\n", (unsigned long long)e->kscan_out);
+	fprintf(out, "  ebpf_kernel_scan_deleted: %llu\n", (unsigned long long)e->kscan_deleted);
+	fprintf(out, "  ebpf_kernel_scan_overflows: %llu\n", (unsigned long long)e->kscan_full);
 	fprintf(out, "  ebpf_scan_errors: %llu\n", (unsigned long long)e->scan_errors);
 	fprintf(out, "  ebpf_scan_us_last: %llu\n", (unsigned long long)e->scan_us_last);
 	fprintf(out, "  ebpf_scan_us_max: %llu\n", (unsigned long long)e->scan_us_max);
@@ -1048,6 +1175,9 @@ static void eb_close(struct cap *c)
 		eb_detach(e);
 	if (e->promisc_fd >= 0)
 		close(e->promisc_fd);
+	if (e->scan_out)
+		munmap(e->scan_out, e->scan_out_len);
+	tf_scan_bpf__destroy(e->scan);
 	tf_flow_bpf__destroy(e->skel);
 	free(e->ifs);
 	free(e->keys);
@@ -1103,6 +1233,63 @@ static int eb_buffers(struct cap_ebpf *e)
 	if (getrandom(&e->sh_seed, sizeof(e->sh_seed), GRND_NONBLOCK) != sizeof(e->sh_seed))
 		e->sh_seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)e;
 	return 0;
+}
+
+/* Loads scan.bpf.c on the flow map, or says in e->scan_how why not: the backend works
+ * without it (batch lookups), only at more cost per live flow. */
+static void eb_scan_open(struct cap_ebpf *e, int user_scan)
+{
+	const char *why = NULL;
+	struct tf_scan_bpf *s = NULL;
+	int r = 0;
+	void *m;
+
+	e->scan_max = e->map_size / 8 < 64 ? 64 : e->map_size / 8 > 8192 ? 8192 :
+		      e->map_size / 8;
+	e->scan_ent = TF_SCAN_HDR + (size_t)e->ncpu * sizeof(struct tf_flow_val);
+	if (user_scan)
+		why = "--bpf-scan user";
+	else if (e->ncpu > TF_SCAN_MAXCPU)
+		why = "more CPUs than it handles";
+	else if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_for_each_map_elem,
+					 NULL) != 1)
+		why = "no bpf_for_each_map_elem (kernel 5.13)";
+	else if (!(s = tf_scan_bpf__open()))
+		r = -errno;
+	if (!why && !r) {
+		s->rodata->tf_cfg_ncpu = (uint32_t)e->ncpu;
+		s->rodata->tf_cfg_inactive_ns = (uint64_t)e->exp.inactive_ms * 1000000u;
+		s->rodata->tf_cfg_active_ns = (uint64_t)e->exp.active_ms * 1000000u;
+		s->rodata->tf_cfg_grace_ns = (uint64_t)e->exp.fin_grace_ms * 1000000u;
+		bpf_map__set_max_entries(s->maps.tf_flows, e->map_size);
+		bpf_map__set_value_size(s->maps.tf_flows,
+					(uint32_t)e->ncpu * (uint32_t)sizeof(struct tf_flow_val));
+		bpf_map__set_max_entries(s->maps.tf_scan_out, e->scan_max);
+		bpf_map__set_value_size(s->maps.tf_scan_out, (uint32_t)e->scan_ent);
+		if ((r = bpf_map__reuse_fd(s->maps.tf_flows, e->flows_fd)) == 0)
+			r = tf_scan_bpf__load(s);
+	}
+	if (!why && !r) {
+		/* an mmapable array's values start page-aligned at offset 0 */
+		e->scan_out_len = (size_t)e->scan_max * e->scan_ent;
+		m = mmap(NULL, e->scan_out_len, PROT_READ, MAP_SHARED,
+			 bpf_map__fd(s->maps.tf_scan_out), 0);
+		if (m == MAP_FAILED)
+			r = -errno;
+		else
+			e->scan_out = m;
+	}
+	if (why || r) {
+		snprintf(e->scan_how, sizeof(e->scan_how), "batch lookups (no scan program: %s)",
+			 why ? why : strerror(-r));
+		log_info("ebpf: the flow map is read with batch lookups: %s",
+			 why ? why : strerror(-r));
+		tf_scan_bpf__destroy(s);
+		return;
+	}
+	e->scan = s;
+	snprintf(e->scan_how, sizeof(e->scan_how), "in the kernel, up to %u due flows out",
+		 e->scan_max);
 }
 
 static int eb_attach_all(struct cap_ebpf *e, const struct cap_ebpf_cfg *cfg, char *err,
@@ -1234,6 +1421,7 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 		goto fail;
 	}
 	e->mono_to_unix_ns = eb_mono_offset();
+	eb_scan_open(e, cfg->user_scan);
 	if (cfg->promisc) {
 		e->promisc_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
 		for (int i = 0; e->promisc_fd >= 0 && i < e->nifs; i++) {

@@ -46,6 +46,7 @@ struct probe_cfg {
 	const char *xdp;
 	int router;
 	uint32_t bpf_map_size;
+	const char *bpf_scan;
 	const char *user;
 	int help;
 	int version;
@@ -68,6 +69,7 @@ static const struct probe_cfg defaults = {
 	.capture = "auto",
 	.xdp = "off",
 	.bpf_map_size = 65536,
+	.bpf_scan = "kernel",
 	.user = "nobody",
 };
 
@@ -145,8 +147,15 @@ static const struct opt_def probe_opts[] = {
 	  "forwarded ones are counted once, where they come in. Off on a mirror port." },
 	{ "bpf-map-size", 0, OPT_UINT, O(bpf_map_size), 16, 16777216, "N",
 	  "eBPF backend: flows the kernel's flow map holds (allocated at start: about\n"
-	  "100 bytes plus 72 per CPU a flow). Above 7/8 full the least recently seen flows\n"
+	  "100 bytes plus 88 per CPU a flow). Above 7/8 full the least recently seen flows\n"
 	  "are exported early; packets that find it full are counted (ebpf_map_full)." },
+	{ "bpf-scan", 0, OPT_STR, O(bpf_scan), 0, 0, "kernel|user",
+	  "eBPF backend: who walks the flow map once a second to find flows due for\n"
+	  "export. kernel (default): a second eBPF program (kernel 5.13+) walks it in the\n"
+	  "kernel and hands user space only the flows that may be due, deleting those\n"
+	  "surely due itself; it falls back to user when it cannot load (one log line\n"
+	  "says why). user: user space reads every flow with batch lookups, several\n"
+	  "times the CPU per live flow. The records are the same either way." },
 	{ "user", 'u', OPT_STR, O(user), 0, 0, "USER",
 	  "After opening capture and export sockets, drop root privileges to USER\n"
 	  "(\"root\" or \"\" keeps them)." },
@@ -513,6 +522,11 @@ int main(int argc, char **argv)
 			"'%s'\n", cfg.xdp);
 		return 2;
 	}
+	if (strcmp(cfg.bpf_scan, "kernel") && strcmp(cfg.bpf_scan, "user")) {
+		fprintf(stderr, "tapflow-probe: --bpf-scan must be kernel or user, not '%s'\n",
+			cfg.bpf_scan);
+		return 2;
+	}
 	/* --xdp and --router ask for the eBPF backend as --capture ebpf does. */
 	int want_ebpf = !strcmp(cfg.capture, "ebpf") ||
 			(!strcmp(cfg.capture, "auto") && (xdp != CAP_XDP_OFF || cfg.router));
@@ -558,6 +572,7 @@ int main(int argc, char **argv)
 				.router = cfg.router,
 				.promisc = cfg.promisc,
 				.map_size = cfg.bpf_map_size,
+				.user_scan = !strcmp(cfg.bpf_scan, "user"),
 				.sample = cfg.sample,
 				.expiry = fc,
 			};

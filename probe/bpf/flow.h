@@ -114,4 +114,13 @@ struct tf_percpu {
 #define TF_TC_HANDLE 0x7466u    /* "tf" */
 #define TF_TC_PRIO 0x7466u
 
+/* scan.bpf.c, the map scan run in the kernel: at most this many per-CPU copies per
+ * flow (more CPUs: user space reads the map with batch lookups). */
+#define TF_SCAN_MAXCPU 64
+/* An entry of its output array tf_scan_out: struct pkt_key, u32 deleted (this value:
+ * the program deleted the flow, the values are final), u32 pad, then the flow's per-CPU
+ * values. */
+#define TF_SCAN_HDR 56
+#define TF_SCAN_DELETED 0x64656cu  /* "del" */
+
 #endif
