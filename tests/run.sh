@@ -26,9 +26,16 @@ logdir=$TOP/build/test-logs
 mkdir -p "$logdir"
 
 record() { # name rc seconds
-	case $2 in
+	local rc=$2
+	# A skip is exit 77 with the reason on a "SKIP: " line (tests/integ/lib.sh skip):
+	# a tool inside a test that happens to exit 77 must not pass as a skip.
+	if [ "$rc" = 77 ] && ! grep -q '^SKIP: ' "$logdir/$1.log"; then
+		echo "exit 77 without a 'SKIP: reason' line: not a skip" >>"$logdir/$1.log"
+		rc=1
+	fi
+	case $rc in
 	0) pass=$((pass + 1)); printf 'PASS  %-40s %4ss\n' "$1" "$3" ;;
-	77) skip=$((skip + 1)); printf 'SKIP  %-40s %s\n' "$1" "$(tail -n 1 "$logdir/$1.log")" ;;
+	77) skip=$((skip + 1)); printf 'SKIP  %-40s %s\n' "$1" "$(grep '^SKIP: ' "$logdir/$1.log" | tail -n 1)" ;;
 	*) fail=$((fail + 1)); failed+=("$1"); printf 'FAIL  %-40s %4ss (log: %s)\n' "$1" "$3" "$logdir/$1.log"
 	   tail -n 30 "$logdir/$1.log" | sed 's/^/      | /' ;;
 	esac
