@@ -8,9 +8,10 @@
  * The scan is run in the kernel where it can be (probe/bpf/scan.bpf.c, kernel 5.13+):
  * that program walks the map and copies out only the flows that may be due, deleting
  * those surely due (idle or past their TCP end, younger than the active timeout); user
- * space decides about the others exactly as about flows it read itself. Otherwise, and
- * whenever more flows fall due at once than its output holds, under table pressure and
- * at shutdown, user space reads the whole map with batch lookups (eb_pass).
+ * space decides about the others exactly as about flows it read itself; when more are
+ * due than its output holds, it runs again from where it stopped. Otherwise (kernels
+ * before 5.13, --bpf-scan user), under table pressure and at shutdown, user space reads
+ * the whole map with batch lookups (eb_pass).
  *
  * No packet is lost between kernel and record:
  *  - An active timeout cuts the flow at the next generation bump (the end of the scan
@@ -155,7 +156,8 @@ struct cap_ebpf {
 	char scan_how[96];
 	uint64_t kscans;                /* scans the kernel made */
 	uint64_t kscan_out;             /* ... flows they handed to user space */
-	uint64_t kscan_full;            /* ... that found more due than fit: batch reads */
+	uint64_t kscan_reruns;          /* ... times its output filled up: it ran again */
+	uint64_t kscan_full;            /* ... that did not come to an end: batch reads */
 	uint64_t kscan_deleted;         /* flows the scan program deleted itself */
 
 	struct eb_shadow *sh;
@@ -619,9 +621,10 @@ static int eb_batch_alloc(struct cap_ebpf *e, uint32_t n)
 	return 0;
 }
 
-/* Visits the n flows read into e->keys and e->vals, then deletes those due. */
-static void eb_visit_batch(struct cap_ebpf *e, uint32_t n, uint64_t now_ms, int force,
-			   unsigned evict_bucket, flowtab_emit_fn emit, void *arg)
+/* Visits the n flows read into e->keys and e->vals, then deletes those due; how many
+ * it deleted. */
+static uint32_t eb_visit_batch(struct cap_ebpf *e, uint32_t n, uint64_t now_ms, int force,
+			       unsigned evict_bucket, flowtab_emit_fn emit, void *arg)
 {
 	uint32_t ndel = 0;
 
@@ -635,6 +638,7 @@ static void eb_visit_batch(struct cap_ebpf *e, uint32_t n, uint64_t now_ms, int 
 	}
 	for (uint32_t j = 0; j < ndel; j++)
 		eb_delete(e, e->del[j], e->del_reason[j], force, emit, arg);
+	return ndel;
 }
 
 /* One pass over the map in batches; entries due are deleted batch by batch (the batch
@@ -665,26 +669,13 @@ static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evic
 	return 0;
 }
 
-/* A scan by the kernel (scan.bpf.c): it walks the map and copies out only the flows
- * that may be due at now_ms, which user space visits as eb_pass() would; the others
- * only count as live. -ENOSPC if more were due than fit (nothing visited then). */
-static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, void *arg)
+/* Visits the n entries the scan program copied out, exporting those it deleted; the
+ * number of flows that left the map (deleted by the program or here). */
+static uint32_t eb_kscan_out(struct cap_ebpf *e, uint32_t n, uint64_t now_ms,
+			     flowtab_emit_fn emit, void *arg)
 {
-	uint8_t frame[64] = { 0 };  /* a test run needs a frame; the program ignores it */
-	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame),
-		    .repeat = 1);
-	struct tf_scan_bpf__bss *bss = e->scan->bss;
-	uint32_t n;
-	int r;
+	uint32_t gone = 0;
 
-	/* user space's now in the programs' clock (the inverse of eb_ms) */
-	bss->tf_scan_now_ns = (uint64_t)((int64_t)(now_ms * 1000000u) - e->mono_to_unix_ns);
-	r = bpf_prog_test_run_opts(bpf_program__fd(e->scan->progs.tf_scan), &run);
-	if (r < 0)
-		return r;
-	n = __atomic_load_n(&bss->tf_scan_n, __ATOMIC_ACQUIRE);
-	if (bss->tf_scan_over || n > e->scan_max || bss->tf_scan_walked < n)
-		return -ENOSPC;
 	for (uint32_t i = 0, m = 0; i < n || m;) {
 		if (i < n) {
 			const uint8_t *p = e->scan_out + (size_t)i++ * e->scan_ent;
@@ -696,17 +687,60 @@ static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, v
 			memcpy(&del, p + sizeof(struct pkt_key), sizeof(del));
 			if (del == TF_SCAN_DELETED) {
 				eb_deleted(e, m, emit, arg);
+				gone++;
 				continue;
 			}
 			if (++m < e->batch && i < n)
 				continue;
 		}
-		eb_visit_batch(e, m, now_ms, 0, EB_HIST, emit, arg);
+		gone += eb_visit_batch(e, m, now_ms, 0, EB_HIST, emit, arg);
 		m = 0;
 	}
-	e->live += bss->tf_scan_walked - n;
+	return gone;
+}
+
+/* A scan by the kernel (scan.bpf.c): it walks the map and copies out only the flows
+ * that may be due at now_ms, which user space visits as eb_pass() would; the others
+ * only count as live. When its output fills up, it runs again from where it stopped.
+ * -ENOSPC if that does not come to an end (nothing lost: a pass reads the map). */
+static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, void *arg)
+{
+	uint8_t frame[64] = { 0 };  /* a test run needs a frame; the program ignores it */
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame),
+		    .repeat = 1);
+	struct tf_scan_bpf__bss *bss = e->scan->bss;
+	/* each run but the last hands out scan_max flows, and they leave the map or move
+	 * the start of the next run past them */
+	uint32_t max_runs = 2 * (e->map_size / e->scan_max) + 4;
+	uint64_t skip = 0;
+
+	/* user space's now in the programs' clock (the inverse of eb_ms) */
+	bss->tf_scan_now_ns = (uint64_t)((int64_t)(now_ms * 1000000u) - e->mono_to_unix_ns);
+	for (uint32_t runs = 1;; runs++) {
+		uint64_t walked;
+		uint32_t n, over, gone;
+		int r;
+
+		bss->tf_scan_skip = skip;
+		r = bpf_prog_test_run_opts(bpf_program__fd(e->scan->progs.tf_scan), &run);
+		if (r < 0)
+			return r;
+		n = __atomic_load_n(&bss->tf_scan_n, __ATOMIC_ACQUIRE);
+		over = bss->tf_scan_over;
+		walked = bss->tf_scan_walked;
+		if (n > e->scan_max || walked < skip + n + over)
+			return -EPROTO;
+		gone = eb_kscan_out(e, n, now_ms, emit, arg);
+		e->live += walked - skip - over - n;
+		e->kscan_out += n;
+		if (!over)
+			break;
+		e->kscan_reruns++;
+		if (runs >= max_runs)
+			return -ENOSPC;
+		skip = walked - 1 - gone;
+	}
 	e->kscans++;
-	e->kscan_out += n;
 	return 0;
 }
 
@@ -1159,7 +1193,8 @@ static void eb_report(struct cap *c, FILE *out)
 	fprintf(out, "  ebpf_kernel_scans: %llu\n", (unsigned long long)e->kscans);
 	fprintf(out, "  ebpf_kernel_scan_flows_out: %llu\n", (unsigned long long)e->kscan_out);
 	fprintf(out, "  ebpf_kernel_scan_deleted: %llu\n", (unsigned long long)e->kscan_deleted);
-	fprintf(out, "  ebpf_kernel_scan_overflows: %llu\n", (unsigned long long)e->kscan_full);
+	fprintf(out, "  ebpf_kernel_scan_reruns: %llu\n", (unsigned long long)e->kscan_reruns);
+	fprintf(out, "  ebpf_kernel_scan_fallbacks: %llu\n", (unsigned long long)e->kscan_full);
 	fprintf(out, "  ebpf_scan_errors: %llu\n", (unsigned long long)e->scan_errors);
 	fprintf(out, "  ebpf_scan_us_last: %llu\n", (unsigned long long)e->scan_us_last);
 	fprintf(out, "  ebpf_scan_us_max: %llu\n", (unsigned long long)e->scan_us_max);

@@ -16,6 +16,12 @@
  * are deleted here too: one system call each, the rest of the cost of an ended flow,
  * is saved; user space only exports them.
  *
+ * When more flows are due than the output holds, the program stops there; user space
+ * handles what it got and runs it again, passing over the flows already walked (less
+ * those deleted meanwhile): a walk of the map per output-full, each flow handed out
+ * once. A flow the programs insert meanwhile before that point shifts the walk by
+ * one: a flow seen twice in a scan, which user space's decisions allow.
+ *
  * A separate object from flow.bpf.c: bpf_for_each_map_elem needs kernel 5.13 and a
  * BPF-to-BPF call (the callback), which 32-bit ARM JITs lack; where this object does
  * not load, user space reads the map with batch lookups as before, and flow.bpf.c loads
@@ -34,11 +40,15 @@ const volatile uint64_t tf_cfg_inactive_ns = 0;  /* flowtab_cfg's spans, in ns *
 const volatile uint64_t tf_cfg_active_ns = 0;
 const volatile uint64_t tf_cfg_grace_ns = 0;
 
-/* Written by user space before each run: the scan's time (bpf_ktime_get_ns clock). */
+/* Written by user space before each run: the scan's time (bpf_ktime_get_ns clock),
+ * and how many flows of the walk to pass over (a scan goes on where the last run's
+ * output filled up, in another run). */
 uint64_t tf_scan_now_ns = 0;
+uint64_t tf_scan_skip = 0;
 
-/* Written by the program: entries filled in tf_scan_out, flows walked, and whether a
- * flow did not fit (user space then reads the whole map itself). */
+/* Written by the program: entries filled in tf_scan_out; flows walked, those passed
+ * over included; whether the output filled up (the walk stopped at the flow that did
+ * not fit, which the next run must see again). */
 uint32_t tf_scan_n = 0;
 uint32_t tf_scan_over = 0;
 uint64_t tf_scan_walked = 0;
@@ -122,15 +132,18 @@ static long tf_scan_one(void *map, const struct pkt_key *key, struct tf_flow_val
 {
 	struct tf_scan_ent *ent;
 	uint32_t idx = tf_scan_n;
-	int due = tf_scan_due(v);
+	uint64_t *pos = ctx;
+	int due;
 
 	(void)map;
-	(void)ctx;
+	if ((*pos)++ < tf_scan_skip)
+		return 0;  /* seen by an earlier run of this scan */
+	due = tf_scan_due(v);
 	if (!due)
 		return 0;
 	ent = bpf_map_lookup_elem(&tf_scan_out, &idx);
 	if (!ent) {
-		tf_scan_over = 1;  /* full: user space reads the map itself */
+		tf_scan_over = 1;  /* full: the next run goes on from this flow */
 		return 1;
 	}
 	__builtin_memcpy(&ent->key, key, sizeof(ent->key));
@@ -170,11 +183,13 @@ static long tf_scan_del(void *map, const uint32_t *idx, struct tf_scan_ent *ent,
 SEC("tc")
 int tf_scan(struct __sk_buff *skb)
 {
+	uint64_t pos = 0;
+
 	(void)skb;
 	tf_scan_n = 0;
 	tf_scan_over = 0;
-	tf_scan_walked = (uint64_t)bpf_for_each_map_elem(&tf_flows, tf_scan_one, (void *)0, 0);
-	if (!tf_scan_over && tf_scan_n)
+	tf_scan_walked = (uint64_t)bpf_for_each_map_elem(&tf_flows, tf_scan_one, &pos, 0);
+	if (tf_scan_n)
 		bpf_for_each_map_elem(&tf_scan_out, tf_scan_del, (void *)0, 0);
 	return 0;
 }
