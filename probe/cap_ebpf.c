@@ -77,7 +77,6 @@ _Static_assert(sizeof(struct tf_flow_val) % 8 == 0, "per-CPU values are 8-byte s
 #define EB_HOOK_OUT 2
 #define EB_BATCH 256            /* entries per batch lookup, grown on -ENOSPC */
 #define EB_HIST 65              /* idle-time histogram buckets: log2 of idle ms */
-#define EB_TCP_END 0x05         /* FIN | RST */
 
 struct eb_if {
 	char name[IF_NAMESIZE];
@@ -149,7 +148,6 @@ struct cap_ebpf {
 	 * scan reads the whole map with batch lookups. */
 	struct tf_scan_bpf *scan;
 	uint8_t *scan_out;              /* tf_scan_out, mapped: scan_max entries */
-	size_t scan_out_len;
 	size_t scan_ent;                /* bytes an entry: key, flag, ncpu values (flow.h) */
 	uint32_t scan_max;
 	int scan_off;                   /* it failed once: batch lookups from then on */
@@ -441,6 +439,25 @@ static void eb_cut(struct cap_ebpf *e, const struct pkt_key *k, const struct tf_
  * or forced record if a quietly dropped continuation turns out to have packets). With
  * force the programs are detached already: the values read are final, and the map
  * goes when the capture closes. */
+/* Exports what is left of flow k, just deleted from the map with final values v (its
+ * shadow sh, or NULL), with reason, and forgets its shadow. */
+static void eb_gone(struct cap_ebpf *e, const struct pkt_key *k, const struct tf_flow_val *v,
+		    struct eb_shadow *sh, int reason, flowtab_emit_fn emit, void *arg)
+{
+	struct flow_rec rec;
+	struct eb_sum s;
+
+	if (sh && eb_cut_due(e, sh))
+		eb_cut(e, k, v, sh, emit, arg);
+	else if (sh)
+		sh->cut_gen = 0;  /* deleted before its cut took effect: one record */
+	eb_add_up(e, v, sh ? sh->exp_last_ns : 0, &s);
+	if (eb_record(e, k, &s, sh && sh->exp_packets ? sh : NULL, reason, &rec))
+		eb_emit(e, &rec, emit, arg);
+	if (sh)
+		eb_sh_del(e, sh);
+}
+
 static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		      flowtab_emit_fn emit, void *arg)
 {
@@ -448,8 +465,6 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 	const struct tf_flow_val *v = &e->vals[(size_t)i * (size_t)e->ncpu];
 	uint32_t h = eb_hash(e, k);
 	struct eb_shadow *sh = eb_sh_find(e, k, h);
-	struct flow_rec rec;
-	struct eb_sum s;
 	int r = -EOPNOTSUPP;
 
 	if (!force && e->lad != 0)
@@ -473,35 +488,22 @@ static void eb_delete(struct cap_ebpf *e, uint32_t i, int reason, int force,
 		bpf_map_delete_elem(e->flows_fd, k);
 		e->unsafe_deletes++;
 	}
-	if (sh && eb_cut_due(e, sh))
-		eb_cut(e, k, v, sh, emit, arg);
-	else if (sh)
-		sh->cut_gen = 0;  /* deleted before its cut took effect: one record */
-	eb_add_up(e, v, sh ? sh->exp_last_ns : 0, &s);
-	if (reason == 0)
-		reason = force ? FLOW_END_FORCED : FLOW_END_IDLE;
-	if (eb_record(e, k, &s, sh && sh->exp_packets ? sh : NULL, reason, &rec))
-		eb_emit(e, &rec, emit, arg);
-	if (sh)
-		eb_sh_del(e, sh);
+	eb_gone(e, k, v, sh, reason ? reason : force ? FLOW_END_FORCED : FLOW_END_IDLE, emit,
+		arg);
 }
 
 /* Exports entry i of the batch, which the scan program deleted: an idle flow, or one
- * past its TCP end, that never reached its active timeout (so no shadow, and its
- * values are final). */
+ * past its TCP end, that never reached its active timeout (its values are final). */
 static void eb_deleted(struct cap_ebpf *e, uint32_t i, flowtab_emit_fn emit, void *arg)
 {
 	const struct pkt_key *k = &e->keys[i];
-	struct eb_shadow *sh = eb_sh_find(e, k, eb_hash(e, k));
-	struct flow_rec rec;
-	struct eb_sum s;
+	const struct tf_flow_val *v = &e->vals[(size_t)i * (size_t)e->ncpu];
+	uint8_t flags = 0;
 
-	if (sh)
-		eb_sh_del(e, sh);  /* cannot be: the program leaves shadowed flows alone */
-	eb_add_up(e, &e->vals[(size_t)i * (size_t)e->ncpu], 0, &s);
-	if (eb_record(e, k, &s, NULL, s.flags & EB_TCP_END ? FLOW_END_EOF : FLOW_END_IDLE,
-		      &rec))
-		eb_emit(e, &rec, emit, arg);
+	for (int c = 0; c < e->ncpu; c++)
+		flags |= v[c].tcp_flags;
+	eb_gone(e, k, v, eb_sh_find(e, k, eb_hash(e, k)),
+		flags & TF_TCP_END ? FLOW_END_EOF : FLOW_END_IDLE, emit, arg);
 	e->kscan_deleted++;
 }
 
@@ -573,7 +575,7 @@ static int eb_visit(struct cap_ebpf *e, uint32_t i, uint64_t now_ms, int force,
 			goto keep;
 		}
 	}
-	reason = flowtab_due(&e->exp, flags & EB_TCP_END, first_ms, last_ms, now_ms);
+	reason = flowtab_due(&e->exp, flags & TF_TCP_END, first_ms, last_ms, now_ms);
 	if (!reason && eb_evict(e, idle, evict_bucket))
 		reason = FLOW_END_RESOURCE;
 	if (reason != FLOW_END_ACTIVE) {
@@ -642,13 +644,16 @@ static uint32_t eb_visit_batch(struct cap_ebpf *e, uint32_t n, uint64_t now_ms, 
 }
 
 /* One pass over the map in batches; entries due are deleted batch by batch (the batch
- * walk goes bucket by bucket, so deleting what it has passed is safe). */
+ * walk goes bucket by bucket, so deleting what it has passed is safe). Counts the live
+ * flows and their idle times (e->live, e->hist) afresh. */
 static int eb_pass(struct cap_ebpf *e, uint64_t now_ms, int force, unsigned evict_bucket,
 		   flowtab_emit_fn emit, void *arg)
 {
 	uint32_t token = 0;
 	int first = 1, done = 0;
 
+	memset(e->hist, 0, sizeof(e->hist));
+	e->live = 0;
 	while (!done) {
 		uint32_t n = e->batch;
 		int r = bpf_map_lookup_batch(e->flows_fd, first ? NULL : &token, &token, e->keys,
@@ -676,9 +681,11 @@ static uint32_t eb_kscan_out(struct cap_ebpf *e, uint32_t n, uint64_t now_ms,
 {
 	uint32_t gone = 0;
 
-	for (uint32_t i = 0, m = 0; i < n || m;) {
-		if (i < n) {
-			const uint8_t *p = e->scan_out + (size_t)i++ * e->scan_ent;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t m = 0;
+
+		for (; i < n && m < e->batch; i++) {
+			const uint8_t *p = e->scan_out + (size_t)i * e->scan_ent;
 			uint32_t del;
 
 			memcpy(&e->keys[m], p, sizeof(struct pkt_key));
@@ -688,21 +695,20 @@ static uint32_t eb_kscan_out(struct cap_ebpf *e, uint32_t n, uint64_t now_ms,
 			if (del == TF_SCAN_DELETED) {
 				eb_deleted(e, m, emit, arg);
 				gone++;
-				continue;
+			} else {
+				m++;
 			}
-			if (++m < e->batch && i < n)
-				continue;
 		}
 		gone += eb_visit_batch(e, m, now_ms, 0, EB_HIST, emit, arg);
-		m = 0;
 	}
 	return gone;
 }
 
 /* A scan by the kernel (scan.bpf.c): it walks the map and copies out only the flows
  * that may be due at now_ms, which user space visits as eb_pass() would; the others
- * only count as live. When its output fills up, it runs again from where it stopped.
- * -ENOSPC if that does not come to an end (nothing lost: a pass reads the map). */
+ * only count as live (e->live afresh; e->hist only for those visited). When its
+ * output fills up, it runs again from where it stopped. -ENOSPC if that does not come
+ * to an end (nothing lost: a pass reads the map). */
 static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, void *arg)
 {
 	uint8_t frame[64] = { 0 };  /* a test run needs a frame; the program ignores it */
@@ -714,6 +720,8 @@ static int eb_kscan(struct cap_ebpf *e, uint64_t now_ms, flowtab_emit_fn emit, v
 	uint32_t max_runs = 2 * (e->map_size / e->scan_max) + 4;
 	uint64_t skip = 0;
 
+	memset(e->hist, 0, sizeof(e->hist));
+	e->live = 0;
 	/* user space's now in the programs' clock (the inverse of eb_ms) */
 	bss->tf_scan_now_ns = (uint64_t)((int64_t)(now_ms * 1000000u) - e->mono_to_unix_ns);
 	for (uint32_t runs = 1;; runs++) {
@@ -1070,14 +1078,12 @@ static int eb_flows(struct cap *c, uint64_t now_ms, int force, flowtab_emit_fn e
 {
 	struct cap_ebpf *e = (struct cap_ebpf *)c;
 	uint64_t t0 = eb_clock_ns(CLOCK_MONOTONIC);
+	uint64_t high = e->map_size - e->map_size / 8;
 	unsigned evict = EB_HIST;
-	int r, kernel = 0;
+	int r = -EOPNOTSUPP, kernel = 0;
 
 	if (force && e->attached)
 		eb_detach(e);  /* count nothing more: the last records hold every packet */
-	memset(e->hist, 0, sizeof(e->hist));
-	e->live = 0;
-	r = -EOPNOTSUPP;
 	if (!force && e->scan && !e->scan_off) {
 		r = eb_kscan(e, now_ms, emit, arg);
 		kernel = r == 0;
@@ -1091,27 +1097,19 @@ static int eb_flows(struct cap *c, uint64_t now_ms, int force, flowtab_emit_fn e
 				 "space from now on", strerror(-r));
 		}
 	}
-	if (r < 0) {
-		memset(e->hist, 0, sizeof(e->hist));
-		e->live = 0;
+	if (r < 0)
 		r = eb_pass(e, now_ms, force, EB_HIST, emit, arg);
-	}
 	/* Table pressure: above 7/8 full, the least recently seen flows go early
 	 * (FLOW_END_RESOURCE, as the flow table does), down to about 3/4. The kernel's
 	 * scan does not tell how long each flow has been idle: a pass reads them all. */
-	if (r == 0 && kernel && e->live > e->map_size - e->map_size / 8) {
-		memset(e->hist, 0, sizeof(e->hist));
-		e->live = 0;
+	if (r == 0 && kernel && e->live > high)
 		r = eb_pass(e, now_ms, 0, EB_HIST, emit, arg);
-	}
-	if (r == 0 && !force && e->live > e->map_size - e->map_size / 8) {
+	if (r == 0 && !force && e->live > high) {
 		uint64_t want = e->live - (e->map_size - e->map_size / 4), n = 0;
 
 		for (evict = EB_HIST; evict > 0 && n < want;)
 			n += e->hist[--evict];
 		e->evict_quota = want - (n - e->hist[evict]);
-		memset(e->hist, 0, sizeof(e->hist));
-		e->live = 0;
 		r = eb_pass(e, now_ms, 0, evict, emit, arg);
 	}
 	if (r < 0) {
@@ -1211,7 +1209,7 @@ static void eb_close(struct cap *c)
 	if (e->promisc_fd >= 0)
 		close(e->promisc_fd);
 	if (e->scan_out)
-		munmap(e->scan_out, e->scan_out_len);
+		munmap(e->scan_out, (size_t)e->scan_max * e->scan_ent);
 	tf_scan_bpf__destroy(e->scan);
 	tf_flow_bpf__destroy(e->skel);
 	free(e->ifs);
@@ -1306,8 +1304,7 @@ static void eb_scan_open(struct cap_ebpf *e, int user_scan)
 	}
 	if (!why && !r) {
 		/* an mmapable array's values start page-aligned at offset 0 */
-		e->scan_out_len = (size_t)e->scan_max * e->scan_ent;
-		m = mmap(NULL, e->scan_out_len, PROT_READ, MAP_SHARED,
+		m = mmap(NULL, (size_t)e->scan_max * e->scan_ent, PROT_READ, MAP_SHARED,
 			 bpf_map__fd(s->maps.tf_scan_out), 0);
 		if (m == MAP_FAILED)
 			r = -errno;

@@ -114,6 +114,8 @@ struct tf_percpu {
 #define TF_TC_HANDLE 0x7466u    /* "tf" */
 #define TF_TC_PRIO 0x7466u
 
+#define TF_TCP_END 0x05  /* FIN | RST: a flow's TCP end (its grace, not its inactive timeout) */
+
 /* scan.bpf.c, the map scan run in the kernel: at most this many per-CPU copies per
  * flow (more CPUs: user space reads the map with batch lookups). */
 #define TF_SCAN_MAXCPU 64

@@ -57,8 +57,6 @@ uint64_t tf_scan_walked = 0;
  * under 1 ms) and clock-offset conversion: copying a flow out early is harmless. */
 #define TF_SCAN_MARGIN_NS 3000000ull
 
-#define TF_TCP_END 0x05  /* FIN | RST */
-
 /* flow.bpf.c's map, reused by fd (the loader sets the same sizes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -111,19 +111,27 @@ static int can_load(void)
 	return 1;
 }
 
-/* Flow i: packets in slot slot only (first, last, flags); the other slots untouched. */
-static void put(struct sctx *t, uint32_t i, unsigned slot, uint64_t first, uint64_t last,
-		uint8_t flags)
+/* The key of flow i (its source port). */
+static struct pkt_key key_of(uint32_t i)
 {
 	struct pkt_key k;
-	struct tf_flow_val *v = calloc(t->ncpu, sizeof(*v));
 
-	assert_non_null(v);
 	memset(&k, 0, sizeof(k));
 	k.ipver = 4;
 	k.proto = 6;
 	k.sport = (uint16_t)i;
 	k.dport = 80;
+	return k;
+}
+
+/* Flow i: packets in slot slot only (first, last, flags); the other slots untouched. */
+static void put(struct sctx *t, uint32_t i, unsigned slot, uint64_t first, uint64_t last,
+		uint8_t flags)
+{
+	struct pkt_key k = key_of(i);
+	struct tf_flow_val *v = calloc(t->ncpu, sizeof(*v));
+
+	assert_non_null(v);
 	if (first) {
 		v[slot].packets = 3 + i;
 		v[slot].bytes = 100 * (3 + i);
@@ -137,16 +145,11 @@ static void put(struct sctx *t, uint32_t i, unsigned slot, uint64_t first, uint6
 
 static int present(struct sctx *t, uint32_t i)
 {
-	struct pkt_key k;
+	struct pkt_key k = key_of(i);
 	struct tf_flow_val *v = calloc(t->ncpu, sizeof(*v));
 	int r;
 
 	assert_non_null(v);
-	memset(&k, 0, sizeof(k));
-	k.ipver = 4;
-	k.proto = 6;
-	k.sport = (uint16_t)i;
-	k.dport = 80;
 	r = bpf_map_lookup_elem(t->flows_fd, &k, v) == 0;
 	free(v);
 	return r;
