@@ -22,6 +22,7 @@
 #include "filt.h"
 #include "opts.h"
 #include "query.h"
+#include "sys.h"
 
 #define COL(c) STORE_COLBIT(STORE_COL_##c)
 #define COUNTER_COLS (COL(PACKETS) | COL(BYTES) | COL(FIRST) | COL(LAST))
@@ -889,40 +890,15 @@ static void mem_add(struct htab *t, int64_t d)
 		;
 }
 
-/* Zeroed memory; large arrays straight from mmap, on huge pages where the kernel
- * offers them (random probes into hundreds of MB miss the TLB otherwise). */
-static void *big_zalloc(size_t len)
-{
-	if (len < (4u << 20))
-		return calloc(1, len);
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-#ifdef MADV_HUGEPAGE
-	madvise(p, len, MADV_HUGEPAGE);
-#endif
-	return p;
-}
-
-static void big_free(void *p, size_t len)
-{
-	if (!p)
-		return;
-	if (len < (4u << 20))
-		free(p);
-	else
-		munmap(p, len);
-}
-
 static int ht_alloc(struct htab *t, uint64_t cap)
 {
 	if (cap < 16 || cap > UINT32_MAX || slot_bytes(cap, t->ew) > t->limit)
 		return -ENOSPC;
-	uint64_t *e = big_zalloc(cap * t->ew * 8);
-	uint8_t *tag = big_zalloc(cap);
+	uint64_t *e = sys_big_zalloc(cap * t->ew * 8);
+	uint8_t *tag = sys_big_zalloc(cap);
 	if (!e || !tag) {
-		big_free(e, cap * t->ew * 8);
-		big_free(tag, cap);
+		sys_big_free(e, cap * t->ew * 8);
+		sys_big_free(tag, cap);
 		return -ENOMEM;
 	}
 	t->e = e;
@@ -964,8 +940,8 @@ static void ht_free(struct htab *t)
 {
 	if (t->e)
 		mem_add(t, -(int64_t)slot_bytes(t->cap, t->ew));
-	big_free(t->e, t->cap * t->ew * 8);
-	big_free(t->tag, t->cap);
+	sys_big_free(t->e, t->cap * t->ew * 8);
+	sys_big_free(t->tag, t->cap);
 	t->e = NULL;
 	t->tag = NULL;
 	t->cap = t->n = 0;
@@ -1120,7 +1096,9 @@ struct worker {
 	struct store_cols fc, ac, xc;
 	uint32_t *sel, *idx;
 	uint64_t *keys, *hash;
-	uint32_t scap;
+	uint32_t scap;          /* rows they have room for, all in scr */
+	uint8_t *scr;
+	size_t scr_len;
 	struct query_summary sum;
 	uint64_t matched;       /* this pass, for max_flows */
 	uint64_t done_bytes;    /* this pass, of the blocks it reads all of (!claim) */
@@ -1206,22 +1184,24 @@ static uint32_t window_sel(const struct query_req *rq, const struct store_cols *
 	return k;
 }
 
+/* The selection, key and hash arrays for n rows, in one allocation (sys_big_zalloc). */
 static int scratch(struct worker *w, uint32_t n)
 {
+	size_t a4 = ((size_t)n * 4 + 63) & ~(size_t)63, a8 = 2 * a4;
+
 	if (n <= w->scap)
 		return 0;
-	free(w->sel);
-	free(w->idx);
-	free(w->keys);
-	free(w->hash);
-	w->sel = malloc((size_t)n * sizeof(*w->sel));
-	w->idx = malloc((size_t)n * sizeof(*w->idx));
-	w->keys = malloc((size_t)n * MAX_KW * 8);
-	w->hash = malloc((size_t)n * 8);
-	if (!w->sel || !w->idx || !w->keys || !w->hash) {
-		w->scap = 0;
+	sys_big_free(w->scr, w->scr_len);
+	w->scap = 0;
+	w->scr_len = 2 * a4 + (MAX_KW + 1) * a8;
+	if (!(w->scr = sys_big_zalloc(w->scr_len))) {
+		w->scr_len = 0;
 		return -ENOMEM;
 	}
+	w->sel = (uint32_t *)w->scr;
+	w->idx = (uint32_t *)(w->scr + a4);
+	w->hash = (uint64_t *)(w->scr + 2 * a4);
+	w->keys = (uint64_t *)(w->scr + 2 * a4 + a8);
 	w->scap = n;
 	return 0;
 }
@@ -1577,11 +1557,12 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* File i of the query as it was when the query began (NULL with errno). */
-static struct store_reader *qfile_open(struct qctx *q, size_t i)
+/* File i of the query as it was when the query began (NULL with errno), in spare (a
+ * reader done with, or NULL; see store_reader_reopen). */
+static struct store_reader *qfile_open(struct qctx *q, size_t i, struct store_reader *spare)
 {
-	struct store_reader *r = q->fs[i].fd >= 0 ? store_reader_open_fd(q->fs[i].fd) :
-			       store_reader_open(q->files.v[i].path);
+	struct store_reader *r = q->fs[i].fd >= 0 ? store_reader_reopen_fd(spare, q->fs[i].fd) :
+			       store_reader_reopen(spare, q->files.v[i].path);
 	if (r)
 		store_reader_set_limit(r, q->fs[i].size);
 	return r;
@@ -1592,11 +1573,11 @@ static void *worker_run(void *arg)
 	struct worker *w = arg;
 	struct qctx *q = w->q;
 	const struct query_req *rq = q->rq;
+	struct store_reader *r = NULL;  /* one reader, its buffers reused file after file */
 	int rc = 0;
 
 	for (size_t fi = 0; fi < q->files.n && rc == 0; fi++) {
 		const char *path = q->files.v[fi].path;
-		struct store_reader *r;
 		struct store_block_info bi;
 		struct store_zone z;
 		uint32_t bidx = 0, bad = 0;
@@ -1604,7 +1585,7 @@ static void *worker_run(void *arg)
 
 		if (atomic_load(&q->stop))
 			break;
-		r = qfile_open(q, fi);
+		r = qfile_open(q, fi, r);
 		if (!r) {
 			if (w->count_files) {
 				w->sum.bad_files++;
@@ -1615,7 +1596,6 @@ static void *worker_run(void *arg)
 		if (rq->has_window && store_reader_file_zone(r, &z) == 1 && !zone_in_window(rq, &z)) {
 			if (w->count_files)
 				w->sum.files_skipped++;
-			store_reader_close(r);
 			continue;
 		}
 		if (w->count_files)
@@ -1669,8 +1649,8 @@ static void *worker_run(void *arg)
 				qwarn(q, path, rs->bad_hash ? -EBADMSG : -EPROTO, what);
 			}
 		}
-		store_reader_close(r);
 	}
+	store_reader_close(r);
 	if (rc == -ECANCELED)
 		rc = 0;
 	if (rc < 0 && rc != -ENOSPC)
@@ -1779,7 +1759,7 @@ struct runstate {
 static void tout_free(struct tout *o)
 {
 	free(o->heap);
-	big_free(o->keep, o->keep_len);
+	sys_big_free(o->keep, o->keep_len);
 	free(o->all);
 	memset(o, 0, sizeof(*o));
 }
@@ -1971,7 +1951,7 @@ static int collect(struct runstate *st, unsigned s, struct htab *t, unsigned par
 		return rc;
 	}
 	if (!ts->limit && partitions == 1) {
-		big_free(o->keep, o->keep_len);
+		sys_big_free(o->keep, o->keep_len);
 		free(o->all);
 		o->all = hash_ordered(t, ts);
 		if (!o->all)
@@ -1979,7 +1959,7 @@ static int collect(struct runstate *st, unsigned s, struct htab *t, unsigned par
 		o->nall = t->n;
 		o->keep = t->e; /* the entries stay where they are */
 		o->keep_len = t->cap * t->ew * 8;
-		big_free(t->tag, t->cap);
+		sys_big_free(t->tag, t->cap);
 		t->e = NULL;
 		t->tag = NULL;
 		t->mem = NULL;
@@ -2046,10 +2026,7 @@ static void worker_free(struct worker *w, unsigned nspec)
 	store_cols_free(&w->fc);
 	store_cols_free(&w->ac);
 	store_cols_free(&w->xc);
-	free(w->sel);
-	free(w->idx);
-	free(w->keys);
-	free(w->hash);
+	sys_big_free(w->scr, w->scr_len);
 	free(w->cand);
 	memset(w, 0, sizeof(*w));
 }
@@ -2408,7 +2385,7 @@ static int bound_pass(struct qctx *q, struct worker *w, struct bound *bnd, uint6
 		if (!bound_eligible(q, &q->spec[s]))
 			continue;
 		bnd[s].nb = per < 1024 ? 1024 : per;
-		bnd[s].b = big_zalloc(bnd[s].nb * sizeof(*bnd[s].b));
+		bnd[s].b = sys_big_zalloc(bnd[s].nb * sizeof(*bnd[s].b));
 		if (!bnd[s].b)
 			return -ENOMEM;
 		mem_acct(q, (int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
@@ -2484,7 +2461,7 @@ static void bounds_drop(struct qctx *q, struct bound *bnd)
 		q->spec[s].bnd = NULL;
 		if (bnd[s].b)
 			mem_acct(q, -(int64_t)(bnd[s].nb * sizeof(*bnd[s].b)));
-		big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
+		sys_big_free(bnd[s].b, bnd[s].nb * sizeof(*bnd[s].b));
 		bnd[s].b = NULL;
 	}
 }
@@ -2814,11 +2791,13 @@ static int may_need_wide(struct qctx *q)
 			compact |= compact_addr(q->spec[s].f[f].field);
 	if (!compact)
 		return 0;
-	for (size_t i = 0; i < q->files.n; i++) {
-		struct store_reader *r = qfile_open(q, i);
+	struct store_reader *r = NULL;
+	int v6 = 0;
+	for (size_t i = 0; i < q->files.n && !v6; i++) {
 		struct store_block_info bi;
 		struct store_zone z;
-		int v6 = 0, zr;
+		int zr;
+		r = qfile_open(q, i, r);
 		if (!r)
 			continue; /* the scan reports it */
 		zr = store_reader_file_zone(r, &z);
@@ -2827,11 +2806,9 @@ static int may_need_wide(struct qctx *q)
 		else
 			while (!v6 && store_reader_next(r, &bi) > 0)
 				v6 = zone_in_window(q->rq, &bi.zone) && (bi.zone.ipver & 2);
-		store_reader_close(r);
-		if (v6)
-			return 1;
 	}
-	return 0;
+	store_reader_close(r);
+	return v6;
 }
 
 /* Per-row series: a second scan aggregating (key, bucket) for the top rows of each

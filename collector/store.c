@@ -16,6 +16,7 @@
 
 #include "bytes.h"
 #include "store.h"
+#include "sys.h"
 
 #define FILE_MAGIC "TFST"
 #define BLK_MAGIC "TFB1"
@@ -290,27 +291,37 @@ void store_cols_init(struct store_cols *c)
 
 void store_cols_free(struct store_cols *c)
 {
-	for (int i = 0; i < STORE_NCOLS; i++)
-		free(store_cols_array(c, i));
+	sys_big_free(c->region, c->region_len);
 	store_cols_init(c);
 }
 
+/* Room for every column at once, in one allocation, the columns of mask handed out: the
+ * pages of columns never used are never touched (from 2 MiB up, sys_big_zalloc maps
+ * them), and the used ones come in few huge pages rather than many small ones. */
 int store_cols_reserve(struct store_cols *c, uint32_t cap, uint32_t mask)
 {
-	if (cap > c->cap) {
+	size_t off[STORE_NCOLS], len = 0;
+
+	if (!c->region || cap > c->cap) {
 		uint32_t n = c->n;
 		store_cols_free(c);
 		c->n = n;
-		c->cap = cap;
+		c->cap = cap ? cap : 1;
 	}
 	for (int i = 0; i < STORE_NCOLS; i++) {
-		if (!(mask & STORE_COLBIT(i)) || (c->alloc & STORE_COLBIT(i)))
-			continue;
-		void *p = calloc(c->cap ? c->cap : 1, colinfo[i].size);
-		if (!p)
+		off[i] = len;
+		len += ((size_t)c->cap * colinfo[i].size + 63) & ~(size_t)63;
+	}
+	if (!c->region) {
+		if (!(c->region = sys_big_zalloc(len)))
 			return -ENOMEM;
-		cols_set_arr(c, i, p);
-		c->alloc |= STORE_COLBIT(i);
+		c->region_len = len;
+	}
+	for (int i = 0; i < STORE_NCOLS; i++) {
+		if ((mask & STORE_COLBIT(i)) && !(c->alloc & STORE_COLBIT(i))) {
+			cols_set_arr(c, i, (uint8_t *)c->region + off[i]);
+			c->alloc |= STORE_COLBIT(i);
+		}
 	}
 	return 0;
 }
@@ -1963,7 +1974,7 @@ static size_t blk_seal(uint8_t *h, unsigned ncols)
 	return hl;
 }
 
-static struct store_reader *rd_new_fd(int fd, int own);
+static struct store_reader *rd_new_fd(int fd, int own, struct store_reader *spare);
 static char *join(const char *a, const char *b);
 static int rd_recover(struct store_reader *r, uint64_t *end, struct store_zone *z,
 		      uint64_t *nblocks, uint64_t *nrecs);
@@ -1995,7 +2006,7 @@ static int wr_attach(struct store_writer *w, int fd)
 	if (fstat(fd, &sb) < 0)
 		return -errno;
 	size = (uint64_t)sb.st_size;
-	r = rd_new_fd(fd, 0);
+	r = rd_new_fd(fd, 0, NULL);
 	if (!r)
 		return -errno;
 	rc = rd_recover(r, &end, &w->fzone, &w->fblocks, &w->frecs);
@@ -2706,6 +2717,9 @@ struct store_reader {
 	int cur, cur_loaded, cur_err;
 	uint64_t cur_off;
 	struct blkhdr b;
+	uint32_t tnd;
+	struct store_read_stats st;
+	/* Buffers from here on: kept when the reader is reused for another file (rd_reuse) */
 	uint8_t *pay;
 	size_t pay_cap;
 	uint8_t *raw;
@@ -2716,13 +2730,13 @@ struct store_reader {
 	uint8_t (*ma)[16], (*mb)[16];   /* compacted mirrored columns */
 	uint16_t *mpa, *mpb;
 	uint32_t *tidx;         /* each record's tuple */
-	size_t t_cap;
+	size_t t_cap;           /* records t0 .. tidx have room for, all in scr */
+	uint8_t *scr;
+	size_t scr_len;
 	uint8_t tdict[TDICT_MAX_LEN];   /* the tuple dictionary's planes */
-	uint32_t tnd;
 	struct hufrd huf;
 	struct blstream bs[BL_STREAMS];
 	ZSTD_DCtx *zd;
-	struct store_read_stats st;
 };
 
 /* Reads up to len bytes at off; returns the count (short at end of file) or -errno. */
@@ -2998,38 +3012,41 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 
 static void rd_free_scratch(struct store_reader *r)
 {
-	free(r->t0);
-	free(r->t1);
-	free(r->t2);
-	free(r->dv);
-	free(r->dicta);
-	free(r->mref);
-	free(r->ma);
-	free(r->mb);
-	free(r->mpa);
-	free(r->mpb);
-	free(r->tidx);
+	sys_big_free(r->scr, r->scr_len);
+	r->scr = NULL;
+	r->scr_len = 0;
+	r->t_cap = 0;
 }
 
+/* The decoding scratch arrays for n records, carved from one allocation (one set of huge
+ * pages, see sys_big_zalloc). */
 static int rd_scratch(struct store_reader *r, uint32_t n)
 {
+	size_t a8 = ((size_t)n * 8 + 63) & ~(size_t)63, a16 = 2 * a8, a1 = a8 / 8 + 64;
+	size_t a2 = a8 / 4 + 64, a4 = a8 / 2 + 64;
+
 	if (n <= r->t_cap)
 		return 0;
 	rd_free_scratch(r);
-	r->t0 = calloc(n, sizeof(uint64_t));
-	r->t1 = calloc(n, sizeof(uint64_t));
-	r->t2 = calloc(n, sizeof(uint64_t));
-	r->dv = calloc(n, sizeof(uint64_t));
-	r->dicta = calloc(n, 16);
-	r->mref = calloc(n, 1);
-	r->ma = calloc(n, 16);
-	r->mb = calloc(n, 16);
-	r->mpa = calloc(n, sizeof(uint16_t));
-	r->mpb = calloc(n, sizeof(uint16_t));
-	r->tidx = calloc(n, sizeof(uint32_t));
-	r->t_cap = r->t0 && r->t1 && r->t2 && r->dv && r->dicta && r->mref && r->ma && r->mb &&
-		   r->mpa && r->mpb && r->tidx ? n : 0;
-	return r->t_cap ? 0 : -ENOMEM;
+	r->scr_len = 4 * a8 + 3 * a16 + a1 + 2 * a2 + a4;
+	if (!(r->scr = sys_big_zalloc(r->scr_len))) {
+		r->scr_len = 0;
+		return -ENOMEM;
+	}
+	uint8_t *p = r->scr;
+	r->t0 = (uint64_t *)p; p += a8;
+	r->t1 = (uint64_t *)p; p += a8;
+	r->t2 = (uint64_t *)p; p += a8;
+	r->dv = (uint64_t *)p; p += a8;
+	r->dicta = p; p += a16;
+	r->ma = (uint8_t (*)[16])p; p += a16;
+	r->mb = (uint8_t (*)[16])p; p += a16;
+	r->tidx = (uint32_t *)p; p += a4;
+	r->mpa = (uint16_t *)p; p += a2;
+	r->mpb = (uint16_t *)p; p += a2;
+	r->mref = p;
+	r->t_cap = n;
+	return 0;
 }
 
 /* A Huffman coded body (ENC_HUF, ENC_BITLEN) of n values over base. */
@@ -3611,9 +3628,22 @@ static int rd_start(struct store_reader *r)
 	return 0;
 }
 
-static struct store_reader *rd_new_fd(int fd, int own)
+/* spare, done with its file, ready for another: what a reader learnt of its file goes,
+ * its buffers stay. */
+static struct store_reader *rd_reuse(struct store_reader *r)
 {
-	struct store_reader *r = rd_alloc();
+	if (r->own_fd && r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, offsetof(struct store_reader, pay));
+	r->fd = -1;
+	r->verify = 1;
+	r->limit = UINT64_MAX;
+	return r;
+}
+
+static struct store_reader *rd_new_fd(int fd, int own, struct store_reader *spare)
+{
+	struct store_reader *r = spare ? rd_reuse(spare) : rd_alloc();
 	int rc;
 
 	if (!r) {
@@ -3631,18 +3661,32 @@ static struct store_reader *rd_new_fd(int fd, int own)
 	return r;
 }
 
-struct store_reader *store_reader_open(const char *path)
+struct store_reader *store_reader_reopen(struct store_reader *spare, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0) {
+		int e = errno;
+		store_reader_close(spare);
+		errno = e;
 		return NULL;
-	return rd_new_fd(fd, 1);
+	}
+	return rd_new_fd(fd, 1, spare);
+}
+
+struct store_reader *store_reader_reopen_fd(struct store_reader *spare, int fd)
+{
+	return rd_new_fd(fd, 0, spare);
+}
+
+struct store_reader *store_reader_open(const char *path)
+{
+	return store_reader_reopen(NULL, path);
 }
 
 struct store_reader *store_reader_open_fd(int fd)
 {
-	return rd_new_fd(fd, 0);
+	return rd_new_fd(fd, 0, NULL);
 }
 
 struct store_reader *store_reader_open_mem(const uint8_t *buf, size_t len)
@@ -4044,14 +4088,17 @@ static void scan_warn(const struct store_scan_opts *o, const char *path, int err
 		o->warn(path, err, what, o->warn_arg);
 }
 
+/* *spare: the reader of the file before, reused (see store_reader_reopen), and the one
+ * of this file after. */
 static int scan_file(const char *path, const struct store_scan_opts *o, struct store_cols *cols,
-		     struct store_scan_stats *st)
+		     struct store_scan_stats *st, struct store_reader **spare)
 {
-	struct store_reader *r = store_reader_open(path);
+	struct store_reader *r = store_reader_reopen(*spare, path);
 	struct store_block_info bi;
 	struct store_zone z;
 	int rc, stop = 0;
 
+	*spare = r;
 	if (!r) {
 		st->bad_files++;
 		scan_warn(o, path, -errno, "file skipped");
@@ -4059,7 +4106,6 @@ static int scan_file(const char *path, const struct store_scan_opts *o, struct s
 	}
 	if (o->win && store_reader_file_zone(r, &z) == 1 && !store_zone_overlaps(&z, o->win)) {
 		st->files_skipped++;
-		store_reader_close(r);
 		return 0;
 	}
 	st->files++;
@@ -4090,7 +4136,6 @@ static int scan_file(const char *path, const struct store_scan_opts *o, struct s
 	}
 	st->bad_blocks += rs->bad_blocks;
 	st->tail_bytes += rs->tail_bytes;
-	store_reader_close(r);
 	return stop;
 }
 
@@ -4099,6 +4144,7 @@ int store_scan(const char *path, const struct store_scan_opts *o, struct store_s
 	struct store_scan_stats dummy;
 	struct store_list l;
 	struct store_cols cols;
+	struct store_reader *r = NULL;
 	struct stat sb;
 	int rc = 0;
 
@@ -4109,15 +4155,16 @@ int store_scan(const char *path, const struct store_scan_opts *o, struct store_s
 		return -errno;
 	store_cols_init(&cols);
 	if (S_ISREG(sb.st_mode)) {
-		rc = scan_file(path, o, &cols, st);
+		rc = scan_file(path, o, &cols, st, &r);
 	} else {
 		rc = store_list_files(path, o->win, o->slack_ms, &l);
 		if (rc < 0)
 			return rc;
 		for (size_t i = 0; i < l.n && rc == 0; i++)
-			rc = scan_file(l.v[i].path, o, &cols, st);
+			rc = scan_file(l.v[i].path, o, &cols, st, &r);
 		store_list_free(&l);
 	}
+	store_reader_close(r);
 	store_cols_free(&cols);
 	return rc;
 }

@@ -142,6 +142,8 @@ struct store_cols {
 	uint32_t cap;
 	uint32_t mask;
 	uint32_t alloc;             /* columns with an allocated array */
+	void *region;               /* where they are (store_cols_reserve) */
+	size_t region_len;
 	uint8_t (*src)[16];
 	uint8_t (*dst)[16];
 	uint8_t (*nexthop)[16];
@@ -305,6 +307,13 @@ struct store_reader *store_reader_open_fd(int fd);
 
 /* Same over buf[0..len), which the caller keeps valid until close (fuzzing, tests). */
 struct store_reader *store_reader_open_mem(const uint8_t *buf, size_t len);
+
+/* store_reader_open() and _open_fd() in spare, a reader done with its file (or NULL
+ * for a new one): the file's state goes, the decoding buffers stay, so a scan over many
+ * files allocates them, and the kernel zeroes their pages, once rather than once a
+ * file. spare is closed when the open fails. */
+struct store_reader *store_reader_reopen(struct store_reader *spare, const char *path);
+struct store_reader *store_reader_reopen_fd(struct store_reader *spare, int fd);
 
 void store_reader_close(struct store_reader *r);
 

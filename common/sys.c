@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -61,4 +63,38 @@ void sys_raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+#define BIG_ALIGN ((size_t)2 << 20)     /* a huge page on x86-64 and arm64 (4 KiB pages) */
+
+void *sys_big_zalloc(size_t len)
+{
+	if (len < BIG_ALIGN)
+		return calloc(1, len ? len : 1);
+	if (len > SIZE_MAX - BIG_ALIGN)
+		return NULL;
+	/* map BIG_ALIGN more than asked and unmap what lies outside the aligned part */
+	uint8_t *m = mmap(NULL, len + BIG_ALIGN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	size_t head = (BIG_ALIGN - (uintptr_t)m % BIG_ALIGN) % BIG_ALIGN;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), end = (len + pg - 1) / pg * pg;
+	if (head)
+		munmap(m, head);
+	munmap(m + head + end, BIG_ALIGN - head);      /* the mapping ran to end + BIG_ALIGN */
+#ifdef MADV_HUGEPAGE
+	madvise(m + head, len, MADV_HUGEPAGE);  /* advice: without THP, small pages */
+#endif
+	return m + head;
+}
+
+void sys_big_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	if (len < BIG_ALIGN)
+		free(p);
+	else
+		munmap(p, len);
 }

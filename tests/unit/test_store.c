@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "sys.h"
 #include "../tools/realgen.h"
 
 #define T0 RG_T0                /* 2024-05-01T00:00:00Z */
@@ -588,6 +589,135 @@ static void test_column_mask(void **state)
 	store_cols_free(&c);
 	store_writer_close(w);
 	rmtree(dir);
+}
+
+/* Writes n random records (seed) into a new store under dir as one closed file; its path
+ * is returned (malloc'd). */
+static char *one_file(const char *dir, uint64_t seed, int n, struct flow_rec *in)
+{
+	struct store_writer *w = wopen(dir, STORE_CODEC_LZ4, 256, T0);
+	for (int i = 0; i < n; i++) {
+		gen_random(&seed, &in[i]);
+		assert_int_equal(store_writer_add(w, &in[i]), 0);
+	}
+	char *path = strdup(store_writer_path(w));
+	assert_non_null(path);
+	assert_int_equal(store_writer_close(w), 0);
+	return path;
+}
+
+/* Reads every record of r's file, compares with in[0..n). */
+static void check_file(struct store_reader *r, const struct flow_rec *in, int n,
+		     struct store_cols *c)
+{
+	struct store_block_info bi;
+	struct flow_rec got;
+	int k = 0;
+
+	while (store_reader_next(r, &bi) > 0) {
+		assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, c), 0);
+		for (uint32_t i = 0; i < c->n; i++, k++) {
+			assert_true(k < n);
+			store_cols_get(c, i, &got);
+			assert_memory_equal(&got, &in[k], sizeof(got));
+		}
+	}
+	assert_int_equal(k, n);
+}
+
+/* A reader reused from file to file (store_reader_reopen) reads each as a new one would:
+ * nothing of the file before (its position, its damage, its counters) carries over. */
+static void test_reader_reuse(void **state)
+{
+	char *dir = mktmp(), sub[3][512];
+	static struct flow_rec a[700], b[300], d[300];
+	struct store_cols c;
+	struct store_block_info bi;
+	(void)state;
+
+	for (int i = 0; i < 3; i++)
+		snprintf(sub[i], sizeof(sub[i]), "%s/s%d", dir, i);
+	char *pa = one_file(sub[0], 1, 700, a), *pb = one_file(sub[1], 2, 300, b);
+	char *pd = one_file(sub[2], 3, 300, d);
+	/* damage pd's last block: its payload hash no longer matches */
+	int fd = open(pd, O_RDWR);
+	struct stat sb;
+	uint8_t x;
+	assert_true(fd >= 0 && fstat(fd, &sb) == 0);
+	off_t at = sb.st_size - 144 - 20;
+	assert_int_equal(pread(fd, &x, 1, at), 1);
+	x ^= 0x55;
+	assert_int_equal(pwrite(fd, &x, 1, at), 1);
+	close(fd);
+
+	store_cols_init(&c);
+	/* a's first block only, then b whole */
+	struct store_reader *r = store_reader_reopen(NULL, pa);
+	assert_non_null(r);
+	assert_int_equal(store_reader_next(r, &bi), 1);
+	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &c), 0);
+	r = store_reader_reopen(r, pb);
+	assert_non_null(r);
+	check_file(r, b, 300, &c);
+	assert_int_equal(store_reader_stats(r)->records, 300);
+	/* the damaged file: its last block fails and is counted */
+	r = store_reader_reopen(r, pd);
+	assert_non_null(r);
+	int bad = 0;
+	while (store_reader_next(r, &bi) > 0)
+		bad += store_reader_decode(r, STORE_COLS_ALL, &c) == -EBADMSG;
+	assert_int_equal(bad, 1);
+	assert_int_equal(store_reader_stats(r)->bad_hash, 1);
+	/* then a, whole and clean */
+	r = store_reader_reopen(r, pa);
+	assert_non_null(r);
+	check_file(r, a, 700, &c);
+	assert_int_equal(store_reader_stats(r)->bad_blocks, 0);
+	assert_int_equal(store_reader_stats(r)->records, 700);
+	/* a file that cannot be opened: NULL, errno, and the spare is gone (ASan: no leak) */
+	char missing[600];
+	snprintf(missing, sizeof(missing), "%s/none.tfs", dir);
+	errno = 0;
+	assert_null(store_reader_reopen(r, missing));
+	assert_int_equal(errno, ENOENT);
+	/* through descriptors too */
+	fd = open(pb, O_RDONLY);
+	assert_true(fd >= 0);
+	r = store_reader_reopen_fd(NULL, fd);
+	assert_non_null(r);
+	check_file(r, b, 300, &c);
+	r = store_reader_reopen_fd(r, fd);
+	assert_non_null(r);
+	check_file(r, b, 300, &c);
+	store_reader_close(r);
+	assert_true(fcntl(fd, F_GETFD) >= 0);   /* the caller's descriptor stays open */
+	close(fd);
+	store_cols_free(&c);
+	free(pa);
+	free(pb);
+	free(pd);
+	rmtree(dir);
+}
+
+/* The decoding buffers' allocator: big ones 2 MiB-aligned (huge pages), all zeroed and
+ * usable to their last byte. */
+static void test_big_zalloc(void **state)
+{
+	static const size_t len[] = { 1, 4096, (2u << 20) - 1, 2u << 20, (3u << 20) + 5,
+				      (8u << 20) + 4096 };
+	(void)state;
+	for (size_t i = 0; i < sizeof(len) / sizeof(len[0]); i++) {
+		uint8_t *p = sys_big_zalloc(len[i]);
+		assert_non_null(p);
+		if (len[i] >= (2u << 20))
+			assert_int_equal((uintptr_t)p % (2u << 20), 0);
+		for (size_t j = 0; j < len[i]; j += 4096)
+			assert_int_equal(p[j], 0);
+		assert_int_equal(p[len[i] - 1], 0);
+		memset(p, 0xa5, len[i]);
+		sys_big_free(p, len[i]);
+	}
+	sys_big_free(NULL, 1u << 22);
 }
 
 /* A flush makes records durable and visible in the file still being written. */
@@ -1495,6 +1625,8 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_zstd),
 		cmocka_unit_test(test_roundtrip_none),
 		cmocka_unit_test(test_column_mask),
+		cmocka_unit_test(test_reader_reuse),
+		cmocka_unit_test(test_big_zalloc),
 		cmocka_unit_test(test_flush_visible),
 		cmocka_unit_test(test_truncate_every_offset),
 		cmocka_unit_test(test_corrupt_every_byte),
