@@ -957,40 +957,69 @@ static void bl_stream(struct blstream *s, const struct hufrd *h, uint64_t base, 
 	}
 }
 
+/* A value takes at most BL_MAXBITS bits (a 12-bit code and 63 more). A value starting at
+ * bit q reads bytes up to (q + 44) / 8 + 8 (its wide path's second peek), so any q up to
+ * nbits + BL_REACH stays within the SLACK bytes after the stream. */
+#define BL_MAXBITS (HUF_MAXLEN + 63)
+#define BL_REACH (8 * (SLACK - 8) - 44)
+_Static_assert(BL_REACH > 0, "BITLEN's unchecked runs need SLACK");
+
 static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsigned K,
 							uint32_t n)
 {
-	uint64_t pos[BL_STREAMS] = { 0 };
+	/* the streams' state in locals: stores through out[] cannot alias them, so they
+	 * stay in registers */
+	const uint8_t *p[BL_STREAMS];
+	const uint32_t *st[BL_STREAMS];
+	uint64_t *out[BL_STREAMS], pos[BL_STREAMS], nbits[BL_STREAMS], base[BL_STREAMS];
+	uint64_t mask[BL_STREAMS];
 	struct { uint64_t top, mm; } bl_k[BITLEN_SYMS];
 
+	for (unsigned j = 0; j < K; j++) {
+		p[j] = s[j].p;
+		st[j] = s[j].st;
+		out[j] = s[j].out;
+		pos[j] = 0;
+		nbits[j] = s[j].nbits;
+		base[j] = s[j].base;
+		mask[j] = s[j].mask;
+	}
 	/* per bit length k: the top bit and the mask of the k - 1 bits below it (k <= 1:
 	 * the value is k) */
 	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
 		bl_k[k].top = k ? 1ULL << (k - 1) : 0;
 		bl_k[k].mm = bl_k[k].top ? bl_k[k].top - 1 : 0;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-#pragma GCC unroll 4
+	for (uint32_t i = 0; i < n;) {
+		/* runs of values that cannot read past the slack whatever their codes, each
+		 * stream's position checked after the run instead of at every value */
+		uint32_t m = n - i;
 		for (unsigned j = 0; j < K; j++) {
-			if (pos[j] > s[j].nbits)
-				return -EPROTO;
-			uint64_t b = br_peek(s[j].p, pos[j]);
-			uint32_t e = s[j].st[b & s[j].mask];
-			unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
-			if (__builtin_expect(t <= 57, 1)) {
-				s[j].out[i] = s[j].base + (bl_k[k].top | (b >> l & bl_k[k].mm));
-			} else {
-				uint64_t lo = br_peek(s[j].p, pos[j] + l) & 0xffffffffu;
-				uint64_t hi = br_peek(s[j].p, pos[j] + l + 32) &
-					      ((1ULL << (k - 33)) - 1);
-				s[j].out[i] = s[j].base + (bl_k[k].top | hi << 32 | lo);
-			}
-			pos[j] += t;
+			uint64_t room = (nbits[j] - pos[j] + BL_REACH) / BL_MAXBITS + 1;
+			if (room < m)
+				m = (uint32_t)room;
 		}
+		for (uint32_t end = i + m; i < end; i++) {
+#pragma GCC unroll 4
+			for (unsigned j = 0; j < K; j++) {
+				uint64_t b = br_peek(p[j], pos[j]);
+				uint32_t e = st[j][b & mask[j]];
+				unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
+				if (__builtin_expect(t <= 57, 1)) {
+					out[j][i] = base[j] + (bl_k[k].top | (b >> l & bl_k[k].mm));
+				} else {
+					uint64_t lo = br_peek(p[j], pos[j] + l) & 0xffffffffu;
+					uint64_t hi = br_peek(p[j], pos[j] + l + 32) &
+						      ((1ULL << (k - 33)) - 1);
+					out[j][i] = base[j] + (bl_k[k].top | hi << 32 | lo);
+				}
+				pos[j] += t;
+			}
+		}
+		for (unsigned j = 0; j < K; j++)
+			if (pos[j] > nbits[j])
+				return -EPROTO;
 	}
-	for (unsigned j = 0; j < K; j++)
-		if (pos[j] > s[j].nbits)
-			return -EPROTO;
 	return 0;
 }
 
@@ -3079,9 +3108,11 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 /* The XF_DELTA transform undone: v[0] = v0, then zigzag differences. */
 static void undo_delta(uint64_t *v, uint32_t n, uint64_t v0)
 {
+	uint64_t x = v0;        /* in a register: no store-to-load wait a value */
+
 	v[0] = v0;
 	for (uint32_t i = 1; i < n; i++)
-		v[i] = v[i - 1] + unzigzag(v[i]);
+		v[i] = x += unzigzag(v[i]);
 }
 
 /* The XF_LASTDIFF transform (FIRST coded as LAST - FIRST) undone. */
