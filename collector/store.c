@@ -510,11 +510,40 @@ static size_t pack_bits(uint8_t *out, const uint64_t *v, size_t n, uint64_t base
 	return (size_t)(o - out);
 }
 
+/* Groups of 8 values of W bits (a constant at each call: offsets and shifts fold, one
+ * load, shift, mask and add a value); returns the values done, a multiple of 8. */
+static inline __attribute__((always_inline)) size_t unpack8(const uint8_t *p, size_t n,
+							    unsigned W, uint64_t base,
+							    uint64_t *out)
+{
+	const uint64_t mask = (1ULL << W) - 1;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8, p += W) {
+#pragma GCC unroll 8
+		for (unsigned k = 0; k < 8; k++)
+			out[i + k] = base + (ld_le64(p + k * W / 8) >> (k * W % 8) & mask);
+	}
+	return i;
+}
+
 /* Reads up to 9 bytes past the last value's first byte: callers guarantee SLACK. */
 static void unpack_bits(const uint8_t *p, size_t n, unsigned w, uint64_t base, uint64_t *out)
 {
 	uint64_t mask = w >= 64 ? ~0ULL : (1ULL << w) - 1, bp = 0;
+	size_t done = 0;
 
+	/* the widths dictionary indices and small counters take, specialised */
+	switch (w) {
+#define W(x) case x: done = unpack8(p, n, x, base, out); break;
+	W(1) W(2) W(3) W(4) W(5) W(6) W(7) W(9) W(10) W(11) W(12) W(13) W(14) W(15) W(16)
+#undef W
+	}
+	if (done) {
+		p += done / 8 * w;
+		out += done;
+		n -= done;
+	}
 	if (!w) {
 		for (size_t i = 0; i < n; i++)
 			out[i] = base;
@@ -915,19 +944,28 @@ static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
 	return ld_le64(p + (pos >> 3)) >> (pos & 7);      /* 57 valid bits */
 }
 
-/* n symbols into out[i] = base + sym. */
+/* n symbols into out[i] = base + sym. A symbol starting at bit q reads bytes up to
+ * q / 8 + 8, within the SLACK after the stream for any q up to nbits + 8 * (SLACK - 8):
+ * runs of symbols that cannot go further are decoded unchecked. */
 static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 {
-	uint64_t pos = 0, mask = (1u << h->tb) - 1;
+	const uint8_t *p = h->p;
+	const uint16_t *tab = h->tab;
+	const uint64_t nbits = h->nbits, mask = (1u << h->tb) - 1;
+	uint64_t pos = 0;
 
-	for (uint32_t i = 0; i < n; i++) {
-		if (pos > h->nbits)
+	for (uint32_t i = 0; i < n;) {
+		uint64_t room = (nbits - pos + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
+		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		for (; i < end; i++) {
+			unsigned e = tab[br_peek(p, pos) & mask];
+			pos += e & 15;
+			out[i] = base + (e >> 4);
+		}
+		if (pos > nbits)
 			return -EPROTO;
-		unsigned e = h->tab[br_peek(h->p, pos) & mask];
-		pos += e & 15;
-		out[i] = base + (e >> 4);
 	}
-	return pos <= h->nbits ? 0 : -EPROTO;
+	return 0;
 }
 
 /* BITLEN streams decode one value per step along a chain (load, table, add to the

@@ -1,0 +1,168 @@
+/* test_store_codec.c: the store's value codings below the block level, where a file
+ * round trip cannot promise to reach every case (the writer picks encodings by size):
+ * bit packing at every width, canonical Huffman and BITLEN streams, and streams that end
+ * before their values do. store.c is included whole, for its static functions; the
+ * library's store.o is then never linked in. */
+#include "../../collector/store.c"     /* first: it sets _FILE_OFFSET_BITS */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define NMAX 1100
+#define BUFLEN (NMAX * 10 + 4096)
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t next64(void)
+{
+	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* Random values of exactly w bits over base (some at the extremes). */
+static void fill(uint64_t *v, size_t n, unsigned w, uint64_t base)
+{
+	uint64_t mask = w >= 64 ? ~0ULL : (1ULL << w) - 1;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t x = next64() & mask;
+		if (i % 7 == 3)
+			x = mask;
+		else if (i % 11 == 5)
+			x = 0;
+		v[i] = base + x;
+	}
+}
+
+/* Every width 0..64, counts around the groups of 8 the common widths are unpacked in,
+ * a base that wraps: unpack_bits gives back what pack_bits packed. */
+static void test_bits_every_width(void **state)
+{
+	static const size_t counts[] = { 0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 1003 };
+	static uint64_t v[NMAX], got[NMAX];
+	static uint8_t buf[BUFLEN];
+	(void)state;
+
+	for (unsigned w = 0; w <= 64; w++) {
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			size_t n = counts[c];
+			uint64_t base = w == 64 ? 0 : next64();
+			fill(v, n, w, base);
+			memset(buf, 0xee, sizeof(buf));   /* slack after the data: not zeros */
+			size_t len = pack_bits(buf, v, n, base, w);
+			assert_int_equal(len, packed_len(n, w, 0));
+			memset(got, 0x5a, sizeof(got));
+			unpack_bits(buf, n, w, base, got);
+			for (size_t i = 0; i < n; i++)
+				if (got[i] != v[i])
+					fail_msg("width %u, %zu values: value %zu is %llx, not %llx", w,
+						 n, i, (unsigned long long)got[i],
+						 (unsigned long long)v[i]);
+			assert_int_equal(got[n], 0x5a5a5a5a5a5a5a5aULL);  /* nothing past n */
+		}
+	}
+}
+
+/* Huffman streams of symbols decode to what was coded; cut short by a byte, they fail. */
+static void test_huf_stream(void **state)
+{
+	static const unsigned alphabets[] = { 2, 13, 256, 1024 };
+	static uint64_t v[NMAX], got[NMAX];
+	static uint8_t buf[BUFLEN + SLACK];
+	static struct hufrd h;
+	uint8_t len[HUF_MAXSYM];
+	uint16_t code[HUF_MAXSYM];
+	(void)state;
+
+	for (size_t a = 0; a < sizeof(alphabets) / sizeof(alphabets[0]); a++) {
+		unsigned A = alphabets[a];
+		if (A == 2) {
+			len[0] = len[1] = 1;
+		} else if (A == 1024) {
+			memset(len, 10, A);
+		} else if (A == 256) {
+			memset(len, 8, A);
+		} else {
+			/* 1, 2, .. 12, 12 bits: complete, and as skewed as codes go */
+			for (unsigned i = 0; i < A; i++)
+				len[i] = (uint8_t)(i < 12 ? i + 1 : 12);
+		}
+		for (size_t n = 1; n <= NMAX; n += n < 20 ? 1 : 361) {
+			for (size_t i = 0; i < n; i++)
+				v[i] = 1000 + next64() % A;
+			memset(buf, 0xff, sizeof(buf));
+			size_t sz = put_huf(buf, v, (uint32_t)n, 1000, len, A, code);
+			struct cur c = cur_make(buf, sz);
+			assert_int_equal(huf_get(&c, HUF_MAXSYM, &h), 0);
+			assert_int_equal(cur_left(&c), 0);
+			assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), 0);
+			assert_memory_equal(got, v, n * 8);
+			/* the same stream, its last byte gone (it held code bits) */
+			h.nbits -= 8;
+			assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), -EPROTO);
+		}
+	}
+}
+
+/* BITLEN streams, one and four side by side: every bit length 0..64, long runs of
+ * wide values (the decoder's unchecked runs end by the bits left), and streams cut
+ * short, alone or next to whole ones, fail. */
+static void test_bitlen_streams(void **state)
+{
+	static uint64_t v[BL_STREAMS][NMAX], got[BL_STREAMS][NMAX];
+	static uint8_t buf[BL_STREAMS][BUFLEN + SLACK];
+	static struct blstream bs[BL_STREAMS];
+	static struct hufrd h;
+	uint8_t len[BITLEN_SYMS];
+	uint16_t code[BITLEN_SYMS];
+	(void)state;
+
+	/* 63 symbols of 6 bits and 2 of 7: complete */
+	memset(len, 6, sizeof(len));
+	len[63] = len[64] = 7;
+	for (unsigned mode = 0; mode < 3; mode++) {
+		for (unsigned K = 1; K <= BL_STREAMS; K++) {
+			size_t n = mode == 0 ? 65 * 3 : NMAX;
+			for (unsigned j = 0; j < K; j++) {
+				uint64_t base = next64() >> (mode == 2 ? 0 : 8);
+				for (size_t i = 0; i < n; i++) {
+					unsigned k = mode == 0 ? (unsigned)(i % 65) :
+						     mode == 1 ? 64 - (unsigned)(i % 3) :
+						     (unsigned)(next64() % 65);
+					uint64_t x = k ? (1ULL << (k - 1)) |
+							 (next64() & ((1ULL << (k - 1)) - 1)) : 0;
+					v[j][i] = base + x;
+				}
+				memset(buf[j], 0xa5, sizeof(buf[j]));
+				size_t sz = put_bitlen(buf[j], v[j], (uint32_t)n, base, len, code);
+				struct cur c = cur_make(buf[j], sz);
+				assert_int_equal(huf_get(&c, BITLEN_SYMS, &h), 0);
+				assert_int_equal(cur_left(&c), 0);
+				bl_stream(&bs[j], &h, base, got[j]);
+			}
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), 0);
+			for (unsigned j = 0; j < K; j++)
+				assert_memory_equal(got[j], v[j], n * 8);
+			/* the last stream cut short by a byte */
+			bs[K - 1].nbits -= 8;
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), -EPROTO);
+			/* or far short: what is left of it cannot hold the values */
+			bs[K - 1].nbits /= 3;
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), -EPROTO);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bits_every_width),
+		cmocka_unit_test(test_huf_stream),
+		cmocka_unit_test(test_bitlen_streams),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
