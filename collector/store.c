@@ -760,13 +760,16 @@ static void huf_codes(const uint8_t *len, unsigned A, uint16_t *code)
 		next[l] = c;
 	}
 	for (unsigned s = 0; s < A; s++) {
-		unsigned l = len[s], v, r = 0;
+		unsigned l = len[s], v;
 		if (!l)
 			continue;
+		/* the code goes out LSB first: its l bits reversed */
 		v = next[l]++;
-		for (unsigned k = 0; k < l; k++)
-			r |= (v >> k & 1) << (l - 1 - k);
-		code[s] = (uint16_t)r;
+		v = (v >> 1 & 0x5555) | (v & 0x5555) << 1;
+		v = (v >> 2 & 0x3333) | (v & 0x3333) << 2;
+		v = (v >> 4 & 0x0f0f) | (v & 0x0f0f) << 4;
+		v = (v >> 8 & 0x00ff) | (v & 0x00ff) << 8;
+		code[s] = (uint16_t)(v >> (16 - l));
 	}
 }
 
@@ -789,9 +792,14 @@ static int huf_table(const uint8_t *len, unsigned A, uint16_t *code, uint16_t *t
 	if (kraft != 1u << HUF_MAXLEN)
 		return -EPROTO;
 	huf_codes(len, A, code);
-	for (unsigned s = 0; s < A; s++)
-		for (unsigned j = code[s]; len[s] && j < 1u << maxl; j += 1u << len[s])
-			tab[j] = (uint16_t)(s << 4 | len[s]);
+	for (unsigned s = 0; s < A; s++) {
+		/* l in a register: len is bytes, which any store to tab might change */
+		unsigned l = len[s];
+		uint16_t e = (uint16_t)(s << 4 | l);
+		if (l)
+			for (unsigned j = code[s]; j < 1u << maxl; j += 1u << l)
+				tab[j] = e;
+	}
 	return (int)maxl;
 }
 
@@ -989,10 +997,14 @@ static void bl_stream(struct blstream *s, const struct hufrd *h, uint64_t base, 
 	s->base = base;
 	s->out = out;
 	s->mask = (1u << h->tb) - 1;
-	for (uint64_t j = 0; j <= s->mask; j++) {
-		unsigned e = h->tab[j], l = e & 15, k = e >> 4;
-		s->st[j] = k << 16 | l << 8 | (l + k - (k != 0));
+	/* per symbol k (at most BITLEN_SYMS of them), then the table from the code table */
+	uint32_t sym[BITLEN_SYMS] = { 0 };
+	for (unsigned k = 0; k < h->A && k < BITLEN_SYMS; k++) {
+		unsigned l = h->len[k];
+		sym[k] = k << 16 | l << 8 | (l + k - (k != 0));
 	}
+	for (uint64_t j = 0; j <= s->mask; j++)
+		s->st[j] = sym[h->tab[j] >> 4];
 }
 
 /* A value takes at most BL_MAXBITS bits (a 12-bit code and 63 more). A value starting at
@@ -3462,9 +3474,14 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 }
 
 /* Rebuilds a mirrored pair of columns (a, b: src/dst or sport/dport) of n records from
- * their m compacted values ca, cb: a mirrored record takes b and a of the one it mirrors. */
-static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, void *b,
-			 const void *ca, const void *cb, size_t sz)
+ * their m compacted values ca, cb: a mirrored record takes b and a of the one it mirrors.
+ * Inlined for each value size (addresses, ports): copies of a constant size are moves,
+ * not a size dispatch each. */
+static inline __attribute__((always_inline)) int mirror_expand_sz(const uint8_t *mref,
+								  uint32_t n, uint32_t m,
+								  void *a, void *b,
+								  const void *ca,
+								  const void *cb, size_t sz)
 {
 	uint8_t *pa = a, *pb = b;
 	uint32_t k = 0;
@@ -3485,6 +3502,16 @@ static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, v
 		}
 	}
 	return k == m ? 0 : -EPROTO;
+}
+
+static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, void *b,
+			 const void *ca, const void *cb, size_t sz)
+{
+	if (sz == 16)
+		return mirror_expand_sz(mref, n, m, a, b, ca, cb, 16);
+	if (sz == 2)
+		return mirror_expand_sz(mref, n, m, a, b, ca, cb, 2);
+	return mirror_expand_sz(mref, n, m, a, b, ca, cb, sz);
 }
 
 static int dec_col(struct store_reader *r, int c, struct store_cols *out)
