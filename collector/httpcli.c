@@ -629,25 +629,8 @@ int httpcli_query_main(int argc, char **argv)
 		usage_err(err);
 		goto out;
 	}
-	if (idx < argc) {
-		size_t len = 0;
-		for (int i = idx; i < argc; i++)
-			len += strlen(args[i]) + 1;
-		filter = malloc(len + 1);
-		if (!filter)
-			goto out;
-		filter[0] = 0;
-		for (int i = idx; i < argc; i++) {
-			if (i > idx)
-				strcat(filter, " ");
-			strcat(filter, args[i]);
-		}
-		if (cfg.filter_file)
-			fprintf(stderr, "tapflow-query: warning: the filter given as arguments "
-				"takes precedence over -f %s\n", cfg.filter_file);
-	} else if (cfg.filter_file && !(filter = query_filter_file(cfg.filter_file))) {
+	if (query_filter_cli(args + idx, argc - idx, cfg.filter_file, &filter) < 0)
 		goto out;
-	}
 	target = malloc(MAX_TARGET);
 	if (!target)
 		goto out;

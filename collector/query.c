@@ -3204,3 +3204,34 @@ char *query_filter_file(const char *path)
 	fclose(f);
 	return buf;
 }
+
+int query_filter_cli(char *const *words, int n, const char *file, char **filter)
+{
+	size_t len = 1;
+
+	*filter = NULL;
+	if (n <= 0) {
+		if (file && !(*filter = query_filter_file(file)))
+			return -1;
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		len += strlen(words[i]) + 1;
+	if (!(*filter = malloc(len))) {
+		fprintf(stderr, "tapflow-query: out of memory\n");
+		return -1;
+	}
+	char *p = *filter;
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(words[i]);
+		if (i)
+			*p++ = ' ';
+		memcpy(p, words[i], l);
+		p += l;
+	}
+	*p = 0;
+	if (file)
+		fprintf(stderr, "tapflow-query: warning: the filter given as arguments takes "
+			"precedence over -f %s\n", file);
+	return 0;
+}

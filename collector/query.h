@@ -278,4 +278,9 @@ int query_args_reorder(const struct opt_def *defs, int argc, char **argv, char *
  * NULL after a message on stderr (cannot read it, or over QUERY_MAX_FILTER bytes). */
 char *query_filter_file(const char *path);
 
+/* The filter of a command line: its n trailing words joined by spaces, else file's
+ * contents (-f, may be NULL), else none (*filter NULL). Words and a file: the words
+ * win, with a warning. Returns 0, or -1 after a message on stderr. */
+int query_filter_cli(char *const *words, int n, const char *file, char **filter);
+
 #endif
