@@ -38,7 +38,6 @@ exports+=(tapflow)
 # a veth pair and let fprobe export from the far end.
 A=tfpa$$ B=tfpb$$
 netns_pair "$A" "$B" 198.18.1.1 198.18.1.2
-for n in "$A" "$B"; do ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
 rm -f "$T/fprobe.pcap.ready"
 bg ip netns exec "$B" python3 "$TOP/tests/tools/udpsink.py" "$P" "$T/fprobe.pcap" "$T/fprobe.pcap.ready" --idle 5
 SINK=$BGPID

@@ -102,7 +102,6 @@ on_exit "for p in \$(pgrep -f '$pfx/usr/sbin/tapflow-'); do kill \$p; done"
 
 # A mirror port: frames for vB's MAC arrive from A; B has no address (the mirror unit).
 netns_pair tfuA tfuB 10.77.0.1 10.77.0.2
-for n in tfuA tfuB; do ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
 mac=$(ip -n tfuB -o link show vtfuB | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 ip -n tfuA neigh add 10.77.0.2 lladdr "$mac" dev vtfuA nud permanent
 

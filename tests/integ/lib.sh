@@ -95,11 +95,15 @@ nfdump_totals() {
 	TZ=UTC nfdump -R "$1" -I | awk -F': ' '/^Flows:/{f=$2} /^Packets:/{p=$2} /^Bytes:/{b=$2} END{print f, p, b}'
 }
 
-# netns_pair A B ADDR_A ADDR_B: two namespaces joined by a veth pair (vA in A, vB in B).
+# netns_pair A B ADDR_A ADDR_B: two namespaces joined by a veth pair (vA in A, vB in B),
+# IPv4 only: IPv6 is off in both before any link is up, so no neighbour discovery or
+# router solicitation ever crosses the pair among the packets a test counts.
 netns_pair() {
 	local a=$1 b=$2 aa=$3 ab=$4
 	ip netns add "$a"; on_exit "ip netns del $a"
 	ip netns add "$b"; on_exit "ip netns del $b"
+	ip netns exec "$a" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip netns exec "$b" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 	# MTU above 1500 so VLAN- and QinQ-tagged full-size frames fit.
 	ip link add "v$a" netns "$a" mtu 1600 type veth peer name "v$b" netns "$b" mtu 1600
 	ip -n "$a" addr add "$aa/24" dev "v$a"

@@ -13,9 +13,6 @@ big_rcvbuf
 
 A=tfea$$ B=tfeb$$
 netns_pair "$A" "$B" 198.18.0.1 198.18.0.2
-for n in "$A" "$B"; do # no stray IPv6 neighbour discovery on the wire
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-done
 "$TOOLS/genpcap" -o "$T/in.pcap" -t "$T/truth.csv" -n 40000 -f 500 -s 11 >"$T/gen.txt"
 note "generated: $(cat "$T/gen.txt")"
 read -r gen_pk gen_by gen_fl <<<"$(sed -E 's/.*packets=([0-9]+) bytes=([0-9]+) flows=([0-9]+).*/\1 \2 \3/' "$T/gen.txt")"

@@ -21,9 +21,6 @@ big_rcvbuf
 
 A=tfta$$ B=tftb$$
 netns_pair "$A" "$B" 198.18.0.1 198.18.0.2
-for n in "$A" "$B"; do
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-done
 
 # flow name, kind, then (time s, TCP flags) per packet; expected records (packets each).
 python3 - "$T/in.pcap" "$T/expect.txt" <<'PY'

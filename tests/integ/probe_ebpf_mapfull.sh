@@ -11,9 +11,6 @@ big_rcvbuf
 
 A=tfma$$ B=tfmb$$
 netns_pair "$A" "$B" 198.18.0.1 198.18.0.2
-for n in "$A" "$B"; do
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-done
 
 # burst.pcap: 300 UDP flows of one 128-byte packet; later.pcap: 10 more of 3 packets.
 python3 - "$T" <<'PY'

@@ -15,9 +15,6 @@ big_rcvbuf
 
 A=tfsa$$ B=tfsb$$
 netns_pair "$A" "$B" 198.18.0.1 198.18.0.2
-for n in "$A" "$B"; do
-	ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-done
 
 # few.pcap (real time, 0.9 s): 40 UDP flows of 2 packets, 10 TCP flows ending in FIN
 # and 10 in RST. many.pcap: 600 UDP flows of one packet each, as fast as the sender goes.
