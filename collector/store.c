@@ -3285,6 +3285,28 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 	return 0;
 }
 
+/* n addresses out of their 16 byte planes at p (plane k: byte k of each address).
+ * Planes holding one byte throughout (the ::ffff:0:0/96 prefix of IPv4 addresses, a
+ * network's IPv6 prefix) come from a template copied whole, so only the bytes that
+ * vary are moved one by one. */
+static void planes_to_addrs(uint8_t (*out)[16], const uint8_t *p, uint32_t n)
+{
+	uint8_t tmpl[16];
+	unsigned var[16], nv = 0;
+
+	for (unsigned k = 0; k < 16; k++) {
+		const uint8_t *pl = p + (size_t)k * n;
+		tmpl[k] = pl[0];
+		if (n > 1 && memcmp(pl, pl + 1, n - 1))       /* equal neighbours: constant */
+			var[nv++] = k;
+	}
+	for (uint32_t j = 0; j < n; j++) {
+		memcpy(out[j], tmpl, 16);
+		for (unsigned v = 0; v < nv; v++)
+			out[j][var[v]] = p[(size_t)var[v] * n + j];
+	}
+}
+
 static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
 		    uint8_t (*a)[16])
 {
@@ -3301,9 +3323,8 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 	case ENC_ADDR_RAW:
 		if (!(p = cur_take(c, (size_t)16 * n)))
 			return -EPROTO;
-		for (unsigned k = 0; k < 16; k++)
-			for (uint32_t i = 0; i < n; i++)
-				a[i][k] = p[(size_t)k * n + i];
+		if (n)
+			planes_to_addrs(a, p, n);
 		return 0;
 	case ENC_ADDR_DICT: {
 		if (!(p = cur_take(c, 4)))
@@ -3311,9 +3332,7 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 		uint32_t nd = ld_le32(p);
 		if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
 			return -EPROTO;
-		for (unsigned k = 0; k < 16; k++)
-			for (uint32_t j = 0; j < nd; j++)
-				r->dicta[(size_t)j * 16 + k] = p[(size_t)k * nd + j];
+		planes_to_addrs((uint8_t (*)[16])r->dicta, p, nd);
 		if ((err = get_for(c, n, r->t1)) < 0)
 			return err;
 		for (uint32_t i = 0; i < n; i++) {
@@ -3329,9 +3348,7 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 		uint32_t nd = ld_le32(p);
 		if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
 			return -EPROTO;
-		for (unsigned k = 0; k < 16; k++)
-			for (uint32_t j = 0; j < nd; j++)
-				r->dicta[(size_t)j * 16 + k] = p[(size_t)k * nd + j];
+		planes_to_addrs((uint8_t (*)[16])r->dicta, p, nd);
 		if (!(p = cur_take(c, 1)))
 			return -EPROTO;
 		if (*p == ENC_FOR) {

@@ -157,12 +157,50 @@ static void test_bitlen_streams(void **state)
 	}
 }
 
+/* Addresses out of byte planes: every mix of constant and varying planes (IPv4-mapped,
+ * one IPv6 prefix, all different, all the same, one address) comes out as stored. */
+static void test_addr_planes(void **state)
+{
+	static uint8_t in[NMAX][16], got[NMAX][16], planes[16 * NMAX];
+	static const size_t counts[] = { 1, 2, 3, 17, 1000 };
+	(void)state;
+
+	for (unsigned mode = 0; mode < 5; mode++) {
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			size_t n = counts[c];
+			for (size_t i = 0; i < n; i++) {
+				for (unsigned k = 0; k < 16; k++)
+					in[i][k] = (uint8_t)next64();
+				if (mode == 0) {                /* IPv4-mapped */
+					memset(in[i], 0, 10);
+					in[i][10] = in[i][11] = 0xff;
+				} else if (mode == 1) {         /* one /64 */
+					memcpy(in[i], "\x20\x01\x0d\xb8\0\x01\0\0", 8);
+				} else if (mode == 3) {         /* all the same */
+					memcpy(in[i], in[0], 16);
+				} else if (mode == 4 && i % 2) { /* v4 and v6 mixed */
+					memset(in[i], 0, 10);
+					in[i][10] = in[i][11] = 0xff;
+				}
+			}
+			for (unsigned k = 0; k < 16; k++)
+				for (size_t i = 0; i < n; i++)
+					planes[k * n + i] = in[i][k];
+			memset(got, 0x5a, sizeof(got));
+			planes_to_addrs(got, planes, (uint32_t)n);
+			assert_memory_equal(got, in, n * 16);
+			assert_int_equal(got[n][0], 0x5a);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bits_every_width),
 		cmocka_unit_test(test_huf_stream),
 		cmocka_unit_test(test_bitlen_streams),
+		cmocka_unit_test(test_addr_planes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
