@@ -489,57 +489,68 @@ tmeas() {
 	tail -n 1 "$W/tmeas"
 }
 
-bench_query() {
-	local n=${BENCH_QUERY_FLOWS:-10000000} port dir old_rmem
-	echo "== query: $n flows, one distinct source each (nfblast --synth --random-src), stored"
-	echo "   by nfcapd and by tapflow-collector; each query timed for both in this run"
-	old_rmem=$(sysctl -n net.core.rmem_max)
-	sysctl -qw net.core.rmem_max=67108864
+# q_fill NAME NFBLAST_ARGS...: stores what nfblast sends with NFBLAST_ARGS once through
+# nfcapd (into $W/NAME-nf) and once through tapflow-collector ($W/NAME-tf).
+q_fill() {
+	local name=$1 port dir; shift
 	for dir in nf tf; do
 		port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-		mkdir -p "$W/q-$dir"
+		rm -rf "$W/$name-$dir"; mkdir -p "$W/$name-$dir"
 		if [ $dir = nf ]; then
-			nfcapd -w "$W/q-nf" -p "$port" -b 127.0.0.1 -B 67108864 -t 3600 >/dev/null 2>&1 &
+			nfcapd -w "$W/$name-nf" -p "$port" -b 127.0.0.1 -B 67108864 -t 3600 >/dev/null 2>&1 &
 		else
-			"$B/tapflow-collector" -l "$W/q-tf" -p "$port" -b 127.0.0.1 2>/dev/null &
+			"$B/tapflow-collector" -l "$W/$name-tf" -p "$port" -b 127.0.0.1 2>/dev/null &
 		fi
 		local cp=$!
 		for _ in $(seq 100); do ss -Hlnu "sport = :$port" | grep -q . && break; sleep 0.05; done
-		"$B/tools/nfblast" --synth "$n" -d "127.0.0.1:$port" --rate 1000000 \
-			--random-src "$n" --start-ms 1767225600000 >/dev/null
+		"$B/tools/nfblast" "$@" -d "127.0.0.1:$port" --rate 1000000 >/dev/null
 		for _ in $(seq 200); do
 			[ "$(ss -Hlnu "sport = :$port" | awk '{s+=$2} END{print s+0}')" = 0 ] && break
 			sleep 0.05
 		done
 		kill -INT $cp; wait $cp || true
 	done
-	sysctl -qw net.core.rmem_max="$old_rmem"
 	local nf_n tf_n
-	nf_n=$(nfdump -R "$W/q-nf" -I | sed -n 's/^Flows: //p')
-	tf_n=$("$B/tapflow-query" -R "$W/q-tf" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["flows"])')
-	echo "   stored: nfcapd $nf_n flows ($(du -sh "$W/q-nf" | cut -f1)), tapflow $tf_n flows ($(du -sh "$W/q-tf" | cut -f1))"
-	cat "$W"/q-nf/* "$W"/q-tf/*/*/*/* >/dev/null # page cache warm for both
-	local q
-	for q in "-s srcip/bytes -n 10" "-s dstip/bytes proto tcp and dst port 443" "-A srcip,dstip"; do
-		local args=(${q%% proto*}) f="" nf tf
+	nf_n=$(nfdump -R "$W/$name-nf" -I | sed -n 's/^Flows: //p')
+	tf_n=$("$B/tapflow-query" -R "$W/$name-tf" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["flows"])')
+	echo "   stored: nfcapd $nf_n flows ($(du -sh "$W/$name-nf" | cut -f1)), tapflow $tf_n flows ($(du -sh "$W/$name-tf" | cut -f1))"
+	cat "$W/$name"-nf/* "$W/$name"-tf/*/*/*/* >/dev/null # page cache warm for both
+	QN=$nf_n QT=$tf_n
+}
+
+# q_compare NAME QUERY...: each query over NAME's two stores, best of two alternating
+# runs each (the machine is noisy); a query is "ARGS" or "ARGS proto ..." (the filter
+# starts at "proto").
+q_compare() {
+	local name=$1 q; shift
+	for q in "$@"; do
+		local args=(${q%% proto*}) f="" nf_s=999999 nf_m=0 tf_s=999999 tf_m=0 r s m
 		[ "$q" != "${q#* proto}" ] && f="proto${q#* proto}"
-		# best of two runs each, alternating (the machine is noisy)
-		local nf_s=999999 nf_m=0 tf_s=999999 tf_m=0 r s m
 		for r in 1 2; do
-			read -r s m <<<"$(TZ=UTC tmeas nfdump -R "$W/q-nf" "${args[@]}" ${f:+"$f"})"
+			read -r s m <<<"$(TZ=UTC tmeas nfdump -R "$W/$name-nf" "${args[@]}" ${f:+"$f"})"
 			if [ "$(echo "$s < $nf_s" | bc -l)" = 1 ]; then nf_s=$s; nf_m=$m; fi
-			read -r s m <<<"$(TZ=UTC tmeas "$B/tapflow-query" -R "$W/q-tf" "${args[@]}" ${f:+"$f"})"
+			read -r s m <<<"$(TZ=UTC tmeas "$B/tapflow-query" -R "$W/$name-tf" "${args[@]}" ${f:+"$f"})"
 			if [ "$(echo "$s < $tf_s" | bc -l)" = 1 ]; then tf_s=$s; tf_m=$m; fi
 		done
 		nf_s=$(echo "if ($nf_s < 0.01) 0.01 else $nf_s" | bc -l)
 		tf_s=$(echo "if ($tf_s < 0.01) 0.01 else $tf_s" | bc -l)
 		printf '  %-46s\n' "${args[*]}${f:+ '$f'}"
 		printf '    nfdump         %7.2fs %6.1fM flows/s %7.0f MiB\n' "$nf_s" \
-			"$(echo "$nf_n / $nf_s / 1000000" | bc -l)" "$(echo "$nf_m / 1024" | bc -l)"
+			"$(echo "$QN / $nf_s / 1000000" | bc -l)" "$(echo "$nf_m / 1024" | bc -l)"
 		printf '    tapflow-query  %7.2fs %6.1fM flows/s %7.0f MiB  (%.1fx nfdump, %.2fx its memory)\n' \
-			"$tf_s" "$(echo "$tf_n / $tf_s / 1000000" | bc -l)" "$(echo "$tf_m / 1024" | bc -l)" \
+			"$tf_s" "$(echo "$QT / $tf_s / 1000000" | bc -l)" "$(echo "$tf_m / 1024" | bc -l)" \
 			"$(echo "$nf_s / $tf_s" | bc -l)" "$(echo "$tf_m / $nf_m" | bc -l)"
 	done
+}
+
+bench_query() {
+	local n=${BENCH_QUERY_FLOWS:-10000000} nr=${BENCH_QUERY_REAL_FLOWS:-5000000} old_rmem
+	old_rmem=$(sysctl -n net.core.rmem_max)
+	sysctl -qw net.core.rmem_max=67108864
+	echo "== query: $n flows, one distinct source each (nfblast --synth --random-src), stored"
+	echo "   by nfcapd and by tapflow-collector; each query timed for both in this run"
+	q_fill q --synth "$n" --random-src "$n" --start-ms 1767225600000
+	q_compare q "-s srcip/bytes -n 10" "-s dstip/bytes proto tcp and dst port 443" "-A srcip,dstip"
 	# memory is a setting: the same top 10 in a small budget (exact, in more passes)
 	local mm s m passes
 	for mm in 64M 32M; do
@@ -549,6 +560,14 @@ bench_query() {
 		printf '  -s srcip/bytes -n 10 --max-memory %s: tapflow-query %6.2fs %7.0f MiB, %s passes\n' \
 			"$mm" "$s" "$(echo "$m / 1024" | bc -l)" "$passes"
 	done
+	rm -rf "$W/q-nf" "$W/q-tf"
+	echo "== query: $nr realistic flows (nfblast --realistic: an office uplink, both directions"
+	echo "   of each connection, IPv4 and IPv6, skewed hosts and services), the same way"
+	q_fill qr --synth "$nr" --realistic 1
+	q_compare qr "-s srcip/bytes -n 10" "-s dstip/bytes proto tcp and dst port 443" \
+		"-A srcip,dstip" "-s dstport/flows proto udp"
+	rm -rf "$W/qr-nf" "$W/qr-tf"
+	sysctl -qw net.core.rmem_max="$old_rmem"
 }
 
 case $what in

@@ -6,7 +6,7 @@
  *       exporter), in batches with sendmmsg, paced to the rate (0: as fast as possible),
  *       N times over (the stream then repeats its sequence numbers: fine for load).
  *   nfblast --synth RECORDS -d HOST:PORT [--rate RECORDS/S] [--log FILE]
- *           [--random-src N [--start-ms MS]]
+ *           [--random-src N [--start-ms MS] | --realistic SEED]
  *       Exports RECORDS NetFlow v9 flows through the probe's exporter: record i has
  *       packets 1, bytes i+1 and first = last = the Unix ms it was sent; --log writes
  *       "i ms" per record, so a test can tell what was sent before any moment.
@@ -17,6 +17,9 @@
  *       40% UDP (dport 53 half the time), 1..64 packets of 40..1500 bytes. With
  *       --start-ms MS, flow i starts at MS + i / 3 and lasts up to 30 s, the same on
  *       every run (the export clock follows); else first = last = the send time.
+ *       --realistic SEED exports tests/tools/realgen.h's office-uplink flows instead
+ *       (both directions of each connection, IPv4 and IPv6, skewed hosts and
+ *       services), each when realgen says its exporter would, from 2024-05-01.
  * Prints "datagrams=N records=N seconds=S" on stdout. Stops early on SIGINT/SIGTERM.
  */
 #include <arpa/inet.h>
@@ -34,6 +37,7 @@
 #include "bytes.h"
 #include "export.h"
 #include "flowrec.h"
+#include "realgen.h"
 
 #define BATCH 32
 
@@ -279,8 +283,13 @@ static void synth_vary(struct flow_rec *r, long i, long nsrc, uint64_t start_ms)
 }
 
 static int synth(long records, const char *dest, double rate, const char *logf, long nsrc,
-		 uint64_t start_ms)
+		 uint64_t start_ms, long seed)
 {
+	struct realgen g;
+	if (seed >= 0) {
+		rg_init(&g, (uint64_t)seed);
+		start_ms = RG_T0;
+	}
 	char err[256];
 	struct export_cfg xc;
 	memset(&xc, 0, sizeof(xc));
@@ -306,7 +315,7 @@ static int synth(long records, const char *dest, double rate, const char *logf, 
 	r.proto = 17;
 	r.packets = 1;
 	r.sampling = 1;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), clock = 0;
 	long i;
 	for (i = 0; i < records && !stop; i++) {
 		if (rate > 0)
@@ -316,19 +325,24 @@ static int synth(long records, const char *dest, double rate, const char *logf, 
 		r.first_ms = r.last_ms = ms;
 		r.sport = (uint16_t)(i & 0xffff);
 		r.dport = (uint16_t)(i >> 16);
-		if (nsrc > 0) {
+		if (seed >= 0) {
+			rg_next(&g, &r, &ms);
+		} else if (nsrc > 0) {
 			synth_vary(&r, i, nsrc, start_ms);
 			if (start_ms)
 				ms = r.first_ms + 30000; /* the export clock: past every flow's end */
 		}
 		export_flow(x, &r, ms);
+		clock = ms;
 		/* A flow leaves in its datagram within a few ms, not the exporter's 1 s. */
-		if (i % 8 == 7 && nsrc <= 0)
+		if (i % 8 == 7 && nsrc <= 0 && seed < 0)
 			export_flush(x, ms);
 		if (log)
 			fprintf(log, "%ld %llu\n", i, (unsigned long long)ms);
 	}
-	export_flush(x, nsrc > 0 && start_ms ? r.first_ms + 30000 : wall_ms());
+	export_flush(x, seed >= 0 ? clock : nsrc > 0 && start_ms ? r.first_ms + 30000 : wall_ms());
+	if (seed >= 0)
+		rg_free(&g);
 	const struct export_stats *st = export_stats(x);
 	printf("datagrams=%llu records=%llu seconds=%.3f\n", (unsigned long long)st->datagrams,
 	       (unsigned long long)st->records, (double)(now_ns() - t0) / 1e9);
@@ -342,7 +356,7 @@ int main(int argc, char **argv)
 {
 	const char *file = NULL, *dest = NULL, *src = NULL, *logf = NULL;
 	double rate = 0;
-	long loops = 1, records = -1, nsrc = 0;
+	long loops = 1, records = -1, nsrc = 0, seed = -1;
 	uint64_t start_ms = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -365,10 +379,12 @@ int main(int argc, char **argv)
 			nsrc = atol(v), i++;
 		else if (!strcmp(a, "--start-ms") && v)
 			start_ms = strtoull(v, NULL, 10), i++;
+		else if (!strcmp(a, "--realistic") && v && atol(v) >= 0)
+			seed = atol(v), i++;
 		else {
 			fprintf(stderr, "usage: nfblast -r PCAP -d HOST:PORT [-s SRC] [--rate R] "
 				"[--loop N] | nfblast --synth N -d HOST:PORT [--rate R] [--log F] "
-				"[--random-src N [--start-ms MS]]\n");
+				"[--random-src N [--start-ms MS] | --realistic SEED]\n");
 			return 2;
 		}
 	}
@@ -377,7 +393,7 @@ int main(int argc, char **argv)
 	if (!dest)
 		return 2;
 	if (records >= 0)
-		return synth(records, dest, rate, logf, nsrc, start_ms);
+		return synth(records, dest, rate, logf, nsrc, start_ms, seed);
 	if (!file)
 		return 2;
 	return replay(file, dest, src, rate, loops);
