@@ -295,6 +295,12 @@ void store_cols_free(struct store_cols *c)
 	store_cols_init(c);
 }
 
+/* n bytes rounded up to a cache line: where the next array carved from a block starts */
+static inline size_t al64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
 /* Room for every column at once, in one allocation, the columns of mask handed out: the
  * pages of columns never used are never touched (from 2 MiB up, sys_big_zalloc maps
  * them), and the used ones come in few huge pages rather than many small ones. */
@@ -310,7 +316,7 @@ int store_cols_reserve(struct store_cols *c, uint32_t cap, uint32_t mask)
 	}
 	for (int i = 0; i < STORE_NCOLS; i++) {
 		off[i] = len;
-		len += ((size_t)c->cap * colinfo[i].size + 63) & ~(size_t)63;
+		len += al64((size_t)c->cap * colinfo[i].size);
 	}
 	if (!c->region) {
 		if (!(c->region = sys_big_zalloc(len)))
@@ -3101,13 +3107,13 @@ static void rd_free_scratch(struct store_reader *r)
  * pages, see sys_big_zalloc). */
 static int rd_scratch(struct store_reader *r, uint32_t n)
 {
-	size_t a8 = ((size_t)n * 8 + 63) & ~(size_t)63, a16 = 2 * a8, a1 = a8 / 8 + 64;
-	size_t a2 = a8 / 4 + 64, a4 = a8 / 2 + 64;
+	size_t a1 = al64(n), a2 = al64((size_t)n * 2), a4 = al64((size_t)n * 4);
+	size_t a8 = al64((size_t)n * 8), a16 = al64((size_t)n * 16);
 
 	if (n <= r->t_cap)
 		return 0;
 	rd_free_scratch(r);
-	r->scr_len = 4 * a8 + 3 * a16 + a1 + 2 * a2 + a4;
+	r->scr_len = 4 * a8 + 3 * a16 + a4 + 2 * a2 + a1;
 	if (!(r->scr = sys_big_zalloc(r->scr_len))) {
 		r->scr_len = 0;
 		return -ENOMEM;
@@ -3492,13 +3498,11 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 
 /* Rebuilds a mirrored pair of columns (a, b: src/dst or sport/dport) of n records from
  * their m compacted values ca, cb: a mirrored record takes b and a of the one it mirrors.
- * Inlined for each value size (addresses, ports): copies of a constant size are moves,
- * not a size dispatch each. */
-static inline __attribute__((always_inline)) int mirror_expand_sz(const uint8_t *mref,
-								  uint32_t n, uint32_t m,
-								  void *a, void *b,
-								  const void *ca,
-								  const void *cb, size_t sz)
+ * Inlined with sz a constant (addresses, ports): each copy a move, not a size dispatch. */
+static inline __attribute__((always_inline)) int mirror_expand(const uint8_t *mref,
+							       uint32_t n, uint32_t m, void *a,
+							       void *b, const void *ca,
+							       const void *cb, size_t sz)
 {
 	uint8_t *pa = a, *pb = b;
 	uint32_t k = 0;
@@ -3521,16 +3525,6 @@ static inline __attribute__((always_inline)) int mirror_expand_sz(const uint8_t 
 	return k == m ? 0 : -EPROTO;
 }
 
-static int mirror_expand(const uint8_t *mref, uint32_t n, uint32_t m, void *a, void *b,
-			 const void *ca, const void *cb, size_t sz)
-{
-	if (sz == 16)
-		return mirror_expand_sz(mref, n, m, a, b, ca, cb, 16);
-	if (sz == 2)
-		return mirror_expand_sz(mref, n, m, a, b, ca, cb, 2);
-	return mirror_expand_sz(mref, n, m, a, b, ca, cb, sz);
-}
-
 static int dec_col(struct store_reader *r, int c, struct store_cols *out)
 {
 	return dec_chunk(r, c, store_cols_array(out, c), r->b.nrec, out->last_ms);
@@ -3544,8 +3538,9 @@ static int dec_mirrored(struct store_reader *r, int c1, int c2, uint32_t m, stru
 
 	if ((err = dec_chunk(r, c1, ca, m, NULL)) < 0 || (err = dec_chunk(r, c2, cb, m, NULL)) < 0)
 		return err;
-	return mirror_expand(r->mref, r->b.nrec, m, store_cols_array(out, c1), store_cols_array(out, c2), ca, cb,
-			     colinfo[c1].size);
+	void *a = store_cols_array(out, c1), *b = store_cols_array(out, c2);
+	return addr ? mirror_expand(r->mref, r->b.nrec, m, a, b, ca, cb, 16) :
+		      mirror_expand(r->mref, r->b.nrec, m, a, b, ca, cb, 2);
 }
 
 /* Member c of the tuple (plane offset and width in TDICT_PLANES) into arr, for the
@@ -3685,15 +3680,22 @@ bad:
 	return err;
 }
 
+/* A reader's state of its file (everything before its buffers) as before any file. */
+static void rd_file_reset(struct store_reader *r)
+{
+	memset(r, 0, offsetof(struct store_reader, pay));
+	r->fd = -1;
+	r->verify = 1;
+	r->limit = UINT64_MAX;
+}
+
 static struct store_reader *rd_alloc(void)
 {
 	struct store_reader *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
-	r->fd = -1;
-	r->verify = 1;
-	r->limit = UINT64_MAX;
+	rd_file_reset(r);
 	r->zd = ZSTD_createDCtx();
 	if (!r->zd) {
 		free(r);
@@ -3747,10 +3749,7 @@ static struct store_reader *rd_reuse(struct store_reader *r)
 {
 	if (r->own_fd && r->fd >= 0)
 		close(r->fd);
-	memset(r, 0, offsetof(struct store_reader, pay));
-	r->fd = -1;
-	r->verify = 1;
-	r->limit = UINT64_MAX;
+	rd_file_reset(r);
 	return r;
 }
 

@@ -340,7 +340,7 @@ static int synth(long records, const char *dest, double rate, const char *logf, 
 		if (log)
 			fprintf(log, "%ld %llu\n", i, (unsigned long long)ms);
 	}
-	export_flush(x, seed >= 0 ? clock : nsrc > 0 && start_ms ? r.first_ms + 30000 : wall_ms());
+	export_flush(x, seed >= 0 || (nsrc > 0 && start_ms) ? clock : wall_ms());
 	if (seed >= 0)
 		rg_free(&g);
 	const struct export_stats *st = export_stats(x);
