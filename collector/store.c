@@ -539,10 +539,12 @@ static void unpack_bits(const uint8_t *p, size_t n, unsigned w, uint64_t base, u
 	uint64_t mask = w >= 64 ? ~0ULL : (1ULL << w) - 1, bp = 0;
 	size_t done = 0;
 
-	/* the widths dictionary indices and small counters take, specialised */
+	/* the widths dictionary indices, counters and time deltas take, specialised */
 	switch (w) {
 #define W(x) case x: done = unpack8(p, n, x, base, out); break;
 	W(1) W(2) W(3) W(4) W(5) W(6) W(7) W(9) W(10) W(11) W(12) W(13) W(14) W(15) W(16)
+	W(17) W(18) W(19) W(20) W(21) W(22) W(23) W(24) W(25) W(26) W(27) W(28) W(29) W(30)
+	W(31) W(32)
 #undef W
 	}
 	if (done) {
@@ -1595,6 +1597,11 @@ struct blsym {
 
 enum { CAND_NONE, CAND_DELTA, CAND_LASTDIFF };
 
+static inline uint8_t cand_xform(int c)
+{
+	return c == CAND_DELTA ? XF_DELTA : c == CAND_LASTDIFF ? XF_LASTDIFF : XF_NONE;
+}
+
 static inline uint32_t sample_step(uint32_t n)
 {
 	return n >= SAMPLE_FROM ? SAMPLE_STEP : 1;
@@ -1648,9 +1655,10 @@ static inline uint64_t cand_val(int c, const uint64_t *v, const uint64_t *last, 
 }
 
 /* Picks the cheapest of the candidates in cmask (bit per CAND_) for v from a sample:
- * returns it, with its base in *base and code lengths in w->blen. */
+ * returns it, with its base in *base, code lengths in w->blen and the bytes the whole
+ * chunk is estimated to take in *size. */
 static int bl_choose(struct store_writer *w, const uint64_t *v, const uint64_t *last,
-		     uint32_t n, unsigned cmask, uint64_t *base)
+		     uint32_t n, unsigned cmask, uint64_t *base, uint64_t *size)
 {
 	uint32_t step = sample_step(n), hist[BITLEN_SYMS];
 	uint64_t best = UINT64_MAX;
@@ -1667,7 +1675,7 @@ static int bl_choose(struct store_writer *w, const uint64_t *v, const uint64_t *
 		memset(hist, 0, sizeof(hist));
 		for (uint32_t i = 0; i < n; i += step)
 			hist[bits64(cand_val(c, v, last, i) - mn)]++;
-		bits = bl_plan(w, hist, w->hlen) + (c == CAND_DELTA ? 64 : 0);
+		bits = bl_plan(w, hist, w->hlen) * step + (c == CAND_DELTA ? 64 : 0);
 		if (bits < best) {
 			best = bits;
 			pick = c;
@@ -1675,6 +1683,7 @@ static int bl_choose(struct store_writer *w, const uint64_t *v, const uint64_t *
 			memcpy(w->blen, w->hlen, BITLEN_SYMS);
 		}
 	}
+	*size = 8 + huf_hdr_size(BITLEN_SYMS) + (best + 7) / 8;
 	return pick;
 }
 
@@ -1698,7 +1707,7 @@ static size_t bl_end(struct store_writer *w, uint8_t *body, struct bitw *b, int 
 		     struct ipick *p)
 {
 	p->enc = ENC_BITLEN;
-	p->xform = c == CAND_DELTA ? XF_DELTA : c == CAND_LASTDIFF ? XF_LASTDIFF : XF_NONE;
+	p->xform = cand_xform(c);
 	return (size_t)(huf_put_end(body, b) - w->raw);
 }
 
@@ -1710,12 +1719,22 @@ static size_t put_const(struct store_writer *w, uint64_t x, struct ipick *p)
 	return 8;
 }
 
+/* Counters and times take FOR instead of BITLEN when it is at most 1/FOR_SLACK bigger
+ * (evenly spread values): a FOR value decodes in about 2 instructions, a BITLEN one in
+ * about 28, and queries decode these four columns for nearly every block they read. */
+#define FOR_SLACK 16
+
+static inline int for_beats(uint64_t for_size, uint64_t bl_size)
+{
+	return for_size <= bl_size + bl_size / FOR_SLACK;
+}
+
 /* Counters (packets, bytes), and their sum for the zone. */
 static size_t enc_counter(struct store_writer *w, const uint64_t *v, uint32_t n,
 			  uint64_t *sum, struct ipick *p)
 {
 	struct blsym t[BITLEN_SYMS];
-	uint64_t base, s = 0;
+	uint64_t base, blsize, s = 0, mn = UINT64_MAX, mx = 0;
 	uint8_t *body;
 	struct bitw b;
 
@@ -1724,14 +1743,21 @@ static size_t enc_counter(struct store_writer *w, const uint64_t *v, uint32_t n,
 		*sum = v[0] > UINT64_MAX / (n ? n : 1) ? UINT64_MAX : v[0] * n;
 		return v[0] ? put_const(w, v[0], p) : 0;
 	}
-	bl_choose(w, v, NULL, n, 1u << CAND_NONE, &base);
-	body = bl_begin(w, CAND_NONE, 0, base, t);
-	b = (struct bitw){ body, 0, 0 };
 	for (uint32_t i = 0; i < n; i++) {
 		s = s + v[i] < s ? UINT64_MAX : s + v[i];
-		bl_put(&b, t, v[i] - base);
+		mn = v[i] < mn ? v[i] : mn;
+		mx = v[i] > mx ? v[i] : mx;
 	}
 	*sum = s;
+	bl_choose(w, v, NULL, n, 1u << CAND_NONE, &base, &blsize);
+	if (for_beats(for_size(n, bits64(mx - mn), w->zstd), blsize)) {
+		pick_for(w, p, v, n, mn, mx, XF_NONE, 0);
+		return write_pick(w, p, n, w->raw);
+	}
+	body = bl_begin(w, CAND_NONE, 0, base, t);
+	b = (struct bitw){ body, 0, 0 };
+	for (uint32_t i = 0; i < n; i++)
+		bl_put(&b, t, v[i] - base);
 	return bl_end(w, body, &b, CAND_NONE, p);
 }
 
@@ -1741,47 +1767,71 @@ static size_t enc_time(struct store_writer *w, const uint64_t *v, const uint64_t
 		       uint32_t n, uint64_t *zmin, uint64_t *zmax, struct ipick *p)
 {
 	struct blsym t[BITLEN_SYMS];
-	uint64_t base, mn = UINT64_MAX, mx = 0;
+	uint64_t base, blsize, cmn[3], cmx[3] = { 0, 0, 0 }, fsize = UINT64_MAX;
 	unsigned cmask = 1u << CAND_NONE | 1u << CAND_DELTA | (last ? 1u << CAND_LASTDIFF : 0);
 	uint8_t *body;
 	struct bitw b;
-	int c;
+	int c, fc = CAND_NONE;
 
 	if (all_same(v, n, sizeof(*v))) {
 		*zmin = *zmax = v[0];
 		return v[0] ? put_const(w, v[0], p) : 0;
 	}
-	c = bl_choose(w, v, last, n, cmask, &base);
+	/* exact ranges of every candidate (FOR's width), the zone's among them */
+	cmn[0] = cmn[1] = cmn[2] = UINT64_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t x = v[i], d = i ? zigzag(x - v[i - 1]) : 0;
+		cmn[0] = x < cmn[0] ? x : cmn[0];
+		cmx[0] = x > cmx[0] ? x : cmx[0];
+		cmn[1] = d < cmn[1] ? d : cmn[1];
+		cmx[1] = d > cmx[1] ? d : cmx[1];
+	}
+	if (last) {
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t d = last[i] - v[i];
+			cmn[2] = d < cmn[2] ? d : cmn[2];
+			cmx[2] = d > cmx[2] ? d : cmx[2];
+		}
+	}
+	*zmin = cmn[0];
+	*zmax = cmx[0];
+	for (int k = CAND_NONE; k <= CAND_LASTDIFF; k++) {
+		uint64_t fs;
+		if (!(cmask & 1u << k))
+			continue;
+		fs = xf_hdr(cand_xform(k)) + for_size(n, bits64(cmx[k] - cmn[k]), w->zstd);
+		if (fs < fsize) {
+			fsize = fs;
+			fc = k;
+		}
+	}
+	c = bl_choose(w, v, last, n, cmask, &base, &blsize);
+	if (for_beats(fsize, blsize)) {
+		const uint64_t *x = v;
+		if (fc != CAND_NONE) {
+			for (uint32_t i = 0; i < n; i++)
+				w->t0[i] = cand_val(fc, v, last, i);
+			x = w->t0;
+		}
+		pick_for(w, p, x, n, cmn[fc], cmx[fc], cand_xform(fc), v[0]);
+		return write_pick(w, p, n, w->raw);
+	}
 	body = bl_begin(w, c, v[0], base, t);
 	b = (struct bitw){ body, 0, 0 };
 	switch (c) {
 	case CAND_NONE:
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t x = v[i];
-			mn = x < mn ? x : mn;
-			mx = x > mx ? x : mx;
-			bl_put(&b, t, x - base);
-		}
+		for (uint32_t i = 0; i < n; i++)
+			bl_put(&b, t, v[i] - base);
 		break;
 	case CAND_DELTA:
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t x = v[i];
-			mn = x < mn ? x : mn;
-			mx = x > mx ? x : mx;
-			bl_put(&b, t, (i ? zigzag(x - v[i - 1]) : 0) - base);
-		}
+		for (uint32_t i = 0; i < n; i++)
+			bl_put(&b, t, (i ? zigzag(v[i] - v[i - 1]) : 0) - base);
 		break;
 	default:
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t x = v[i];
-			mn = x < mn ? x : mn;
-			mx = x > mx ? x : mx;
-			bl_put(&b, t, last[i] - x - base);
-		}
+		for (uint32_t i = 0; i < n; i++)
+			bl_put(&b, t, last[i] - v[i] - base);
 		break;
 	}
-	*zmin = mn;
-	*zmax = mx;
 	return bl_end(w, body, &b, c, p);
 }
 
@@ -2441,7 +2491,8 @@ static void wr_column(struct store_writer *w, int c, uint32_t n, uint32_t m, uin
 		return;
 	if (colinfo[c].kind == K_INT) {
 		enc = p.enc;
-		cmp = pick_compressible(&p);
+		/* counters and times in FOR are evenly spread (see FOR_SLACK): nothing to find */
+		cmp = pick_compressible(&p) && !(c >= STORE_COL_PACKETS && c <= STORE_COL_LAST);
 	}
 	wr_chunk(w, c, rl, enc, p.xform, cmp);
 }

@@ -1,8 +1,9 @@
 /* test_store_codec.c: the store's value codings below the block level, where a file
  * round trip cannot promise to reach every case (the writer picks encodings by size):
  * bit packing at every width, canonical Huffman and BITLEN streams, and streams that end
- * before their values do. store.c is included whole, for its static functions; the
- * library's store.o is then never linked in. */
+ * before their values do, and which coding the writer picks for counters and times.
+ * store.c is included whole, for its static functions; the library's store.o is then
+ * never linked in. */
 #include "../../collector/store.c"     /* first: it sets _FILE_OFFSET_BITS */
 
 #include <stdarg.h>
@@ -194,6 +195,88 @@ static void test_addr_planes(void **state)
 	}
 }
 
+/* Counters and times: FOR where values spread evenly (it decodes far faster and is
+ * hardly bigger), BITLEN where they are skewed; either reads back exactly. One block
+ * each of two kinds, written and read through the store. */
+static void test_counter_time_coding(void **state)
+{
+	enum { N = 4000 };
+	static struct flow_rec in[2 * N];
+	char dir[] = "/tmp/test_store_codec.XXXXXX";
+	struct store_cfg cfg;
+	struct store_list l;
+	struct store_cols c;
+	struct store_block_info bi;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < 2 * N; i++) {
+		struct flow_rec *r = &in[i];
+		uint64_t h = next64();
+		const uint8_t a[4] = { 10, 0, 0, (uint8_t)h };
+		flowrec_addr4(r->src, a);
+		flowrec_addr4(r->dst, a);
+		r->ipver = 4;
+		r->proto = 6;
+		if (i < N) {    /* evenly spread: packets 1..64, durations 0..30 s */
+			r->packets = 1 + (h >> 8) % 64;
+			r->bytes = 40ULL << (h >> 16) % 21;     /* skewed in both */
+			r->first_ms = 1767225600000ULL + i * 3;
+			r->last_ms = r->first_ms + (h >> 32) % 30000;
+		} else {        /* skewed: mostly one packet, short */
+			r->packets = (h >> 8) % 8 ? 1 : 1 + (h >> 12) % 100000;
+			r->bytes = 40ULL << (h >> 16) % 21;
+			r->first_ms = 1767225600000ULL + i * 3;
+			r->last_ms = r->first_ms + ((h >> 32) % 8 ? 0 : (h >> 36) % 3600000);
+		}
+	}
+	store_cfg_default(&cfg, dir);
+	cfg.nosync = 1;
+	cfg.block_recs = N;
+	struct store_writer *w = store_writer_open(&cfg, 1767225600000ULL);
+	assert_non_null(w);
+	for (size_t i = 0; i < 2 * N; i++)
+		assert_int_equal(store_writer_add(w, &in[i]), 0);
+	assert_int_equal(store_writer_close(w), 0);
+
+	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(l.n, 1);
+	struct store_reader *r = store_reader_open(l.v[0].path);
+	assert_non_null(r);
+	store_cols_init(&c);
+	for (int b = 0; b < 2; b++) {
+		const uint32_t ctr = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
+				     STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST);
+		assert_int_equal(store_reader_next(r, &bi), 1);
+		assert_int_equal(bi.nrec, N);
+		assert_int_equal(store_reader_decode(r, ctr, &c), 0);
+		assert_int_equal(r->b.col[STORE_COL_PACKETS].enc, b ? ENC_BITLEN : ENC_FOR);
+		assert_int_equal(r->b.col[STORE_COL_BYTES].enc, ENC_BITLEN);
+		if (!b) /* as last - first, 15 bits: no coding does much better */
+			assert_int_equal(r->b.col[STORE_COL_FIRST].enc, ENC_FOR);
+		else
+			assert_int_equal(r->b.col[STORE_COL_LAST].enc, ENC_BITLEN);
+		for (uint32_t i = 0; i < N; i++) {
+			const struct flow_rec *e = &in[b * N + i];
+			assert_int_equal(c.packets[i], e->packets);
+			assert_int_equal(c.bytes[i], e->bytes);
+			assert_int_equal(c.first_ms[i], e->first_ms);
+			assert_int_equal(c.last_ms[i], e->last_ms);
+		}
+		/* FIRST alone (LAST comes along when FIRST is coded against it) */
+		assert_int_equal(store_reader_decode(r, STORE_COLBIT(STORE_COL_FIRST), &c), 0);
+		for (uint32_t i = 0; i < N; i++)
+			assert_int_equal(c.first_ms[i], in[b * N + i].first_ms);
+	}
+	store_cols_free(&c);
+	store_reader_close(r);
+	assert_int_equal(unlink(l.v[0].path), 0);
+	store_list_free(&l);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_huf_stream),
 		cmocka_unit_test(test_bitlen_streams),
 		cmocka_unit_test(test_addr_planes),
+		cmocka_unit_test(test_counter_time_coding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
