@@ -1081,6 +1081,14 @@ struct fcand {
 struct qctx;
 
 /* Per thread. */
+/* Counters of one address code in a block, as an entry's first NCTR words. */
+struct cacc {
+	uint64_t flows, packets, bytes, first, last;
+};
+_Static_assert(sizeof(struct cacc) == NCTR * 8, "cacc is an entry's counters");
+#define ADDR_KW 2               /* key words of one address */
+_Static_assert(ADDR_KW + NCTR <= MAX_KW + 1, "codes_keys' keys and counters fit in keys");
+
 struct worker {
 	struct qctx *q;
 	pthread_t th;
@@ -1095,6 +1103,9 @@ struct worker {
 	struct store_cols fc, ac, xc;
 	uint32_t *sel, *idx;
 	uint64_t *keys, *hash;
+	struct cacc *cacc;      /* per address code, flows 0 between blocks; 4 KiB pages */
+	size_t cacc_cap;        /* (few codes: few pages touched) */
+	struct cacc *cagg;      /* the codes a block used, in key order (in keys' room) */
 	uint32_t scap;          /* rows they have room for, all in scr */
 	uint8_t *scr;
 	size_t scr_len;
@@ -1201,6 +1212,8 @@ static int scratch(struct worker *w, uint32_t n)
 	w->idx = (uint32_t *)(w->scr + a4);
 	w->hash = (uint64_t *)(w->scr + 2 * a4);
 	w->keys = (uint64_t *)(w->scr + 2 * a4 + a8);
+	/* codes_keys: keys of at most ADDR_KW words, then the counters (NCTR words each) */
+	w->cagg = (struct cacc *)(w->keys + (size_t)ADDR_KW * n);
 	w->scap = n;
 	return 0;
 }
@@ -1281,22 +1294,112 @@ static inline uint64_t order_value(int order, const struct store_cols *c, uint32
 	return order == QO_BYTES ? c->bytes[r] : order == QO_PACKETS ? c->packets[r] : 1;
 }
 
-/* The bounding scan for spec s over keys already built in w->keys. */
-static void bound_block(struct worker *w, unsigned s, const struct store_cols *c, uint32_t n)
+/* The bounding scan for spec s over the nk keys already built in w->keys. */
+static void bound_block(struct worker *w, unsigned s, const struct store_cols *c, uint32_t nk,
+			const struct cacc *agg)
 {
 	const struct tspec *ts = &w->q->spec[s];
 	struct bound *b = ts->bnd;
 	const unsigned kw = ts->kw;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < nk; i++)
 		w->hash[i] = hash_key(w->keys + (size_t)i * kw, kw);
-	for (uint32_t i = 0; i < n; i++) {
-		if (i + PREFETCH_FAR < n)
+	for (uint32_t i = 0; i < nk; i++) {
+		if (i + PREFETCH_FAR < nk)
 			__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH_FAR], b->nb)], 1);
-		uint64_t v = order_value(ts->order, c, w->sel[i]);
+		uint64_t v = agg ? agg[i].bytes : order_value(ts->order, c, w->sel[i]);
 		atomic_fetch_add_explicit(&b->b[bound_idx(w->hash[i], b->nb)], v,
 					  memory_order_relaxed);
 		lowb_add(w->lb[s], w->keys + (size_t)i * kw, v);
 	}
+}
+
+/* A table keyed on one address and nothing else can count a block's flows per
+ * dictionary code of the address column, then add one entry per code used: a few
+ * instructions a flow instead of a key, a hash and a table probe. */
+static inline int code_key(const struct tspec *ts)
+{
+	unsigned f = ts->f[0].field;
+	return ts->nf == 1 && !ts->bucket && (f == QF_SRCIP || f == QF_DSTIP || f == QF_IP);
+}
+
+/* The address columns every table reading them keys on alone (see code_key). */
+static uint32_t code_cols(const struct qctx *q)
+{
+	uint32_t cols = COL(SRC) | COL(DST), no = 0;
+	for (unsigned s = 0; s < q->nspec; s++)
+		if (!code_key(&q->spec[s]))
+			no |= q->spec[s].cols;
+	return cols & ~no;
+}
+
+/* Side side's address column of spec ts as codes in c: 0 src, 1 dst; -1 when c has
+ * the addresses themselves. */
+static inline int code_side(const struct tspec *ts, const struct store_cols *c, int side)
+{
+	int k = ts->f[0].field == QF_DSTIP || side;
+	if (!code_key(ts))
+		return -1;
+	return c->codes & (k ? COL(DST) : COL(SRC)) ? k : -1;
+}
+
+/* Counts the n selected records per code of address column k into w->cagg, one key
+ * per code used in w->keys (as put_field would build it); *nk: how many. A bounding
+ * scan has only the order's column: its sum goes in bytes. Returns 0 or EWIDE (as
+ * put_field). */
+static int codes_keys(struct worker *w, const struct tspec *ts, const struct store_cols *c,
+		      uint32_t n, int k, uint32_t *nk)
+{
+	const uint64_t *code = c->code[k];
+	struct cacc *acc;
+	const struct kfield *kf = &ts->f[0];
+	const unsigned kw = ts->kw;
+	uint32_t nt = 0;
+	int rc = 0;
+
+	if (w->cacc_cap < c->nd[k]) {   /* room for a mirrored block's 2 * n at once */
+		size_t cap = 2 * (size_t)c->n > c->nd[k] ? 2 * (size_t)c->n : c->nd[k];
+		free(w->cacc);
+		w->cacc_cap = 0;
+		if (!(w->cacc = calloc(cap, sizeof(*w->cacc))))
+			return -ENOMEM;
+		w->cacc_cap = cap;
+	}
+	acc = w->cacc;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = w->sel[i];
+		uint64_t x = code[j];
+		struct cacc *e = &acc[x];
+		if (!e->flows) {
+			w->idx[nt++] = (uint32_t)x;
+			e->packets = e->bytes = e->last = 0;
+			e->first = UINT64_MAX;
+		}
+		e->flows++;
+		if (w->bounding) {
+			e->bytes += order_value(ts->order, c, j);
+			continue;
+		}
+		e->packets += c->packets[j];
+		e->bytes += c->bytes[j];
+		e->first = c->first_ms[j] < e->first ? c->first_ms[j] : e->first;
+		e->last = c->last_ms[j] > e->last ? c->last_ms[j] : e->last;
+	}
+	for (uint32_t i = 0; i < nt; i++) {
+		const uint8_t *a = c->dict[k][w->idx[i]];
+		uint8_t *kb = (uint8_t *)(w->keys + (size_t)i * kw);
+		w->cagg[i] = acc[w->idx[i]];
+		acc[w->idx[i]].flows = 0;       /* ready for the next block */
+		memset(kb, 0, (size_t)kw * 8);
+		if (kf->width == 4) {
+			if (!flowrec_is4(a))
+				rc = EWIDE;
+			memcpy(kb + kf->off, a + 12, 4);
+		} else {
+			memcpy(kb + kf->off, a, 16);
+		}
+	}
+	*nk = nt;
+	return rc;
 }
 
 /* Aggregates the n selected records of c into w's table for spec s. */
@@ -1311,48 +1414,58 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 	if (w->bounding && !ts->bnd)
 		return 0;
 	for (int side = 0; side <= ts->both; side++) {
-		uint32_t m = 0;
-		memset(kb, 0, n * stride);
-		for (unsigned f = 0; f < ts->nf; f++) {
-			int rc = put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
-			if (rc < 0)
+		const struct cacc *agg = NULL;
+		uint32_t m = 0, nk = n;
+		int k = code_side(ts, c, side);
+		if (k >= 0) {
+			int rc = codes_keys(w, ts, c, n, k, &nk);
+			if (rc)
 				return rc;
-		}
-		if (ts->bucket) {
-			uint64_t bms = w->q->bucket_ms;
-			for (uint32_t i = 0; i < n; i++)
-				st_be64(kb + i * stride + ts->kw_pre * 8, c->first_ms[w->sel[i]] / bms);
+			agg = w->cagg;
+		} else {
+			memset(kb, 0, n * stride);
+			for (unsigned f = 0; f < ts->nf; f++) {
+				int rc = put_field(&ts->f[f], c, w->sel, n, side, kb, stride);
+				if (rc < 0)
+					return rc;
+			}
+			if (ts->bucket) {
+				uint64_t bms = w->q->bucket_ms;
+				for (uint32_t i = 0; i < n; i++)
+					st_be64(kb + i * stride + ts->kw_pre * 8,
+						c->first_ms[w->sel[i]] / bms);
+			}
 		}
 		if (w->bounding) {
-			bound_block(w, s, c, n);
+			bound_block(w, s, c, nk, agg);
 			continue;
 		}
 		/* hash, and keep what belongs to this partition, the only-set, the bounds
 		 * (keys stay where they were built, at idx[]) */
-		for (uint32_t i = 0; i < n; i++) {
-			const uint64_t *k = w->keys + (size_t)i * kw;
-			uint64_t h = hash_key(k, kw);
+		for (uint32_t i = 0; i < nk; i++) {
+			const uint64_t *kp = w->keys + (size_t)i * kw;
+			uint64_t h = hash_key(kp, kw);
 			if (w->np > 1 && h_part(h, w->np) != w->part)
 				continue;
-			if (ts->only && !ht_find(ts->only, k, hash_key(k, ts->kw_pre)))
+			if (ts->only && !ht_find(ts->only, kp, hash_key(kp, ts->kw_pre)))
 				continue;
 			w->hash[m] = h;
 			w->idx[m++] = i;
 		}
 		if (ts->bnd) {
 			const struct bound *b = ts->bnd;
-			uint32_t k = 0;
+			uint32_t j = 0;
 			for (uint32_t i = 0; i < m; i++) {
 				if (i + PREFETCH_FAR < m)
 					__builtin_prefetch(&b->b[bound_idx(w->hash[i + PREFETCH_FAR],
 									 b->nb)]);
 				uint64_t sum = atomic_load_explicit(&b->b[bound_idx(w->hash[i], b->nb)],
 								    memory_order_relaxed);
-				w->hash[k] = w->hash[i];
-				w->idx[k] = w->idx[i];
-				k += sum >= b->thr;
+				w->hash[j] = w->hash[i];
+				w->idx[j] = w->idx[i];
+				j += sum >= b->thr;
 			}
-			m = k;
+			m = j;
 		}
 		for (uint32_t i = 0; i < m; i++) {
 			if (i + PREFETCH < m) {
@@ -1360,9 +1473,18 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 				__builtin_prefetch(t->tag + hm);
 				__builtin_prefetch(t->e + hm * t->ew);
 			}
-			uint32_t r = w->sel[w->idx[i]];
-			uint64_t ctr[NCTR] = { 1, c->packets[r], c->bytes[r], c->first_ms[r],
-					       c->last_ms[r] };
+			uint64_t row[NCTR];
+			const uint64_t *ctr = row;
+			if (agg) {
+				ctr = &agg[w->idx[i]].flows;
+			} else {
+				uint32_t r = w->sel[w->idx[i]];
+				row[0] = 1;
+				row[1] = c->packets[r];
+				row[2] = c->bytes[r];
+				row[3] = c->first_ms[r];
+				row[4] = c->last_ms[r];
+			}
 			int rc = ht_put(t, w->keys + (size_t)w->idx[i] * kw, w->hash[i], ctr);
 			if (rc < 0)
 				return rc;
@@ -1519,11 +1641,12 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 		return done;
 	uint32_t need = w->bounding ? q->bcols : q->acols;
 	if (need & ~w->fc.mask) {
-		rc = store_reader_decode(r, need & ~w->fc.mask, &w->ac);
+		rc = store_reader_decode_codes(r, need & ~w->fc.mask, code_cols(q), &w->ac);
 		if (rc < 0)
 			goto bad;
 	} else {
 		w->ac.mask = 0;
+		w->ac.codes = 0;
 	}
 	cols_view(&v, &w->fc, &w->ac);
 	if (w->count_blocks) {
@@ -2026,6 +2149,7 @@ static void worker_free(struct worker *w, unsigned nspec)
 	store_cols_free(&w->ac);
 	store_cols_free(&w->xc);
 	sys_big_free(w->scr, w->scr_len);
+	free(w->cacc);
 	free(w->cand);
 	memset(w, 0, sizeof(*w));
 }

@@ -341,6 +341,10 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		memcpy(r->src, c->src[i], 16);
 	if (m & STORE_COLBIT(STORE_COL_DST))
 		memcpy(r->dst, c->dst[i], 16);
+	if (c->codes & STORE_COLBIT(STORE_COL_SRC))
+		memcpy(r->src, c->dict[0][c->code[0][i]], 16);
+	if (c->codes & STORE_COLBIT(STORE_COL_DST))
+		memcpy(r->dst, c->dict[1][c->code[1][i]], 16);
 	if (m & STORE_COLBIT(STORE_COL_NEXTHOP))
 		memcpy(r->nexthop, c->nexthop[i], 16);
 	if (m & STORE_COLBIT(STORE_COL_EXPORTER))
@@ -2862,6 +2866,8 @@ struct store_reader {
 	size_t raw_cap;
 	uint64_t *t0, *t1, *t2, *dv;
 	uint8_t *dicta;
+	uint64_t *cd[2];        /* address codes (store_reader_decode_codes) */
+	uint8_t (*cdict)[16];   /* their dictionaries, 2 * t_cap entries */
 	uint8_t *mref;
 	uint8_t (*ma)[16], (*mb)[16];   /* compacted mirrored columns */
 	uint16_t *mpa, *mpb;
@@ -3164,7 +3170,7 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	if (n <= r->t_cap)
 		return 0;
 	rd_free_scratch(r);
-	r->scr_len = 4 * a8 + 3 * a16 + a4 + 2 * a2 + a1;
+	r->scr_len = 6 * a8 + 5 * a16 + a4 + 2 * a2 + a1;
 	if (!(r->scr = sys_big_zalloc(r->scr_len))) {
 		r->scr_len = 0;
 		return -ENOMEM;
@@ -3177,6 +3183,9 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	r->dicta = p; p += a16;
 	r->ma = (uint8_t (*)[16])p; p += a16;
 	r->mb = (uint8_t (*)[16])p; p += a16;
+	r->cd[0] = (uint64_t *)p; p += a8;
+	r->cd[1] = (uint64_t *)p; p += a8;
+	r->cdict = (uint8_t (*)[16])p; p += 2 * a16;
 	r->tidx = (uint32_t *)p; p += a4;
 	r->mpa = (uint16_t *)p; p += a2;
 	r->mpb = (uint16_t *)p; p += a2;
@@ -3364,85 +3373,89 @@ static void planes_to_addrs(uint8_t (*out)[16], const uint8_t *p, uint32_t n)
 	}
 }
 
-static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
-		    uint8_t (*a)[16])
+/* An address column coded as a dictionary (ADDR_DICT, ADDR_DICT2; CONST: one entry):
+ * its *ndp entries into dict, each record's index into codes (each checked < *ndp).
+ * Returns 1, 0 for a column coded otherwise (nothing read), or -EPROTO. */
+static int dec_addr_dict(struct store_reader *r, struct cur *c, uint32_t n,
+			 const struct rd_col *rc, uint64_t *codes, uint8_t (*dict)[16],
+			 uint32_t *ndp)
 {
 	const uint8_t *p;
+	uint64_t bad = 0;
+	uint32_t nd;
 	int err;
 
 	switch (rc->enc) {
 	case ENC_CONST:
 		if (!(p = cur_take(c, 16)))
 			return -EPROTO;
-		for (uint32_t i = 0; i < n; i++)
-			memcpy(a[i], p, 16);
+		memcpy(dict[0], p, 16);
+		memset(codes, 0, (size_t)n * sizeof(*codes));
+		*ndp = 1;
+		return 1;
+	case ENC_ADDR_DICT:
+	case ENC_ADDR_DICT2:
+		break;
+	default:
 		return 0;
-	case ENC_ADDR_RAW:
+	}
+	if (!(p = cur_take(c, 4)))
+		return -EPROTO;
+	nd = ld_le32(p);
+	if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
+		return -EPROTO;
+	planes_to_addrs(dict, p, nd);
+	if (rc->enc == ENC_ADDR_DICT) {
+		err = get_for(c, n, codes);
+	} else if (!(p = cur_take(c, 1))) {
+		err = -EPROTO;
+	} else if (*p == ENC_FOR) {
+		err = get_for(c, n, codes);
+	} else if (*p == ENC_BITLEN) {
+		const uint8_t *b = cur_take(c, 8);
+		err = b ? dec_body(r, c, ENC_BITLEN, n, ld_le64(b), codes) : -EPROTO;
+	} else {
+		err = -EPROTO;
+	}
+	if (err < 0)
+		return err;
+	for (uint32_t i = 0; i < n; i++)
+		bad |= codes[i] >= nd;
+	if (bad)
+		return -EPROTO;
+	*ndp = nd;
+	return 1;
+}
+
+static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
+		    uint8_t (*a)[16])
+{
+	const uint8_t *p;
+	uint32_t nd;
+	int got;
+
+	if (rc->enc == ENC_ADDR_RAW) {
 		if (!(p = cur_take(c, (size_t)16 * n)))
 			return -EPROTO;
 		if (n)
 			planes_to_addrs(a, p, n);
 		return 0;
-	case ENC_ADDR_DICT: {
-		if (!(p = cur_take(c, 4)))
-			return -EPROTO;
-		uint32_t nd = ld_le32(p);
-		if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
-			return -EPROTO;
-		planes_to_addrs((uint8_t (*)[16])r->dicta, p, nd);
-		if ((err = get_for(c, n, r->t1)) < 0)
-			return err;
-		for (uint32_t i = 0; i < n; i++) {
-			if (r->t1[i] >= nd)
-				return -EPROTO;
-			memcpy(a[i], r->dicta + r->t1[i] * 16, 16);
-		}
-		return 0;
 	}
-	case ENC_ADDR_DICT2: {
-		if (!(p = cur_take(c, 4)))
-			return -EPROTO;
-		uint32_t nd = ld_le32(p);
-		if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
-			return -EPROTO;
-		planes_to_addrs((uint8_t (*)[16])r->dicta, p, nd);
-		if (!(p = cur_take(c, 1)))
-			return -EPROTO;
-		if (*p == ENC_FOR) {
-			err = get_for(c, n, r->t1);
-		} else if (*p == ENC_BITLEN) {
-			const uint8_t *b = cur_take(c, 8);
-			err = b ? dec_body(r, c, ENC_BITLEN, n, ld_le64(b), r->t1) : -EPROTO;
-		} else {
-			err = -EPROTO;
-		}
-		if (err < 0)
-			return err;
-		for (uint32_t i = 0; i < n; i++) {
-			if (r->t1[i] >= nd)
-				return -EPROTO;
-			memcpy(a[i], r->dicta + r->t1[i] * 16, 16);
-		}
-		return 0;
-	}
-	}
-	return -EPROTO;
+	got = dec_addr_dict(r, c, n, rc, r->t1, (uint8_t (*)[16])r->dicta, &nd);
+	if (got <= 0)
+		return got < 0 ? got : -EPROTO;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(a[i], r->dicta + r->t1[i] * 16, 16);
+	return 0;
 }
 
-/* Decodes column c's chunk of n values into arr (last: the LAST column, for FIRST). */
-static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const uint64_t *last)
+/* A cursor over column c's chunk (present), inflated if it was compressed. */
+static int chunk_cur(struct store_reader *r, int c, struct cur *cu)
 {
 	const struct rd_col *rc = &r->b.col[c];
-	const struct colinfo *ci = &colinfo[c];
 	const uint8_t *p;
 	size_t len;
-	struct cur cu;
-	int err;
 
-	if (!rc->present) {
-		memset(arr, 0, (size_t)n * ci->size);
-		return 0;
-	}
 	p = r->pay + rc->off;
 	len = rc->disk_len;
 	if (rc->codec != STORE_CODEC_NONE) {
@@ -3461,7 +3474,24 @@ static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const
 		p = r->raw;
 		len = rc->raw_len;
 	}
-	cu = cur_make(p, len);
+	*cu = cur_make(p, len);
+	return 0;
+}
+
+/* Decodes column c's chunk of n values into arr (last: the LAST column, for FIRST). */
+static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const uint64_t *last)
+{
+	const struct rd_col *rc = &r->b.col[c];
+	const struct colinfo *ci = &colinfo[c];
+	struct cur cu;
+	int err;
+
+	if (!rc->present) {
+		memset(arr, 0, (size_t)n * ci->size);
+		return 0;
+	}
+	if ((err = chunk_cur(r, c, &cu)) < 0)
+		return err;
 	if (ci->kind == K_TDICT) {
 		const uint8_t *q = cur_take(&cu, 4);
 		r->tnd = q ? ld_le32(q) : 0;
@@ -3652,7 +3682,79 @@ static int rd_load(struct store_reader *r)
 	return 0;
 }
 
+/* Address column c (SRC, DST) of n values as dictionary codes: returns 1 with them in
+ * codes and dict (*nd entries), 0 when the block codes it otherwise, or -errno. A column
+ * left out is all zeros: one entry. */
+static int dec_codes(struct store_reader *r, int c, uint32_t n, uint64_t *codes,
+		     uint8_t (*dict)[16], uint32_t *nd)
+{
+	const struct rd_col *rc = &r->b.col[c];
+	struct cur cu;
+	int err;
+
+	if (!rc->present) {
+		memset(dict[0], 0, 16);
+		memset(codes, 0, (size_t)n * sizeof(*codes));
+		*nd = 1;
+		return 1;
+	}
+	if (rc->enc != ENC_CONST && rc->enc != ENC_ADDR_DICT && rc->enc != ENC_ADDR_DICT2)
+		return 0;
+	if ((err = chunk_cur(r, c, &cu)) < 0)
+		return err;
+	err = dec_addr_dict(r, &cu, n, rc, codes, dict, nd);
+	return err == 1 && cur_left(&cu) ? -EPROTO : err;
+}
+
+/* The address columns of want as codes (out->codes says which came so); with mirrored
+ * records (mref decoded, m kept) both come or neither, in one code space: src's
+ * dictionary, then dst's. */
+static int dec_addr_codes(struct store_reader *r, uint32_t want, int mirrored, uint32_t m,
+			  struct store_cols *out)
+{
+	uint32_t n = r->b.nrec;
+	int got, err;
+
+	out->codes = 0;
+	if (mirrored) {
+		uint32_t na, nb;
+		if ((got = dec_codes(r, STORE_COL_SRC, m, r->t0, r->cdict, &na)) <= 0)
+			return got;
+		if ((got = dec_codes(r, STORE_COL_DST, m, r->t2, r->cdict + na, &nb)) <= 0)
+			return got;
+		for (uint32_t i = 0; i < m; i++)
+			r->t2[i] += na;
+		if ((err = mirror_expand(r->mref, n, m, r->cd[0], r->cd[1], r->t0, r->t2, 8)) < 0)
+			return err;
+		out->dict[0] = out->dict[1] = (const uint8_t (*)[16])r->cdict;
+		out->nd[0] = out->nd[1] = na + nb;
+		out->codes = want;
+	} else {
+		for (int k = 0; k < 2; k++) {
+			int c = k ? STORE_COL_DST : STORE_COL_SRC;
+			if (!(want & STORE_COLBIT(c)))
+				continue;
+			if ((got = dec_codes(r, c, n, r->cd[k], r->cdict + (size_t)k * n,
+					     &out->nd[k])) < 0)
+				return got;
+			if (got) {
+				out->dict[k] = (const uint8_t (*)[16])(r->cdict + (size_t)k * n);
+				out->codes |= STORE_COLBIT(c);
+			}
+		}
+	}
+	out->code[0] = r->cd[0];
+	out->code[1] = r->cd[1];
+	return 0;
+}
+
 int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols *out)
+{
+	return store_reader_decode_codes(r, mask, 0, out);
+}
+
+int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
+			      struct store_cols *out)
 {
 	int err;
 
@@ -3677,17 +3779,23 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 		mirrored = (mask & addrs ? addrs : 0) | (mask & ports ? ports : 0);
 		mask |= mirrored;
 	}
+	codes &= mask & addrs;
 	if (store_cols_reserve(out, r->b.nrec, mask) < 0 || rd_scratch(r, r->b.nrec) < 0)
 		return -ENOMEM;
 	out->n = 0;
 	out->mask = 0;
+	out->codes = 0;
 	if (mirrored) {
 		if ((err = dec_chunk(r, COL_MIRROR, r->mref, r->b.nrec, NULL)) < 0)
 			goto bad;
 		m = 0;
 		for (uint32_t i = 0; i < r->b.nrec; i++)
 			m += !r->mref[i];
-		if ((mirrored & addrs &&
+		/* codes for both or neither (they come in one code space) */
+		if (codes && !(mask & addrs & ~codes) &&
+		    (err = dec_addr_codes(r, addrs, 1, m, out)) < 0)
+			goto bad;
+		if ((mirrored & addrs && !out->codes &&
 		     (err = dec_mirrored(r, STORE_COL_SRC, STORE_COL_DST, m, out)) < 0) ||
 		    (mirrored & ports &&
 		     (err = dec_mirrored(r, STORE_COL_SPORT, STORE_COL_DPORT, m, out)) < 0))
@@ -3713,17 +3821,20 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 			    (err = tuple_expand(r, c, store_cols_array(out, c), r->b.nrec)) < 0)
 				goto bad;
 	}
+	if (codes && !mirrored && (err = dec_addr_codes(r, codes, 0, 0, out)) < 0)
+		goto bad;
 	for (int c = 0; c < STORE_NCOLS; c++) {
 		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) ||
-		    ((mirrored | tuple | joint) & STORE_COLBIT(c)))
+		    ((mirrored | tuple | joint | out->codes) & STORE_COLBIT(c)))
 			continue;
 		if ((err = dec_col(r, c, out)) < 0)
 			goto bad;
 	}
 	out->n = r->b.nrec;
-	out->mask = mask;
+	out->mask = mask & ~out->codes;
 	return 0;
 bad:
+	out->codes = 0;
 	if (err == -ENOMEM)
 		return err;
 	r->cur_err = err;

@@ -168,6 +168,14 @@ struct store_cols {
 	uint8_t *src_mask;
 	uint8_t *dst_mask;
 	uint8_t *end_reason;
+	/* Address columns handed out as dictionary codes instead of addresses
+	 * (store_reader_decode_codes): bit STORE_COL_SRC / _DST in codes; record i's
+	 * address is dict[k][code[k][i]], k 0 for src and 1 for dst. Point into the
+	 * reader: valid until it decodes codes again or moves to another block. */
+	uint32_t codes;
+	const uint64_t *code[2];
+	const uint8_t (*dict[2])[16];
+	uint32_t nd[2];
 };
 
 void store_cols_init(struct store_cols *c);
@@ -342,6 +350,12 @@ int store_reader_next(struct store_reader *r, struct store_block_info *bi);
  * decompression or short read, -ENOMEM, -EINVAL no current block. A failed block is
  * counted in bad_blocks; carry on with store_reader_next(). */
 int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols *out);
+/* The same, but the address columns of codes (SRC, DST) that the block codes as a
+ * dictionary come as its codes (out->codes, out->code, out->dict) instead of in
+ * out->src/dst and out->mask: aggregating codes costs less than hashing addresses.
+ * Columns coded otherwise are decoded as usual. */
+int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
+			      struct store_cols *out);
 
 const struct store_read_stats *store_reader_stats(const struct store_reader *r);
 

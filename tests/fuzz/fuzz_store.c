@@ -3,7 +3,8 @@
  * mutations reach the block and column decoders (Huffman streams, dictionaries, the
  * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
  * (all columns, one that pulls in its partner columns, one tuple member, the summary's
- * four). Seeds: tests/fuzz/seeds/fuzz_store/, small store files: version 1 (LZ4, zstd,
+ * four), and with its addresses as dictionary codes. Seeds: tests/fuzz/seeds/fuzz_store/,
+ * small store files: version 1 (LZ4, zstd,
  * stored; mirrored and dictionary-coded columns; a torn tail) and version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
  * dictionary-coded ports and AS numbers and 64-bit counters).
@@ -27,6 +28,7 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	struct store_block_info bi;
 	struct store_zone z;
 	struct flow_rec rec;
+	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST);
 	unsigned k = 0;
 
 	if (!r)
@@ -35,6 +37,10 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	store_reader_file_zone(r, &z);
 	while (store_reader_next(r, &bi) > 0) {
 		if (store_reader_decode(r, masks[k++ % 4], c) == 0 && c->n)
+			store_cols_get(c, c->n - 1, &rec);
+		/* addresses as dictionary codes, as top N by address asks for them */
+		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC), codes,
+					      c) == 0 && c->n)
 			store_cols_get(c, c->n - 1, &rec);
 		store_reader_decode(r, STORE_COLS_ALL, c);
 	}

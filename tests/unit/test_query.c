@@ -44,7 +44,8 @@ static void addr4(uint8_t a[16], uint32_t v)
 }
 
 /* Deterministic flows: sources among ~1500 addresses (some IPv6), ports, protocols,
- * interfaces, masks; times from T0 over ~2 hours, in time order. */
+ * interfaces, masks; times from T0 over ~2 hours, in time order; some replies to the
+ * flow before (mirrored blocks). */
 static void make_flows(void)
 {
 	for (int i = 0; i < NFLOWS; i++) {
@@ -60,7 +61,9 @@ static void make_flows(void)
 			r->dst[15] = (uint8_t)(h >> 24 & 7);
 			r->ipver = 6;
 		} else {
-			addr4(r->src, 0x0a000000u + (uint32_t)(h >> 8) % 1500 * 7);
+			/* ~150 of them in each block of 500: dictionary coded */
+			addr4(r->src, 0x0a000000u +
+				      ((uint32_t)i / 500 * 61 + (uint32_t)(h >> 8) % 150) % 1500 * 7);
 			addr4(r->dst, 0xc0a80000u + (uint32_t)(h >> 24) % 64);
 			r->ipver = 4;
 		}
@@ -85,6 +88,15 @@ static void make_flows(void)
 		r->last_ms = r->first_ms + (h2 >> 32) % 90000;
 		r->tcp_flags = r->proto == 6 ? 0x1b : 0;
 		r->sampling = 1;
+		if (i % 4 == 3 && flows[i - 1].proto == r->proto) {
+			/* a reply: the store keeps it as a mirror of the request */
+			const struct flow_rec *q = &flows[i - 1];
+			memcpy(r->src, q->dst, 16);
+			memcpy(r->dst, q->src, 16);
+			r->sport = q->dport;
+			r->dport = q->sport;
+			r->ipver = q->ipver;
+		}
 	}
 }
 

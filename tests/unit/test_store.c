@@ -1616,6 +1616,119 @@ static void test_coding_paths(void **state)
 	free(in);
 }
 
+/* Address columns as dictionary codes (store_reader_decode_codes): each record's
+ * address through its code is the one a plain decode gives; codes come for the
+ * dictionary-coded columns only, and in a block with mirrored records for both or
+ * neither. */
+struct codes_seen {
+	struct store_cols plain, coded;
+	uint32_t got[8];        /* codes handed out per block: asked for both */
+	uint32_t got_src[8];    /* ... asked for src only, dst wanted as addresses */
+	unsigned nb;
+};
+
+static void check_codes_block(struct store_reader *r, const struct store_block_info *bi,
+			      void *arg)
+{
+	struct codes_seen *a = arg;
+	const uint32_t addrs = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST);
+	const uint32_t mask = addrs | STORE_COLBIT(STORE_COL_BYTES);
+	struct store_cols *c = &a->coded;
+
+	assert_true(a->nb < 8);
+	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t want = pass ? STORE_COLBIT(STORE_COL_SRC) : addrs;
+		assert_int_equal(store_reader_decode_codes(r, mask, want, c), 0);
+		assert_int_equal(c->n, bi->nrec);
+		assert_int_equal(c->codes & ~want, 0);
+		assert_int_equal(c->mask & c->codes, 0);
+		assert_int_equal((c->mask | c->codes) & addrs, addrs);
+		(pass ? a->got_src : a->got)[a->nb] = c->codes;
+		for (uint32_t i = 0; i < c->n; i++) {
+			struct flow_rec x;
+			store_cols_get(c, i, &x);
+			assert_memory_equal(x.src, a->plain.src[i], 16);
+			assert_memory_equal(x.dst, a->plain.dst[i], 16);
+			assert_int_equal(x.bytes, a->plain.bytes[i]);
+			for (int k = 0; k < 2; k++)
+				if (c->codes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC))
+					assert_true(c->code[k][i] < c->nd[k]);
+		}
+	}
+	a->nb++;
+}
+
+static void test_address_codes(void **state)
+{
+	enum { B = 1000 };
+	const uint32_t S = STORE_COLBIT(STORE_COL_SRC), D = STORE_COLBIT(STORE_COL_DST);
+	char *dir = mktmp();
+	struct store_writer *w = wopen(dir, STORE_CODEC_LZ4, B, T0);
+	struct codes_seen a = { .nb = 0 };
+	uint64_t s = 5, bad, tail;
+	struct flow_rec prev;
+	(void)state;
+
+	memset(&prev, 0, sizeof(prev));
+	for (int b = 0; b < 4; b++) {
+		for (uint32_t i = 0; i < B; i++) {
+			struct flow_rec r;
+			memset(&r, 0, sizeof(r));
+			r.ipver = 4;
+			r.proto = 6;
+			r.packets = 1;
+			r.bytes = 40 + rnd_below(&s, 1000);
+			r.first_ms = r.last_ms = T0 + (uint64_t)b * B + i;
+			r.sport = (uint16_t)(1024 + rnd_below(&s, 60000));
+			r.dport = 443;
+			switch (b) {
+			case 0: /* src from a few (dictionary), dst all different (raw) */
+				addr4(r.src, 0x0a000000 + (uint32_t)rnd_below(&s, 50));
+				addr4(r.dst, 0x0b000000 + i * 7919);
+				break;
+			case 1: /* src one address, dst a few, IPv6 among them */
+				addr4(r.src, 0x0a000001);
+				if (rnd_below(&s, 4)) {
+					addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 20));
+				} else {
+					memcpy(r.dst, "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0", 16);
+					r.dst[15] = (uint8_t)rnd_below(&s, 5);
+				}
+				break;
+			default: /* replies to the flow before (mirrored); src: 2 a few, 3 many */
+				addr4(r.src, 0x0a000000 + (uint32_t)rnd_below(&s, b == 2 ? 30 : 1u << 30));
+				addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 10));
+				if (i % 2) {
+					memcpy(r.src, prev.dst, 16);
+					memcpy(r.dst, prev.src, 16);
+					r.sport = prev.dport;
+					r.dport = prev.sport;
+				}
+				break;
+			}
+			prev = r;
+			assert_int_equal(store_writer_add(w, &r), 0);
+		}
+	}
+	assert_int_equal(store_writer_close(w), 0);
+	store_cols_init(&a.plain);
+	store_cols_init(&a.coded);
+	each_block(dir, check_codes_block, &a, &bad, &tail);
+	assert_int_equal(bad, 0);
+	assert_int_equal(a.nb, 4);
+	assert_int_equal(a.got[0], S);          /* dst raw: addresses */
+	assert_int_equal(a.got[1], S | D);      /* one address is a dictionary of one */
+	assert_int_equal(a.got[2], S | D);      /* mirrored: one code space */
+	assert_int_equal(a.got[3], 0);          /* mirrored, src raw: neither */
+	assert_int_equal(a.got_src[0], S);
+	assert_int_equal(a.got_src[1], S);
+	assert_int_equal(a.got_src[2], 0);      /* mirrored, dst wanted as addresses */
+	store_cols_free(&a.plain);
+	store_cols_free(&a.coded);
+	rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1641,6 +1754,7 @@ int main(void)
 		cmocka_unit_test(test_read_v1),
 		cmocka_unit_test(test_continue_v1),
 		cmocka_unit_test(test_coding_paths),
+		cmocka_unit_test(test_address_codes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
