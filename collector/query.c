@@ -1086,7 +1086,7 @@ struct cacc {
 	uint64_t flows, packets, bytes, first, last;
 };
 _Static_assert(sizeof(struct cacc) == NCTR * 8, "cacc is an entry's counters");
-#define ADDR_KW 2               /* key words of one address */
+#define ADDR_KW 3               /* key words of one address or network (17 bytes) */
 _Static_assert(ADDR_KW + NCTR <= MAX_KW + 1, "codes_keys' keys and counters fit in keys");
 
 struct worker {
@@ -1313,13 +1313,19 @@ static void bound_block(struct worker *w, unsigned s, const struct store_cols *c
 	}
 }
 
-/* A table keyed on one address and nothing else can count a block's flows per
- * dictionary code of the address column, then add one entry per code used: a few
- * instructions a flow instead of a key, a hash and a table probe. */
+/* A table keyed on one address (or network of a fixed mask) and nothing else can count
+ * a block's flows per dictionary code of the address column, then add one entry per
+ * code used (codes of one network add up in the table): a few instructions a flow
+ * instead of a key, a hash and a table probe. */
 static inline int code_key(const struct tspec *ts)
 {
-	unsigned f = ts->f[0].field;
-	return ts->nf == 1 && !ts->bucket && (f == QF_SRCIP || f == QF_DSTIP || f == QF_IP);
+	const struct kfield *kf = &ts->f[0];
+	unsigned f = kf->field;
+	if (ts->nf != 1 || ts->bucket)
+		return 0;
+	if (f == QF_SRCNET || f == QF_DSTNET)
+		return kf->mask4 != QUERY_MASK_FLOW;    /* else each flow's own mask */
+	return f == QF_SRCIP || f == QF_DSTIP || f == QF_IP;
 }
 
 /* The address columns every table reading them keys on alone (see code_key). */
@@ -1336,7 +1342,7 @@ static uint32_t code_cols(const struct qctx *q)
  * the addresses themselves. */
 static inline int code_side(const struct tspec *ts, const struct store_cols *c, int side)
 {
-	int k = ts->f[0].field == QF_DSTIP || side;
+	int k = ts->f[0].field == QF_DSTIP || ts->f[0].field == QF_DSTNET || side;
 	if (!code_key(ts))
 		return -1;
 	return c->codes & (k ? COL(DST) : COL(SRC)) ? k : -1;
@@ -1390,7 +1396,9 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 		w->cagg[i] = acc[w->idx[i]];
 		acc[w->idx[i]].flows = 0;       /* ready for the next block */
 		memset(kb, 0, (size_t)kw * 8);
-		if (kf->width == 4) {
+		if (kf->field == QF_SRCNET || kf->field == QF_DSTNET) {
+			mask_addr(kb + kf->off, a, kf->mask4, kf->mask6, kb + kf->off + 16);
+		} else if (kf->width == 4) {
 			if (!flowrec_is4(a))
 				rc = EWIDE;
 			memcpy(kb + kf->off, a + 12, 4);
