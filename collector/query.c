@@ -1080,7 +1080,6 @@ struct fcand {
 
 struct qctx;
 
-/* Per thread. */
 /* Counters of one address code in a block, as an entry's first NCTR words. */
 struct cacc {
 	uint64_t flows, packets, bytes, first, last;
@@ -1089,6 +1088,7 @@ _Static_assert(sizeof(struct cacc) == NCTR * 8, "cacc is an entry's counters");
 #define ADDR_KW 3               /* key words of one address or network (17 bytes) */
 _Static_assert(ADDR_KW + NCTR <= MAX_KW + 1, "codes_keys' keys and counters fit in keys");
 
+/* Per thread. */
 struct worker {
 	struct qctx *q;
 	pthread_t th;
@@ -1349,18 +1349,17 @@ static inline int code_side(const struct tspec *ts, const struct store_cols *c, 
 }
 
 /* Counts the n selected records per code of address column k into w->cagg, one key
- * per code used in w->keys (as put_field would build it); *nk: how many. A bounding
+ * per code used in w->keys (put_field over the dictionary); *nk: how many. A bounding
  * scan has only the order's column: its sum goes in bytes. Returns 0 or EWIDE (as
  * put_field). */
 static int codes_keys(struct worker *w, const struct tspec *ts, const struct store_cols *c,
-		      uint32_t n, int k, uint32_t *nk)
+		      uint32_t n, int k, int side, uint32_t *nk)
 {
 	const uint64_t *code = c->code[k];
 	struct cacc *acc;
-	const struct kfield *kf = &ts->f[0];
-	const unsigned kw = ts->kw;
+	struct store_cols d;
+	const size_t stride = (size_t)ts->kw * 8;
 	uint32_t nt = 0;
-	int rc = 0;
 
 	if (w->cacc_cap < c->nd[k]) {   /* room for a mirrored block's 2 * n at once */
 		size_t cap = 2 * (size_t)c->n > c->nd[k] ? 2 * (size_t)c->n : c->nd[k];
@@ -1391,23 +1390,15 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 		e->last = c->last_ms[j] > e->last ? c->last_ms[j] : e->last;
 	}
 	for (uint32_t i = 0; i < nt; i++) {
-		const uint8_t *a = c->dict[k][w->idx[i]];
-		uint8_t *kb = (uint8_t *)(w->keys + (size_t)i * kw);
 		w->cagg[i] = acc[w->idx[i]];
 		acc[w->idx[i]].flows = 0;       /* ready for the next block */
-		memset(kb, 0, (size_t)kw * 8);
-		if (kf->field == QF_SRCNET || kf->field == QF_DSTNET) {
-			mask_addr(kb + kf->off, a, kf->mask4, kf->mask6, kb + kf->off + 16);
-		} else if (kf->width == 4) {
-			if (!flowrec_is4(a))
-				rc = EWIDE;
-			memcpy(kb + kf->off, a + 12, 4);
-		} else {
-			memcpy(kb + kf->off, a, 16);
-		}
 	}
+	/* the dictionary as the column the key reads (a fixed-mask net reads no mask column) */
+	memset(&d, 0, sizeof(d));
+	d.src = d.dst = (uint8_t (*)[16])c->dict[k];
+	memset(w->keys, 0, nt * stride);
 	*nk = nt;
-	return rc;
+	return put_field(&ts->f[0], &d, w->idx, nt, side, (uint8_t *)w->keys, stride);
 }
 
 /* Aggregates the n selected records of c into w's table for spec s. */
@@ -1426,7 +1417,7 @@ static int agg_block(struct worker *w, unsigned s, const struct store_cols *c, u
 		uint32_t m = 0, nk = n;
 		int k = code_side(ts, c, side);
 		if (k >= 0) {
-			int rc = codes_keys(w, ts, c, n, k, &nk);
+			int rc = codes_keys(w, ts, c, n, k, side, &nk);
 			if (rc)
 				return rc;
 			agg = w->cagg;

@@ -1392,6 +1392,7 @@ struct ipick {
 	uint64_t dmin;
 	uint64_t nexc, emin;    /* HPDICT exceptions */
 	unsigned ew;
+	uint8_t stored;         /* FOR in place of an entropy coding: store it as it is */
 };
 
 static void pick_better(struct store_writer *w, struct ipick *b, const struct ipick *c)
@@ -1582,7 +1583,7 @@ static size_t write_pick(struct store_writer *w, const struct ipick *p, uint32_t
 /* Entropy-coded chunks are stored as they are: a compressor would only spend time. */
 static inline int pick_compressible(const struct ipick *p)
 {
-	return p->enc == ENC_FOR || p->enc == ENC_CONST;
+	return (p->enc == ENC_FOR || p->enc == ENC_CONST) && !p->stored;
 }
 
 /* BITLEN columns (counters, times) are planned from a sample of SAMPLE_STEP-spaced values
@@ -1756,6 +1757,7 @@ static size_t enc_counter(struct store_writer *w, const uint64_t *v, uint32_t n,
 	bl_choose(w, v, NULL, n, 1u << CAND_NONE, &base, &blsize);
 	if (for_beats(for_size(n, bits64(mx - mn), w->zstd), blsize)) {
 		pick_for(w, p, v, n, mn, mx, XF_NONE, 0);
+		p->stored = 1;
 		return write_pick(w, p, n, w->raw);
 	}
 	body = bl_begin(w, CAND_NONE, 0, base, t);
@@ -1781,34 +1783,25 @@ static size_t enc_time(struct store_writer *w, const uint64_t *v, const uint64_t
 		*zmin = *zmax = v[0];
 		return v[0] ? put_const(w, v[0], p) : 0;
 	}
-	/* exact ranges of every candidate (FOR's width), the zone's among them */
-	cmn[0] = cmn[1] = cmn[2] = UINT64_MAX;
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t x = v[i], d = i ? zigzag(x - v[i - 1]) : 0;
-		cmn[0] = x < cmn[0] ? x : cmn[0];
-		cmx[0] = x > cmx[0] ? x : cmx[0];
-		cmn[1] = d < cmn[1] ? d : cmn[1];
-		cmx[1] = d > cmx[1] ? d : cmx[1];
-	}
-	if (last) {
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t d = last[i] - v[i];
-			cmn[2] = d < cmn[2] ? d : cmn[2];
-			cmx[2] = d > cmx[2] ? d : cmx[2];
-		}
-	}
-	*zmin = cmn[0];
-	*zmax = cmx[0];
+	/* each candidate's exact range (FOR's width; as is: the zone's) */
 	for (int k = CAND_NONE; k <= CAND_LASTDIFF; k++) {
 		uint64_t fs;
 		if (!(cmask & 1u << k))
 			continue;
+		cmn[k] = UINT64_MAX;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t x = cand_val(k, v, last, i);
+			cmn[k] = x < cmn[k] ? x : cmn[k];
+			cmx[k] = x > cmx[k] ? x : cmx[k];
+		}
 		fs = xf_hdr(cand_xform(k)) + for_size(n, bits64(cmx[k] - cmn[k]), w->zstd);
 		if (fs < fsize) {
 			fsize = fs;
 			fc = k;
 		}
 	}
+	*zmin = cmn[CAND_NONE];
+	*zmax = cmx[CAND_NONE];
 	c = bl_choose(w, v, last, n, cmask, &base, &blsize);
 	if (for_beats(fsize, blsize)) {
 		const uint64_t *x = v;
@@ -1818,6 +1811,7 @@ static size_t enc_time(struct store_writer *w, const uint64_t *v, const uint64_t
 			x = w->t0;
 		}
 		pick_for(w, p, x, n, cmn[fc], cmx[fc], cand_xform(fc), v[0]);
+		p->stored = 1;
 		return write_pick(w, p, n, w->raw);
 	}
 	body = bl_begin(w, c, v[0], base, t);
@@ -2495,8 +2489,7 @@ static void wr_column(struct store_writer *w, int c, uint32_t n, uint32_t m, uin
 		return;
 	if (colinfo[c].kind == K_INT) {
 		enc = p.enc;
-		/* counters and times in FOR are evenly spread (see FOR_SLACK): nothing to find */
-		cmp = pick_compressible(&p) && !(c >= STORE_COL_PACKETS && c <= STORE_COL_LAST);
+		cmp = pick_compressible(&p);
 	}
 	wr_chunk(w, c, rl, enc, p.xform, cmp);
 }
@@ -3373,6 +3366,15 @@ static void planes_to_addrs(uint8_t (*out)[16], const uint8_t *p, uint32_t n)
 	}
 }
 
+/* A dictionary of the one address a (every code 0). */
+static void dict_of_one(const uint8_t *a, uint32_t n, uint64_t *codes, uint8_t (*dict)[16],
+			uint32_t *nd)
+{
+	memcpy(dict[0], a, 16);
+	memset(codes, 0, (size_t)n * sizeof(*codes));
+	*nd = 1;
+}
+
 /* An address column coded as a dictionary (ADDR_DICT, ADDR_DICT2; CONST: one entry):
  * its *ndp entries into dict, each record's index into codes (each checked < *ndp).
  * Returns 1, 0 for a column coded otherwise (nothing read), or -EPROTO. */
@@ -3389,9 +3391,7 @@ static int dec_addr_dict(struct store_reader *r, struct cur *c, uint32_t n,
 	case ENC_CONST:
 		if (!(p = cur_take(c, 16)))
 			return -EPROTO;
-		memcpy(dict[0], p, 16);
-		memset(codes, 0, (size_t)n * sizeof(*codes));
-		*ndp = 1;
+		dict_of_one(p, n, codes, dict, ndp);
 		return 1;
 	case ENC_ADDR_DICT:
 	case ENC_ADDR_DICT2:
@@ -3693,9 +3693,8 @@ static int dec_codes(struct store_reader *r, int c, uint32_t n, uint64_t *codes,
 	int err;
 
 	if (!rc->present) {
-		memset(dict[0], 0, 16);
-		memset(codes, 0, (size_t)n * sizeof(*codes));
-		*nd = 1;
+		static const uint8_t zero[16];
+		dict_of_one(zero, n, codes, dict, nd);
 		return 1;
 	}
 	if (rc->enc != ENC_CONST && rc->enc != ENC_ADDR_DICT && rc->enc != ENC_ADDR_DICT2)
