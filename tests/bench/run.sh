@@ -339,37 +339,49 @@ bench_collector() {
 	done
 }
 
-# Busy CPU ticks of the whole machine from /proc/stat (user + nice + system + irq +
-# softirq), and the exact CPU time of one process in ns (/proc/PID/schedstat).
-cpu_busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-cpu1_busy() { awk '/^cpu1 /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# The exact CPU time of one process in ns (/proc/PID/schedstat).
 task_ns() { [ -r "/proc/$1/schedstat" ] && cut -d' ' -f1 "/proc/$1/schedstat" || echo 0; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+# soak_rates N: turns a second of cpusoak on CPU 0 and 1, both soaked and nothing else
+# running (the two CPUs may share a core: one alone turns faster), best of N half seconds.
+soak_rates() {
+	local i
+	for i in $(seq "$1"); do "$B/tools/cpusoak" -c 0 -c 1 -t 0.5; done |
+		awk -F'[ =]' '{r = $4 / $6 * 1e9; if (r > m[$2]) m[$2] = r} END{printf "%.0f %.0f\n", m[0], m[1]}'
+}
+# soak_busy OUT RATE0 RATE1: ns CPU 0 and 1 spent on other work during a cpusoak run.
+soak_busy() {
+	awk -F'[ =]' -v r0="$2" -v r1="$3" \
+		'{b[$2] = $6 - $4 / ($2 == 0 ? r0 : r1) * 1e9} END{printf "%.0f %.0f\n", b[0], b[1]}' "$1"
+}
 
 # The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
-# rates. Per backend: packets lost (sent - counted); "machine", the whole machine's
-# CPU (user + system + softirq from /proc/stat) per packet less a run without any
-# probe at the same rate (the sender's own share); and, exact, the probe process's own
-# CPU and, for eBPF, the programs' run time in the kernel (kernel.bpf_stats_enabled,
-# in a separate run: the stats cost time themselves). The sender is pinned to CPU 0
-# and RPS moves the receive path to CPU 1, where the probe runs too. On a machine
-# doing other work "machine" is noise: the exact figures are the comparison then
-# (AF_PACKET's and softflowd's kernel side, the copy into their ring, is not in them).
-# Median of 3 runs. All figures are microseconds per packet (CPU s per Mpkt).
+# rates. Per backend: packets lost (sent - counted); the CPU time the probe costs the
+# machine per packet, softirq included, less a run without any probe at the same rate
+# (the sender's own share); the probe process's own CPU; and, for eBPF, the programs'
+# run time in the kernel (kernel.bpf_stats_enabled, in a separate run: the stats cost
+# time themselves). The sender is pinned to CPU 0 and RPS moves the receive path to
+# CPU 1, where the probe runs too. CPU time comes from tools/cpusoak, a SCHED_IDLE
+# thread per CPU that counts what it could still do: /proc/stat on a kernel with tick
+# accounting samples 250 times a second and gave figures that swung by more than the
+# probes' cost (negative ones too). Median of 5 runs (BENCH_EBPF_REPS), microseconds
+# per packet.
 bench_ebpf() {
 	echo "== probe: live capture cost, eBPF vs AF_PACKET vs softflowd (veth, tcpreplay)"
 	if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
 		echo "   skipped: needs 2 CPUs and taskset"
 		return 0
 	fi
-	echo "   us of CPU per packet, median of 3 runs. The sender runs on CPU 0, the probe and"
-	echo "   the receive path (RPS) on CPU 1: probe-cpu = CPU 1 busy (user + system +"
-	echo "   softirq, /proc/stat) less a run without any probe, the whole system's cost of"
-	echo "   the probe without the sender's spinning; machine = the same over both CPUs"
-	echo "   (noisy: the sender's timing loop varies); process = the probe's threads (softirq"
-	echo "   that ran on their time included); bpf = the program's own run time"
-	local na=tfbench-ea nb=tfbench-eb hz npk=${BENCH_LIVE_PACKETS:-300000} stats0
-	hz=$(getconf CLK_TCK)
+	echo "   us of CPU per packet, median of 5 runs. The sender runs on CPU 0, the probe and"
+	echo "   the receive path (RPS) on CPU 1; CPU time is what a SCHED_IDLE soaker on each CPU"
+	echo "   could not do (tools/cpusoak), less a run without any probe: cpu1 = the probe's"
+	echo "   whole cost on its CPU (softirq included), machine = the same over both CPUs;"
+	echo "   process = the probe's threads (softirq that ran on their time included);"
+	echo "   bpf = the program's own run time"
+	local na=tfbench-ea nb=tfbench-eb npk=${BENCH_LIVE_PACKETS:-300000} stats0
+	local nrep=${BENCH_EBPF_REPS:-5}
+	# reps ARRAY WHO: WHO's figure of each run
+	reps() { local -n a=$1; local i; for i in $(seq "$nrep"); do echo "${a[$2,$i]}"; done; }
 	stats0=$(sysctl -n kernel.bpf_stats_enabled)
 	ip netns add $na; ip netns add $nb
 	ip link add vtfea netns $na mtu 1600 type veth peer name vtfeb netns $nb mtu 1600
@@ -380,11 +392,11 @@ bench_ebpf() {
 	ip -n $na link set vtfea up; ip -n $nb link set vtfeb up
 	ip netns exec $nb sh -c 'echo 2 >/sys/class/net/vtfeb/queues/rx-0/rps_cpus'
 	"$B/tools/genpcap" -o "$W/ebpf.pcap" -n "$npk" -s 9 >/dev/null
-	local pps who rep
+	local pps who rep r0 r1
 	for pps in ${BENCH_EBPF_RATES:-100000 200000 400000 0}; do
 		local -A mc=() pc=() pr=() lost=()
 		local achieved=0 sent=0 bpf=0
-		for rep in 1 2 3 stats; do
+		for rep in $(seq "$nrep") stats; do
 			for who in none ebpf ebpf-xdpgen afpacket softflowd; do
 				[ "$rep" = stats ] && [ "$who" != ebpf ] && continue
 				local log=$W/eb-$who.log pp="" i
@@ -406,13 +418,20 @@ bench_ebpf() {
 					esac
 					sleep 0.05
 				done
-				local args=(--pps "$pps" --loop 2) c0 c1 p0 p1 t0=0 t1=0 got=0
+				local args=(--pps "$pps" --loop 2) sk b0 b1 t0=0 t1=0 got=0
 				[ "$pps" = 0 ] && args=(--topspeed --loop 2)
-				c0=$(cpu_busy); p0=$(cpu1_busy); [ -n "$pp" ] && t0=$(task_ns $pp)
+				# this machine's speed drifts (other guests): each run has its own rates
+				read -r r0 r1 <<<"$(soak_rates 1)"
+				"$B/tools/cpusoak" -c 0 -c 1 >"$W/soak.out" & sk=$!
+				pids+=($sk)
+				sleep 0.2 # its threads pinned and counting
+				[ -n "$pp" ] && t0=$(task_ns $pp)
 				ip netns exec $na taskset -c 0 tcpreplay -q -K "${args[@]}" -i vtfea \
 					"$W/ebpf.pcap" >"$W/replay.out" 2>&1
 				sleep 1 # the probe drains what it has queued; idle time does not count
-				c1=$(cpu_busy); p1=$(cpu1_busy); [ -n "$pp" ] && t1=$(task_ns $pp)
+				[ -n "$pp" ] && t1=$(task_ns $pp)
+				kill -TERM $sk; wait $sk
+				read -r b0 b1 <<<"$(soak_busy "$W/soak.out" "$r0" "$r1")"
 				sent=$(sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p' "$W/replay.out")
 				case $who in
 				none) achieved=$(sed -nE 's/.*Rated: .* ([0-9.]+) pps.*/\1/p' "$W/replay.out") ;;
@@ -434,25 +453,34 @@ bench_ebpf() {
 					bpf=$(awk '/^  ebpf_prog_ns:/{n=$2} /^  ebpf_prog_runs:/{r=$2} END{print (r ? n / r / 1000 : 0)}' "$log")
 					continue
 				fi
-				mc[$who,$rep]=$(echo "($c1 - $c0) / $hz * 1000000 / $sent" | bc -l)
-				pc[$who,$rep]=$(echo "($p1 - $p0) / $hz * 1000000 / $sent" | bc -l)
+				mc[$who,$rep]=$(echo "($b0 + $b1) / 1000 / $sent" | bc -l)
+				pc[$who,$rep]=$(echo "$b1 / 1000 / $sent" | bc -l)
 				pr[$who,$rep]=$(echo "($t1 - $t0) / 1000 / $sent" | bc -l)
 				[ "$who" = none ] || lost[$who]=$(( ${lost[$who]:-0} + sent - ${got:-0} ))
 			done
 		done
 		local bm bp
-		bm=$(median "${mc[none,1]}" "${mc[none,2]}" "${mc[none,3]}")
-		bp=$(median "${pc[none,1]}" "${pc[none,2]}" "${pc[none,3]}")
-		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: CPU 1 %5.2f, machine %5.2f\n' \
+		bm=$(median $(reps mc none))
+		bp=$(median $(reps pc none))
+		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f\n' \
 			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$bp" "$bm"
 		for who in ebpf ebpf-xdpgen afpacket softflowd; do
-			printf '    %-11s lost %6d of %d   probe-cpu %5.2f   machine %6.2f   process %5.3f%s\n' "$who" \
-				"${lost[$who]}" $((3 * sent)) \
-				"$(echo "$(median "${pc[$who,1]}" "${pc[$who,2]}" "${pc[$who,3]}") - $bp" | bc -l)" \
-				"$(echo "$(median "${mc[$who,1]}" "${mc[$who,2]}" "${mc[$who,3]}") - $bm" | bc -l)" \
-				"$(median "${pr[$who,1]}" "${pr[$who,2]}" "${pr[$who,3]}")" \
+			local lo hi
+			read -r lo hi <<<"$(reps pc $who |
+				sort -g | awk -v b="$bp" 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l - b, h - b}')"
+			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f%s\n' "$who" \
+				"${lost[$who]}" $((nrep * sent)) \
+				"$(echo "$(median $(reps pc $who)) - $bp" | bc -l)" "$lo" "$hi" \
+				"$(echo "$(median $(reps mc $who)) - $bm" | bc -l)" \
+				"$(median $(reps pr $who))" \
 				"$([ "$who" = ebpf ] && printf '   bpf %5.3f (tc ingress program)' "$bpf")"
 		done
+		local -A c1=()
+		for who in ebpf afpacket softflowd; do
+			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
+		done
+		printf '    cpu1 ratios (target: each at most 0.5): ebpf/afpacket %.2f, afpacket/softflowd %.2f\n' \
+			"$(echo "${c1[ebpf]} / ${c1[afpacket]}" | bc -l)" "$(echo "${c1[afpacket]} / ${c1[softflowd]}" | bc -l)"
 	done
 	# The once-a-second map scan of an idle probe: the kernel's (scan.bpf.c) against
 	# user space's batch lookups, for the flows of one pass of the capture left in the
