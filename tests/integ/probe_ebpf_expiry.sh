@@ -130,7 +130,8 @@ all_expired() { # name
 	[ "$(stat "$1" frames)" = "$sent" ] && [ "$(stat "$1" flows_active)" = 0 ] &&
 		[ "$(stat "$1" export_flows)" = 14 ]
 }
-stop_pid "$CAPPID" 0 ||  # no signal: it ends 4 s after the replay { cat "$T/arrivals.log"; fail "the arrival capture failed"; }
+# no signal (kill -0): the capture ends by itself 4 s after the replay
+stop_pid "$CAPPID" 0 || { cat "$T/arrivals.log"; fail "the arrival capture failed"; }
 for pr in ebpf afp; do
 	wait_for "all_expired $pr" 15 || { cat "$T/$pr.log"; fail "$pr: flows did not expire"; }
 done
