@@ -342,12 +342,11 @@ bench_collector() {
 # The exact CPU time of one process in ns (/proc/PID/schedstat).
 task_ns() { [ -r "/proc/$1/schedstat" ] && cut -d' ' -f1 "/proc/$1/schedstat" || echo 0; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
-# soak_rates N: turns a second of cpusoak on CPU 0 and 1, both soaked and nothing else
-# running (the two CPUs may share a core: one alone turns faster), best of N half seconds.
+# soak_rates: turns a second of cpusoak on CPU 0 and 1 over half a second, both soaked
+# and nothing else running (the two CPUs may share a core: one alone turns faster).
 soak_rates() {
-	local i
-	for i in $(seq "$1"); do "$B/tools/cpusoak" -c 0 -c 1 -t 0.5; done |
-		awk -F'[ =]' '{r = $4 / $6 * 1e9; if (r > m[$2]) m[$2] = r} END{printf "%.0f %.0f\n", m[0], m[1]}'
+	"$B/tools/cpusoak" -c 0 -c 1 -t 0.5 |
+		awk -F'[ =]' '{r[$2] = $4 / $6 * 1e9} END{printf "%.0f %.0f\n", r[0], r[1]}'
 }
 # soak_busy OUT RATE0 RATE1: ns CPU 0 and 1 spent on other work during a cpusoak run.
 soak_busy() {
@@ -421,7 +420,7 @@ bench_ebpf() {
 				local args=(--pps "$pps" --loop 2) sk b0 b1 t0=0 t1=0 got=0
 				[ "$pps" = 0 ] && args=(--topspeed --loop 2)
 				# this machine's speed drifts (other guests): each run has its own rates
-				read -r r0 r1 <<<"$(soak_rates 1)"
+				read -r r0 r1 <<<"$(soak_rates)"
 				"$B/tools/cpusoak" -c 0 -c 1 >"$W/soak.out" & sk=$!
 				pids+=($sk)
 				sleep 0.2 # its threads pinned and counting
@@ -464,20 +463,18 @@ bench_ebpf() {
 		bp=$(median $(reps pc none))
 		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f\n' \
 			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$bp" "$bm"
+		local -A c1=()
 		for who in ebpf ebpf-xdpgen afpacket softflowd; do
 			local lo hi
+			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
 			read -r lo hi <<<"$(reps pc $who |
 				sort -g | awk -v b="$bp" 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l - b, h - b}')"
 			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f%s\n' "$who" \
 				"${lost[$who]}" $((nrep * sent)) \
-				"$(echo "$(median $(reps pc $who)) - $bp" | bc -l)" "$lo" "$hi" \
+				"${c1[$who]}" "$lo" "$hi" \
 				"$(echo "$(median $(reps mc $who)) - $bm" | bc -l)" \
 				"$(median $(reps pr $who))" \
 				"$([ "$who" = ebpf ] && printf '   bpf %5.3f (tc ingress program)' "$bpf")"
-		done
-		local -A c1=()
-		for who in ebpf afpacket softflowd; do
-			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
 		done
 		printf '    cpu1 ratios (target: each at most 0.5): ebpf/afpacket %.2f, afpacket/softflowd %.2f\n' \
 			"$(echo "${c1[ebpf]} / ${c1[afpacket]}" | bc -l)" "$(echo "${c1[afpacket]} / ${c1[softflowd]}" | bc -l)"
