@@ -934,6 +934,10 @@ struct hufrd {
 	uint16_t tab[1u << HUF_MAXLEN];
 	uint16_t code[HUF_MAXSYM];
 	uint8_t len[HUF_MAXSYM];
+	/* huf_decode's pair table: an entry decodes the one or two symbols whose codes fit
+	 * in the next HUF_MAXLEN bits. Bits 0-3: the bits they take; 4-13: the first
+	 * symbol; 14-23: the second; bit 24: there is a second. */
+	uint32_t tab2[1u << HUF_MAXLEN];
 };
 
 /* Parses a stream header at c (alphabet at most maxA) and builds its table. */
@@ -964,19 +968,51 @@ static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
 	return ld_le64(p + (pos >> 3)) >> (pos & 7);      /* 57 valid bits */
 }
 
+#define HUF_PAIRS_MIN 4096      /* symbols a stream needs to pay for its pair table */
+
+static void huf_pairs(struct hufrd *h)
+{
+	const unsigned m = (1u << h->tb) - 1;
+
+	for (unsigned j = 0; j < 1u << HUF_MAXLEN; j++) {
+		unsigned e1 = h->tab[j & m], l1 = e1 & 15;
+		unsigned e2 = h->tab[j >> l1 & m], l2 = e2 & 15;
+		h->tab2[j] = l1 + l2 <= HUF_MAXLEN ?
+			     (l1 + l2) | (e1 >> 4) << 4 | (e2 >> 4) << 14 | 1u << 24 :
+			     l1 | (e1 >> 4) << 4;
+	}
+}
+
 /* n symbols into out[i] = base + sym. A symbol starting at bit q reads bytes up to
  * q / 8 + 8, within the SLACK after the stream for any q up to nbits + 8 * (SLACK - 8):
- * runs of symbols that cannot go further are decoded unchecked. */
-static int huf_decode(const struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
+ * runs of steps that cannot go further are decoded unchecked. A step is a lookup in the
+ * pair table where the stream is long enough to pay for building it: decoding is a
+ * chain (position, load, table, position) that the CPU cannot overlap, and the skewed
+ * columns this codes have codes of a few bits, so two symbols a step halve it. */
+static int huf_decode(struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 {
 	const uint8_t *p = h->p;
 	const uint16_t *tab = h->tab;
+	const uint32_t *tab2 = h->tab2;
 	const uint64_t nbits = h->nbits, mask = (1u << h->tb) - 1;
+	const int pairs = n >= HUF_PAIRS_MIN;
 	uint64_t pos = 0;
 
+	if (pairs)
+		huf_pairs(h);
 	for (uint32_t i = 0; i < n;) {
+		/* each step takes at most HUF_MAXLEN bits and gives at least one symbol */
 		uint64_t room = (nbits - pos + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
 		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		if (pairs) {
+			for (; i + 1 < end;) {
+				uint32_t e = tab2[br_peek(p, pos) & ((1u << HUF_MAXLEN) - 1)];
+				pos += e & 15;
+				out[i] = base + (e >> 4 & 1023);
+				out[i + 1] = base + (e >> 14 & 1023);
+				i += 1 + (e >> 24);
+			}
+		}
 		for (; i < end; i++) {
 			unsigned e = tab[br_peek(p, pos) & mask];
 			pos += e & 15;
@@ -1085,11 +1121,79 @@ static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsi
 	return 0;
 }
 
-/* Decodes k (1..BL_STREAMS) streams of n values each. */
-static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n)
+/* One stream alone has nothing to overlap its chain with: bl_run1() shortens the chain
+ * instead. An entry of its table (ft, from the stream's) holds the values whose code and
+ * bits fit in the next HUF_MAXLEN bits, one or two: bits 0-3 the bits they take, 4-5
+ * how many (0: none fits, decode the slow way), 6-17 the first, 18-29 the second. Time
+ * deltas and small counters mostly take a few bits, so most steps give two values. */
+#define BL_FT_MIN 4096          /* values a stream needs to pay for building ft */
+
+static void bl_ft(const struct blstream *s, uint32_t *ft)
+{
+	for (uint32_t j = 0; j < 1u << HUF_MAXLEN; j++) {
+		uint32_t e = s->st[j & s->mask], t = e & 0xff, l = e >> 8 & 0xff, k = e >> 16;
+		if (t > HUF_MAXLEN) {
+			ft[j] = 0;
+			continue;
+		}
+		uint32_t v1 = k ? 1u << (k - 1) | (j >> l & ((1u << (k - 1)) - 1)) : 0;
+		uint32_t j2 = j >> t, e2 = s->st[j2 & s->mask], t2 = e2 & 0xff;
+		uint32_t l2 = e2 >> 8 & 0xff, k2 = e2 >> 16;
+		if (t + t2 <= HUF_MAXLEN) {
+			uint32_t v2 = k2 ? 1u << (k2 - 1) | (j2 >> l2 & ((1u << (k2 - 1)) - 1)) : 0;
+			ft[j] = (t + t2) | 2u << 4 | v1 << 6 | v2 << 18;
+		} else {
+			ft[j] = t | 1u << 4 | v1 << 6;
+		}
+	}
+}
+
+static int bl_run1(struct blstream *s, uint32_t n, uint32_t *ft)
+{
+	const uint8_t *p = s->p;
+	const uint32_t *st = s->st;
+	uint64_t *out = s->out, pos = 0;
+	const uint64_t nbits = s->nbits, base = s->base, mask = s->mask;
+
+	bl_ft(s, ft);
+	for (uint32_t i = 0; i < n;) {
+		/* a step takes at most BL_MAXBITS bits and gives at least one value */
+		uint64_t room = (nbits - pos + BL_REACH) / BL_MAXBITS + 1;
+		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		while (i < end) {
+			uint64_t b = br_peek(p, pos);
+			uint32_t f = ft[b & ((1u << HUF_MAXLEN) - 1)];
+			if (__builtin_expect((f & 0x30) && i + 1 < end, 1)) {
+				out[i] = base + (f >> 6 & 0xfff);
+				out[i + 1] = base + (f >> 18 & 0xfff);
+				pos += f & 15;
+				i += f >> 4 & 3;
+				continue;
+			}
+			uint32_t e = st[b & mask];
+			unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
+			uint64_t top = k ? 1ULL << (k - 1) : 0, mm = top ? top - 1 : 0;
+			if (t <= 57) {
+				out[i] = base + (top | (b >> l & mm));
+			} else {
+				uint64_t lo = br_peek(p, pos + l) & 0xffffffffu;
+				uint64_t hi = br_peek(p, pos + l + 32) & ((1ULL << (k - 33)) - 1);
+				out[i] = base + (top | hi << 32 | lo);
+			}
+			pos += t;
+			i++;
+		}
+		if (pos > nbits)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* Decodes k (1..BL_STREAMS) streams of n values each (ft: room for bl_run1's table). */
+static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n, uint32_t *ft)
 {
 	switch (k) {
-	case 1: return bl_run(s, 1, n);
+	case 1: return n >= BL_FT_MIN ? bl_run1(s, n, ft) : bl_run(s, 1, n);
 	case 2: return bl_run(s, 2, n);
 	case 3: return bl_run(s, 3, n);
 	case 4: return bl_run(s, 4, n);
@@ -2871,6 +2975,7 @@ struct store_reader {
 	uint8_t tdict[TDICT_MAX_LEN];   /* the tuple dictionary's planes */
 	struct hufrd huf;
 	struct blstream bs[BL_STREAMS];
+	uint32_t blft[1u << HUF_MAXLEN];       /* bl_run1()'s table */
 	ZSTD_DCtx *zd;
 };
 
@@ -3163,7 +3268,7 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	if (n <= r->t_cap)
 		return 0;
 	rd_free_scratch(r);
-	r->scr_len = 6 * a8 + 5 * a16 + a4 + 2 * a2 + a1;
+	r->scr_len = 6 * a8 + 64 + 5 * a16 + a4 + 2 * a2 + a1;
 	if (!(r->scr = sys_big_zalloc(r->scr_len))) {
 		r->scr_len = 0;
 		return -ENOMEM;
@@ -3172,7 +3277,7 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	r->t0 = (uint64_t *)p; p += a8;
 	r->t1 = (uint64_t *)p; p += a8;
 	r->t2 = (uint64_t *)p; p += a8;
-	r->dv = (uint64_t *)p; p += a8;
+	r->dv = (uint64_t *)p; p += a8 + 64;   /* one more entry: pdict_map() */
 	r->dicta = p; p += a16;
 	r->ma = (uint8_t (*)[16])p; p += a16;
 	r->mb = (uint8_t (*)[16])p; p += a16;
@@ -3211,7 +3316,7 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 	}
 	if ((err = bitlen_open(r, c, base, v, &r->bs[0])) < 0)
 		return err;
-	return bitlen_decode_n(r->bs, 1, n);
+	return bitlen_decode_n(r->bs, 1, n, r->blft);
 }
 
 /* The XF_DELTA transform undone: v[0] = v0, then zigzag differences. */
@@ -3229,6 +3334,29 @@ static void undo_lastdiff(uint64_t *v, const uint64_t *last, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		v[i] = last[i] - v[i];
+}
+
+/* PDICT's and HPDICT's values from their codes r->t1 (each at most nf): code c >= 1 is
+ * frequent value c - 1 (r->dv), 0 the next of the ne exceptions (r->t2). Without a
+ * branch on the code: exceptions come unpredictably, and a mispredicted branch a few
+ * records costs more than both loads. Returns 0, or -1 when the counts disagree. */
+static int pdict_map(struct store_reader *r, uint32_t nf, uint32_t ne, uint32_t n, uint64_t *v)
+{
+	const uint64_t *code = r->t1, *exc = r->t2;
+	uint64_t *dv = r->dv;
+	uint32_t k = 0;
+
+	/* dv[c - 1] as dv[c] (dv has room for n + 1), entry 0 an unused read */
+	memmove(dv + 1, dv, (size_t)nf * sizeof(*dv));
+	dv[0] = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t c = code[i], z = c == 0, sel = -z;
+		/* k <= i < n: exc[k] is inside the scratch array even past the exceptions (a
+		 * code 0 too many leaves k past ne, caught below) */
+		v[i] = (exc[k] & sel) | (dv[c] & ~sel);
+		k += (uint32_t)z;
+	}
+	return k != ne ? -1 : 0;
 }
 
 static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
@@ -3276,7 +3404,7 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 		break;
 	}
 	case ENC_PDICT: {
-		uint32_t nf, ne, k = 0;
+		uint32_t nf, ne;
 		if (!(p = cur_take(c, 4)) || (nf = ld_le32(p)) < 1 || nf > n)
 			return -EPROTO;
 		if ((err = get_for(c, nf, r->dv)) < 0 || (err = get_for(c, n, r->t1)) < 0)
@@ -3285,13 +3413,10 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 			return -EPROTO;
 		if ((err = get_for(c, ne, r->t2)) < 0)
 			return err;
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t code = r->t1[i];
-			if (code > nf || (!code && k == ne))
+		for (uint32_t i = 0; i < n; i++)
+			if (r->t1[i] > nf)
 				return -EPROTO;
-			v[i] = code ? r->dv[code - 1] : r->t2[k++];
-		}
-		if (k != ne)
+		if (pdict_map(r, nf, ne, n, v) < 0)
 			return -EPROTO;
 		break;
 	}
@@ -3316,7 +3441,7 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 		break;
 	}
 	case ENC_HPDICT: {
-		uint32_t nf, ne, k = 0;
+		uint32_t nf, ne;
 		if (!(p = cur_take(c, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf >= HUF_MAXSYM)
 			return -EPROTO;
 		if ((err = get_for(c, nf, r->dv)) < 0 || (err = huf_get(c, nf + 1, &r->huf)) < 0 ||
@@ -3326,13 +3451,7 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 			return -EPROTO;
 		if ((err = get_for(c, ne, r->t2)) < 0)
 			return err;
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t code = r->t1[i];
-			if (!code && k == ne)
-				return -EPROTO;
-			v[i] = code ? r->dv[code - 1] : r->t2[k++];
-		}
-		if (k != ne)
+		if (pdict_map(r, nf, ne, n, v) < 0)     /* codes < A = nf + 1 */
 			return -EPROTO;
 		break;
 	}
@@ -3567,7 +3686,7 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 	}
 	if (!k)
 		return 0;
-	if ((err = bitlen_decode_n(r->bs, k, n)) < 0)
+	if ((err = bitlen_decode_n(r->bs, k, n, r->blft)) < 0)
 		return err;
 	for (unsigned j = 0; j < k; j++) {
 		if (r->b.col[cols[j]].xform == XF_DELTA)

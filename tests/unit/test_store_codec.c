@@ -1,7 +1,8 @@
 /* test_store_codec.c: the store's value codings below the block level, where a file
  * round trip cannot promise to reach every case (the writer picks encodings by size):
- * bit packing at every width, canonical Huffman and BITLEN streams, and streams that end
- * before their values do, and which coding the writer picks for counters and times.
+ * bit packing at every width, canonical Huffman and BITLEN streams (short ones and long
+ * ones, which decode two values a step where they can), and streams that end before
+ * their values do, and which coding the writer picks for counters and times.
  * store.c is included whole, for its static functions; the library's store.o is then
  * never linked in. */
 #include "../../collector/store.c"     /* first: it sets _FILE_OFFSET_BITS */
@@ -12,7 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#define NMAX 1100
+/* past HUF_PAIRS_MIN and BL_FT_MIN: the long streams' decoding paths */
+#define NMAX 5000
 #define BUFLEN (NMAX * 10 + 4096)
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -71,7 +73,8 @@ static void test_bits_every_width(void **state)
 /* Huffman streams of symbols decode to what was coded; cut short by a byte, they fail. */
 static void test_huf_stream(void **state)
 {
-	static const unsigned alphabets[] = { 2, 13, 256, 1024 };
+	/* 1025: 1024 symbols, two of them short (pairs of symbols past 511) */
+	static const unsigned alphabets[] = { 2, 13, 256, 1024, 1025 };
 	static uint64_t v[NMAX], got[NMAX];
 	static uint8_t buf[BUFLEN + SLACK];
 	static struct hufrd h;
@@ -80,8 +83,15 @@ static void test_huf_stream(void **state)
 	(void)state;
 
 	for (size_t a = 0; a < sizeof(alphabets) / sizeof(alphabets[0]); a++) {
-		unsigned A = alphabets[a];
-		if (A == 2) {
+		unsigned A = alphabets[a], skew = A == 1025;
+		if (skew) {
+			/* 999 in 1 bit, 1000 in 2, 0 and 1 in 11, the 1020 others in 12 */
+			A = 1024;
+			memset(len, 12, A);
+			len[999] = 1;
+			len[1000] = 2;
+			len[0] = len[1] = 11;
+		} else if (A == 2) {
 			len[0] = len[1] = 1;
 		} else if (A == 1024) {
 			memset(len, 10, A);
@@ -93,8 +103,10 @@ static void test_huf_stream(void **state)
 				len[i] = (uint8_t)(i < 12 ? i + 1 : 12);
 		}
 		for (size_t n = 1; n <= NMAX; n += n < 20 ? 1 : 361) {
-			for (size_t i = 0; i < n; i++)
-				v[i] = 1000 + next64() % A;
+			for (size_t i = 0; i < n; i++) {
+				uint64_t x = next64();
+				v[i] = 1000 + (!skew ? x % A : x % 4 < 2 ? 999 : x % 4 < 3 ? 1000 : x % A);
+			}
 			memset(buf, 0xff, sizeof(buf));
 			size_t sz = put_huf(buf, v, (uint32_t)n, 1000, len, A, code);
 			struct cur c = cur_make(buf, sz);
@@ -118,14 +130,23 @@ static void test_bitlen_streams(void **state)
 	static uint8_t buf[BL_STREAMS][BUFLEN + SLACK];
 	static struct blstream bs[BL_STREAMS];
 	static struct hufrd h;
+	static uint32_t ft[1u << HUF_MAXLEN];
 	uint8_t len[BITLEN_SYMS];
 	uint16_t code[BITLEN_SYMS];
 	(void)state;
 
-	/* 63 symbols of 6 bits and 2 of 7: complete */
-	memset(len, 6, sizeof(len));
-	len[63] = len[64] = 7;
-	for (unsigned mode = 0; mode < 3; mode++) {
+	for (unsigned mode = 0; mode < 4; mode++) {
+		memset(len, 0, sizeof(len));
+		if (mode < 3) {
+			/* 63 symbols of 6 bits and 2 of 7: complete */
+			memset(len, 6, sizeof(len));
+			len[63] = len[64] = 7;
+		} else {
+			/* bit lengths 0..12 in 1, 2, .. 12, 12 bits (complete): skewed like time
+			 * deltas, most steps of a long stream give two values */
+			for (unsigned k = 0; k <= 12; k++)
+				len[k] = (uint8_t)(k < 12 ? k + 1 : 12);
+		}
 		for (unsigned K = 1; K <= BL_STREAMS; K++) {
 			size_t n = mode == 0 ? 65 * 3 : NMAX;
 			for (unsigned j = 0; j < K; j++) {
@@ -133,7 +154,8 @@ static void test_bitlen_streams(void **state)
 				for (size_t i = 0; i < n; i++) {
 					unsigned k = mode == 0 ? (unsigned)(i % 65) :
 						     mode == 1 ? 64 - (unsigned)(i % 3) :
-						     (unsigned)(next64() % 65);
+						     mode == 2 ? (unsigned)(next64() % 65) :
+						     (unsigned)__builtin_ctzll(next64() | 1ULL << 12);
 					uint64_t x = k ? (1ULL << (k - 1)) |
 							 (next64() & ((1ULL << (k - 1)) - 1)) : 0;
 					v[j][i] = base + x;
@@ -145,15 +167,15 @@ static void test_bitlen_streams(void **state)
 				assert_int_equal(cur_left(&c), 0);
 				bl_stream(&bs[j], &h, base, got[j]);
 			}
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), 0);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), 0);
 			for (unsigned j = 0; j < K; j++)
 				assert_memory_equal(got[j], v[j], n * 8);
 			/* the last stream cut short by a byte */
 			bs[K - 1].nbits -= 8;
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), -EPROTO);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), -EPROTO);
 			/* or far short: what is left of it cannot hold the values */
 			bs[K - 1].nbits /= 3;
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n), -EPROTO);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), -EPROTO);
 		}
 	}
 }
@@ -277,6 +299,65 @@ static void test_counter_time_coding(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Ports, a few frequent and the rest spread: HPDICT (Huffman codes for the frequent
+ * values, one code for "the next exception"), read back exactly, in a block long enough
+ * for its codes' pair table. */
+static void test_port_coding(void **state)
+{
+	enum { N = 6000 };
+	static struct flow_rec in[N];
+	char dir[] = "/tmp/test_store_codec.XXXXXX";
+	struct store_cfg cfg;
+	struct store_list l;
+	struct store_cols c;
+	struct store_block_info bi;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < N; i++) {
+		struct flow_rec *r = &in[i];
+		uint64_t h = next64();
+		const uint8_t a[4] = { 10, 0, (uint8_t)(h >> 40), (uint8_t)h };
+		flowrec_addr4(r->src, a);
+		flowrec_addr4(r->dst, a);
+		r->ipver = 4;
+		r->proto = 6;
+		r->packets = 1;
+		r->bytes = 40;
+		r->first_ms = r->last_ms = 1767225600000ULL + i;
+		r->sport = (uint16_t)(1024 + (h >> 8) % 60000);
+		unsigned d = (unsigned)(h >> 24) % 20;
+		r->dport = d < 6 ? 443 : d < 10 ? 53 : d < 13 ? 80 : (uint16_t)(h >> 32);
+	}
+	store_cfg_default(&cfg, dir);
+	cfg.nosync = 1;
+	cfg.block_recs = N;
+	struct store_writer *w = store_writer_open(&cfg, 1767225600000ULL);
+	assert_non_null(w);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(store_writer_add(w, &in[i]), 0);
+	assert_int_equal(store_writer_close(w), 0);
+
+	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(l.n, 1);
+	struct store_reader *r = store_reader_open(l.v[0].path);
+	assert_non_null(r);
+	store_cols_init(&c);
+	assert_int_equal(store_reader_next(r, &bi), 1);
+	assert_int_equal(store_reader_decode(r, STORE_COLBIT(STORE_COL_DPORT), &c), 0);
+	assert_int_equal(r->b.col[STORE_COL_DPORT].enc, ENC_HPDICT);
+	for (uint32_t i = 0; i < N; i++)
+		if (c.dport[i] != in[i].dport)
+			fail_msg("record %u: dport %u, not %u", i, c.dport[i], in[i].dport);
+	store_cols_free(&c);
+	store_reader_close(r);
+	assert_int_equal(unlink(l.v[0].path), 0);
+	store_list_free(&l);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_bitlen_streams),
 		cmocka_unit_test(test_addr_planes),
 		cmocka_unit_test(test_counter_time_coding),
+		cmocka_unit_test(test_port_coding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
