@@ -938,6 +938,10 @@ struct hufrd {
 	 * in the next HUF_MAXLEN bits. Bits 0-3: the bits they take; 4-13: the first
 	 * symbol; 14-23: the second; bit 24: there is a second. */
 	uint32_t tab2[1u << HUF_MAXLEN];
+	/* For codes of a few bits: the up to four symbols whose codes fit in the next
+	 * HUF_QUAD_BITS bits. Bits 0-3: the bits they take; 4-6: how many (0: the first
+	 * code is longer, decode it from tab); 7-16, 17-26, 27-36, 37-46: the symbols. */
+	uint64_t tab4[1u << 10];
 };
 
 /* Parses a stream header at c (alphabet at most maxA) and builds its table. */
@@ -969,6 +973,26 @@ static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
 }
 
 #define HUF_PAIRS_MIN 4096      /* symbols a stream needs to pay for its pair table */
+#define HUF_QUAD_BITS 10        /* tab4's window: 8 KiB, in the L1 cache */
+#define HUF_QUAD_AVG 3          /* codes of at most this many bits on average: tab4 */
+
+static void huf_quads(struct hufrd *h)
+{
+	const unsigned m = (1u << h->tb) - 1;
+
+	for (unsigned j = 0; j < 1u << HUF_QUAD_BITS; j++) {
+		uint64_t e = 0;
+		unsigned used = 0, cnt = 0;
+		while (cnt < 4) {
+			unsigned x = h->tab[j >> used & m], l = x & 15;
+			if (used + l > HUF_QUAD_BITS)
+				break;
+			e |= (uint64_t)(x >> 4) << (7 + 10 * cnt++);
+			used += l;
+		}
+		h->tab4[j] = e | cnt << 4 | used;
+	}
+}
 
 static void huf_pairs(struct hufrd *h)
 {
@@ -986,24 +1010,47 @@ static void huf_pairs(struct hufrd *h)
 /* n symbols into out[i] = base + sym. A symbol starting at bit q reads bytes up to
  * q / 8 + 8, within the SLACK after the stream for any q up to nbits + 8 * (SLACK - 8):
  * runs of steps that cannot go further are decoded unchecked. A step is a lookup in the
- * pair table where the stream is long enough to pay for building it: decoding is a
- * chain (position, load, table, position) that the CPU cannot overlap, and the skewed
- * columns this codes have codes of a few bits, so two symbols a step halve it. */
+ * pair or quad table where the stream is long enough to pay for building it: decoding
+ * is a chain (position, load, table, position) that the CPU cannot overlap, and the
+ * skewed columns this codes have codes of a few bits, so several symbols a step
+ * shorten it. */
 static int huf_decode(struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 {
 	const uint8_t *p = h->p;
 	const uint16_t *tab = h->tab;
 	const uint32_t *tab2 = h->tab2;
 	const uint64_t nbits = h->nbits, mask = (1u << h->tb) - 1;
-	const int pairs = n >= HUF_PAIRS_MIN;
+	const uint64_t *tab4 = h->tab4;
+	const int quads = n >= HUF_PAIRS_MIN && nbits <= (uint64_t)n * HUF_QUAD_AVG;
+	const int pairs = n >= HUF_PAIRS_MIN && !quads;
 	uint64_t pos = 0;
 
 	if (pairs)
 		huf_pairs(h);
+	if (quads)
+		huf_quads(h);
 	for (uint32_t i = 0; i < n;) {
 		/* each step takes at most HUF_MAXLEN bits and gives at least one symbol */
 		uint64_t room = (nbits - pos + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
 		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		if (quads) {
+			while (i + 3 < end) {
+				uint64_t b = br_peek(p, pos);
+				uint64_t e = tab4[b & ((1u << HUF_QUAD_BITS) - 1)];
+				if (__builtin_expect(!(e & 0x70), 0)) {
+					unsigned x = tab[b & mask];
+					pos += x & 15;
+					out[i++] = base + (x >> 4);
+					continue;
+				}
+				out[i] = base + (e >> 7 & 1023);
+				out[i + 1] = base + (e >> 17 & 1023);
+				out[i + 2] = base + (e >> 27 & 1023);
+				out[i + 3] = base + (e >> 37 & 1023);
+				pos += e & 15;
+				i += (uint32_t)(e >> 4 & 7);
+			}
+		}
 		if (pairs) {
 			for (; i + 1 < end;) {
 				uint32_t e = tab2[br_peek(p, pos) & ((1u << HUF_MAXLEN) - 1)];

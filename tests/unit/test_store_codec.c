@@ -73,8 +73,10 @@ static void test_bits_every_width(void **state)
 /* Huffman streams of symbols decode to what was coded; cut short by a byte, they fail. */
 static void test_huf_stream(void **state)
 {
-	/* 1025: 1024 symbols, two of them short (pairs of symbols past 511) */
-	static const unsigned alphabets[] = { 2, 13, 256, 1024, 1025 };
+	/* 1025: 1024 symbols, two of them short (pairs of symbols past 511); 1026: 12 of
+	 * 1024 used, 1000.. in 1, 2, .. 10, 11, 11 bits (quads of symbols past 511, and
+	 * codes longer than a quad's window) */
+	static const unsigned alphabets[] = { 2, 13, 256, 1024, 1025, 1026 };
 	static uint64_t v[NMAX], got[NMAX];
 	static uint8_t buf[BUFLEN + SLACK];
 	static struct hufrd h;
@@ -83,8 +85,13 @@ static void test_huf_stream(void **state)
 	(void)state;
 
 	for (size_t a = 0; a < sizeof(alphabets) / sizeof(alphabets[0]); a++) {
-		unsigned A = alphabets[a], skew = A == 1025;
-		if (skew) {
+		unsigned A = alphabets[a], skew = A == 1025, geo = A == 1026;
+		if (geo) {
+			A = 1024;
+			memset(len, 0, A);
+			for (unsigned k = 0; k < 12; k++)
+				len[1000 + k] = (uint8_t)(k < 11 ? k + 1 : 11);
+		} else if (skew) {
 			/* 999 in 1 bit, 1000 in 2, 0 and 1 in 11, the 1020 others in 12 */
 			A = 1024;
 			memset(len, 12, A);
@@ -105,7 +112,9 @@ static void test_huf_stream(void **state)
 		for (size_t n = 1; n <= NMAX; n += n < 20 ? 1 : 361) {
 			for (size_t i = 0; i < n; i++) {
 				uint64_t x = next64();
-				v[i] = 1000 + (!skew ? x % A : x % 4 < 2 ? 999 : x % 4 < 3 ? 1000 : x % A);
+				v[i] = 1000 + (geo ? 1000 + (unsigned)__builtin_ctzll(x | 1ULL << 11) :
+					       !skew ? x % A :
+					       x % 4 < 2 ? 999 : x % 4 < 3 ? 1000 : x % A);
 			}
 			memset(buf, 0xff, sizeof(buf));
 			size_t sz = put_huf(buf, v, (uint32_t)n, 1000, len, A, code);
