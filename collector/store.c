@@ -1112,22 +1112,15 @@ _Static_assert(BL_REACH > 0, "BITLEN's unchecked runs need SLACK");
 static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsigned K,
 							uint32_t n)
 {
-	/* the streams' state in locals: stores through out[] cannot alias them, so they
-	 * stay in registers */
-	const uint8_t *p[BL_STREAMS];
-	const uint32_t *st[BL_STREAMS];
-	uint64_t *out[BL_STREAMS], pos[BL_STREAMS], nbits[BL_STREAMS], base[BL_STREAMS];
-	uint64_t mask[BL_STREAMS];
+	/* Only positions and outputs in locals: with four streams their whole state does
+	 * not fit in registers, and the rest (input, table, base, mask) read from s[j]
+	 * costs a load from the L1 cache where a spilled local costs a load and a store. */
+	uint64_t *out[BL_STREAMS], pos[BL_STREAMS];
 	struct { uint64_t top, mm; } bl_k[BITLEN_SYMS];
 
 	for (unsigned j = 0; j < K; j++) {
-		p[j] = s[j].p;
-		st[j] = s[j].st;
 		out[j] = s[j].out;
 		pos[j] = 0;
-		nbits[j] = s[j].nbits;
-		base[j] = s[j].base;
-		mask[j] = s[j].mask;
 	}
 	/* per bit length k: the top bit and the mask of the k - 1 bits below it (k <= 1:
 	 * the value is k) */
@@ -1140,29 +1133,32 @@ static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsi
 		 * stream's position checked after the run instead of at every value */
 		uint32_t m = n - i;
 		for (unsigned j = 0; j < K; j++) {
-			uint64_t room = (nbits[j] - pos[j] + BL_REACH) / BL_MAXBITS + 1;
+			uint64_t room = (s[j].nbits - pos[j] + BL_REACH) / BL_MAXBITS + 1;
 			if (room < m)
 				m = (uint32_t)room;
 		}
 		for (uint32_t end = i + m; i < end; i++) {
 #pragma GCC unroll 4
 			for (unsigned j = 0; j < K; j++) {
-				uint64_t b = br_peek(p[j], pos[j]);
-				uint32_t e = st[j][b & mask[j]];
+				const uint8_t *p = s[j].p;
+				uint64_t b = br_peek(p, pos[j]);
+				uint32_t e = s[j].st[b & s[j].mask];
 				unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
+				uint64_t v;
 				if (__builtin_expect(t <= 57, 1)) {
-					out[j][i] = base[j] + (bl_k[k].top | (b >> l & bl_k[k].mm));
+					v = bl_k[k].top | (b >> l & bl_k[k].mm);
 				} else {
-					uint64_t lo = br_peek(p[j], pos[j] + l) & 0xffffffffu;
-					uint64_t hi = br_peek(p[j], pos[j] + l + 32) &
+					uint64_t lo = br_peek(p, pos[j] + l) & 0xffffffffu;
+					uint64_t hi = br_peek(p, pos[j] + l + 32) &
 						      ((1ULL << (k - 33)) - 1);
-					out[j][i] = base[j] + (bl_k[k].top | hi << 32 | lo);
+					v = bl_k[k].top | hi << 32 | lo;
 				}
+				out[j][i] = s[j].base + v;
 				pos[j] += t;
 			}
 		}
 		for (unsigned j = 0; j < K; j++)
-			if (pos[j] > nbits[j])
+			if (pos[j] > s[j].nbits)
 				return -EPROTO;
 	}
 	return 0;
