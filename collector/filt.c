@@ -2117,9 +2117,54 @@ static uint32_t run_set(const struct leaf *l, unsigned neg, const struct store_c
 	return k;
 }
 
+static uint32_t leaf_columns(const struct leaf *l);
+
+static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_cols *c,
+			 const uint32_t *in, uint32_t m, uint32_t *out);
+
+/* A leaf on tuple members handed out as the block's tuple dictionary: evaluated once an
+ * entry, then looked up a record by its index. */
+static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store_cols *c,
+			  const uint32_t *in, uint32_t m, uint32_t *out)
+{
+	const struct store_cols *d = c->tdict;
+	const uint32_t *tidx = c->tidx;
+	uint32_t dsel[STORE_TUPLE_MAX], nd = d->n, k = 0;
+	uint8_t hit[STORE_TUPLE_MAX];
+
+	uint32_t nt = nd;
+	memset(hit, (int)neg, nt);
+	nd = run_leaf(l, 0, d, NULL, nt, dsel);
+	for (uint32_t j = 0; j < nd; j++)
+		hit[dsel[j]] = (uint8_t)!neg;
+	if (nd == (neg ? nt : 0))
+		return 0;                       /* no tuple of the block matches */
+	if (nd == (neg ? 0 : nt)) {             /* every one does */
+		for (uint32_t j = 0; j < m; j++)
+			out[j] = in ? in[j] : j;
+		return m;
+	}
+	if (!in) {
+		for (uint32_t i = 0; i < m; i++) {
+			out[k] = i;
+			k += hit[tidx[i]];
+		}
+	} else {
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = in[j];
+			out[k] = i;
+			k += hit[tidx[i]];
+		}
+	}
+	return k;
+}
+
 static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_cols *c,
 			 const uint32_t *in, uint32_t m, uint32_t *out)
 {
+	/* filt_tuple_columns() keeps a leaf's columns all in the dictionary or none */
+	if (c->tuple && (leaf_columns(l) & c->tuple))
+		return run_tuple(l, neg, c, in, m, out);
 	switch (l->kind) {
 	case LK_RANGE:
 	case LK_MASK:
@@ -2608,6 +2653,34 @@ uint32_t filt_columns(const struct filt *f)
 	return f->columns;
 }
 
+/* The tuple members read by leaves that read nothing else, less those any other leaf
+ * reads (an address leaf's IP version): what filt_eval can take as the dictionary. */
+static void tuple_cols(const struct filt *f, uint32_t x, uint32_t *only, uint32_t *other)
+{
+	const struct node *n = &f->norm.v[x];
+
+	if (n->type == N_LEAF) {
+		uint32_t m = leaf_columns(&f->leaves[n->leaf]);
+		if (!(m & ~STORE_TUPLE_MEMBERS))
+			*only |= m;
+		else
+			*other |= m;
+		return;
+	}
+	for (uint32_t c = n->first; c != NONE; c = f->norm.v[c].next)
+		tuple_cols(f, c, only, other);
+}
+
+uint32_t filt_tuple_columns(const struct filt *f)
+{
+	uint32_t only = 0, other = 0;
+
+	if (f->result != R_REG)
+		return 0;
+	tuple_cols(f, f->norm_root, &only, &other);
+	return only & ~other;
+}
+
 int filt_zone_may_match(const struct filt *f, const struct store_zone *z)
 {
 	int mt, mf;
@@ -2656,7 +2729,8 @@ uint32_t filt_eval(const struct filt *f, const struct store_cols *c, uint32_t *s
 			sel[i] = i;
 		return n;
 	}
-	if ((c->mask & f->columns) != f->columns)
+	if (((c->mask | c->tuple) & f->columns) != f->columns ||
+	    (c->tuple && (c->tuple & ~filt_tuple_columns(f))))
 		return eval_slow(f, c, sel);
 	if (nr > FILT_STACK_REGS) {
 		mem = malloc(nr * (sizeof(uint32_t *) + sizeof(uint32_t)));

@@ -56,17 +56,22 @@ void filt_free(struct filt *f);
 
 /* Store columns (STORE_COLBIT mask) the filter reads. */
 uint32_t filt_columns(const struct filt *f);
+/* Those of them filt_eval can take as the block's tuple dictionary (store_cols' tuple):
+ * tuple members that only leaves on tuple members read. Such a leaf is evaluated once a
+ * dictionary entry instead of once a record. */
+uint32_t filt_tuple_columns(const struct filt *f);
 
 /* 0 if no record of a block with zone z can match (skip it), 1 if some may. Uses the
  * protocol and IP version sets, the port ranges and the packet and byte sums (which it
  * takes as upper bounds of every record's counts, so they must not wrap). */
 int filt_zone_may_match(const struct filt *f, const struct store_zone *z);
 
-/* Evaluates the filter over the c->n records of c (which must hold filt_columns(f)),
- * writes the indices of matching records in increasing order to sel (room for c->n),
- * and returns how many matched. Filters with "or" take scratch memory per call; should
- * that fail, or a needed column be missing from c->mask (it then reads as zero), the
- * records are matched one by one instead: same result, slower. */
+/* Evaluates the filter over the c->n records of c (which must hold filt_columns(f); those
+ * of filt_tuple_columns(f) may come as the tuple dictionary), writes the indices of
+ * matching records in increasing order to sel (room for c->n), and returns how many
+ * matched. Filters with "or" take scratch memory per call; should that fail, or a
+ * needed column be missing from c->mask (it then reads as zero), the records are
+ * matched one by one instead: same result, slower. */
 uint32_t filt_eval(const struct filt *f, const struct store_cols *c, uint32_t *sel);
 
 /* 1 if the single record r matches, else 0. */

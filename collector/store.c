@@ -389,6 +389,20 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		r->dst_mask = c->dst_mask[i];
 	if (m & STORE_COLBIT(STORE_COL_END_REASON))
 		r->end_reason = c->end_reason[i];
+	if (c->tuple) {
+		/* members handed out as the tuple dictionary: that entry's values */
+		struct flow_rec t;
+		uint32_t tm = c->tuple;
+		store_cols_get(c->tdict, c->tidx[i], &t);
+#define TUPLE_TAKE(f, col) if (tm & STORE_COLBIT(col)) r->f = t.f
+		TUPLE_TAKE(in_if, STORE_COL_IN_IF); TUPLE_TAKE(out_if, STORE_COL_OUT_IF);
+		TUPLE_TAKE(vlan, STORE_COL_VLAN); TUPLE_TAKE(proto, STORE_COL_PROTO);
+		TUPLE_TAKE(tos, STORE_COL_TOS); TUPLE_TAKE(tcp_flags, STORE_COL_TCP_FLAGS);
+		TUPLE_TAKE(ipver, STORE_COL_IPVER); TUPLE_TAKE(src_mask, STORE_COL_SRC_MASK);
+		TUPLE_TAKE(dst_mask, STORE_COL_DST_MASK);
+		TUPLE_TAKE(end_reason, STORE_COL_END_REASON);
+#undef TUPLE_TAKE
+	}
 }
 
 /* ---- zone maps ---- */
@@ -1246,7 +1260,7 @@ static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n, uint32_t 
 
 /* ---- writer ---- */
 
-#define TUPLE_MAX 1024          /* distinct tuples a block may hold; more: columns apart */
+#define TUPLE_MAX STORE_TUPLE_MAX /* distinct tuples a block may hold; more: columns apart */
 #define TUPLE_BITS 11           /* tuple hash: 2^11 slots */
 #define TDICT_PLANES 17         /* proto .. end_reason, vlan (2), in_if (4), out_if (4) */
 #define PDICT_ROUNDS 16         /* HPDICT gives up if its frequent set stays too big */
@@ -3020,6 +3034,11 @@ struct store_reader {
 	struct blstream bs[BL_STREAMS];
 	uint32_t blft[1u << HUF_MAXLEN];       /* bl_run1()'s table */
 	ZSTD_DCtx *zd;
+	/* the tuple dictionary's members as columns (store_reader_decode_codes) */
+	struct store_cols tview;
+	uint32_t tv_if[2][TUPLE_MAX];
+	uint16_t tv_vlan[TUPLE_MAX];
+	uint8_t tv_byte[7][TUPLE_MAX];
 };
 
 /* Reads up to len bytes at off; returns the count (short at end of file) or -errno. */
@@ -3079,11 +3098,7 @@ static int enc_ok(int col, unsigned enc, unsigned xform)
 	return xform <= XF_LASTDIFF && (colinfo[col].xforms & 1u << xform);
 }
 
-#define TUPLE_MEMBERS (STORE_COLBIT(STORE_COL_IN_IF) | STORE_COLBIT(STORE_COL_OUT_IF) | \
-		       STORE_COLBIT(STORE_COL_VLAN) | STORE_COLBIT(STORE_COL_PROTO) | \
-		       STORE_COLBIT(STORE_COL_TOS) | STORE_COLBIT(STORE_COL_TCP_FLAGS) | \
-		       STORE_COLBIT(STORE_COL_IPVER) | STORE_COLBIT(STORE_COL_SRC_MASK) | \
-		       STORE_COLBIT(STORE_COL_DST_MASK) | STORE_COLBIT(STORE_COL_END_REASON))
+#define TUPLE_MEMBERS STORE_TUPLE_MEMBERS
 
 /* Parses a block header from h[0..n). Returns its length, 0 if n bytes do not hold all of
  * it, -EILSEQ no block magic, -EBADMSG hash mismatch, -EPROTO malformed. */
@@ -3786,12 +3801,12 @@ static int dec_mirrored(struct store_reader *r, int c1, int c2, uint32_t m, stru
 		      mirror_expand(r->mref, r->b.nrec, m, a, b, ca, cb, 2);
 }
 
-/* Member c of the tuple (plane offset and width in TDICT_PLANES) into arr, for the
- * records' indices r->tidx. */
-static int tuple_expand(struct store_reader *r, int c, void *arr, uint32_t n)
+/* Member c of each tuple of the dictionary into d[0 .. r->tnd); returns its width in
+ * bytes. */
+static unsigned tuple_dict_col(const struct store_reader *r, int c, uint32_t *d)
 {
 	unsigned first, width;
-	uint32_t nd = r->tnd, d[TUPLE_MAX];
+	uint32_t nd = r->tnd;
 
 	switch (c) {
 	case STORE_COL_VLAN: first = 7; width = 2; break;
@@ -3804,10 +3819,16 @@ static int tuple_expand(struct store_reader *r, int c, void *arr, uint32_t n)
 		for (unsigned k = 0; k < width; k++)
 			d[j] |= (uint32_t)r->tdict[(size_t)(first + k) * nd + j] << 8 * k;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		if (r->tidx[i] >= nd)
-			return -EPROTO;
-	switch (width) {
+	return width;
+}
+
+/* Member c of the tuple (plane offset and width in TDICT_PLANES) into arr, for the
+ * records' indices r->tidx (checked < r->tnd by the caller). */
+static void tuple_expand(struct store_reader *r, int c, void *arr, uint32_t n)
+{
+	uint32_t d[TUPLE_MAX];
+
+	switch (tuple_dict_col(r, c, d)) {
 	case 1:
 		for (uint32_t i = 0; i < n; i++)
 			((uint8_t *)arr)[i] = (uint8_t)d[r->tidx[i]];
@@ -3821,7 +3842,45 @@ static int tuple_expand(struct store_reader *r, int c, void *arr, uint32_t n)
 			((uint32_t *)arr)[i] = d[r->tidx[i]];
 		break;
 	}
-	return 0;
+}
+
+/* The tuple members of mask as columns of the dictionary's r->tnd entries (r->tview). */
+static void tuple_view(struct store_reader *r, uint32_t mask)
+{
+	struct store_cols *v = &r->tview;
+	uint32_t d[TUPLE_MAX], nd = r->tnd;
+
+	memset(v, 0, sizeof(*v));
+	v->n = v->cap = nd;
+	v->in_if = r->tv_if[0];
+	v->out_if = r->tv_if[1];
+	v->vlan = r->tv_vlan;
+	v->proto = r->tv_byte[0];
+	v->tos = r->tv_byte[1];
+	v->tcp_flags = r->tv_byte[2];
+	v->ipver = r->tv_byte[3];
+	v->src_mask = r->tv_byte[4];
+	v->dst_mask = r->tv_byte[5];
+	v->end_reason = r->tv_byte[6];
+	for (int c = 0; c < STORE_NCOLS; c++) {
+		if (!(mask & STORE_COLBIT(c)))
+			continue;
+		void *arr = store_cols_array(v, c);
+		switch (tuple_dict_col(r, c, d)) {
+		case 1:
+			for (uint32_t j = 0; j < nd; j++)
+				((uint8_t *)arr)[j] = (uint8_t)d[j];
+			break;
+		case 2:
+			for (uint32_t j = 0; j < nd; j++)
+				((uint16_t *)arr)[j] = (uint16_t)d[j];
+			break;
+		default:
+			memcpy(arr, d, (size_t)nd * sizeof(*d));
+			break;
+		}
+	}
+	v->mask = mask;
 }
 
 static int rd_load(struct store_reader *r)
@@ -3940,12 +3999,14 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		mirrored = (mask & addrs ? addrs : 0) | (mask & ports ? ports : 0);
 		mask |= mirrored;
 	}
+	uint32_t tcodes = codes & mask & TUPLE_MEMBERS;
 	codes &= mask & addrs;
 	if (store_cols_reserve(out, r->b.nrec, mask) < 0 || rd_scratch(r, r->b.nrec) < 0)
 		return -ENOMEM;
 	out->n = 0;
 	out->mask = 0;
 	out->codes = 0;
+	out->tuple = 0;
 	if (mirrored) {
 		if ((err = dec_chunk(r, COL_MIRROR, r->mref, r->b.nrec, NULL)) < 0)
 			goto bad;
@@ -3974,13 +4035,26 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		undo_lastdiff(out->first_ms, out->last_ms, r->b.nrec);
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
+		uint32_t oob = 0, nd;
 		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||
 		    (err = dec_chunk(r, COL_TIDX, r->tidx, r->b.nrec, NULL)) < 0)
 			goto bad;
+		nd = r->tnd;
+		for (uint32_t i = 0; i < r->b.nrec; i++)
+			oob |= r->tidx[i] >= nd;
+		if (oob) {
+			err = -EPROTO;
+			goto bad;
+		}
 		for (int c = 0; c < STORE_NCOLS; c++)
-			if ((tuple & STORE_COLBIT(c)) &&
-			    (err = tuple_expand(r, c, store_cols_array(out, c), r->b.nrec)) < 0)
-				goto bad;
+			if ((tuple & ~tcodes & STORE_COLBIT(c)))
+				tuple_expand(r, c, store_cols_array(out, c), r->b.nrec);
+		if (tuple & tcodes) {
+			tuple_view(r, tuple & tcodes);
+			out->tuple = tuple & tcodes;
+			out->tidx = r->tidx;
+			out->tdict = &r->tview;
+		}
 	}
 	if (codes && !mirrored && (err = dec_addr_codes(r, codes, 0, 0, out)) < 0)
 		goto bad;
@@ -3992,10 +4066,11 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 			goto bad;
 	}
 	out->n = r->b.nrec;
-	out->mask = mask & ~out->codes;
+	out->mask = mask & ~out->codes & ~out->tuple;
 	return 0;
 bad:
 	out->codes = 0;
+	out->tuple = 0;
 	if (err == -ENOMEM)
 		return err;
 	r->cur_err = err;

@@ -134,6 +134,15 @@ enum store_col {
 };
 #define STORE_COLBIT(c) (1u << (c))
 #define STORE_COLS_ALL ((1u << STORE_NCOLS) - 1)
+/* The columns a block may store as one dictionary of distinct tuples (at most
+ * STORE_TUPLE_MAX) plus an index a record. */
+#define STORE_TUPLE_MEMBERS (STORE_COLBIT(STORE_COL_IN_IF) | STORE_COLBIT(STORE_COL_OUT_IF) | \
+			     STORE_COLBIT(STORE_COL_VLAN) | STORE_COLBIT(STORE_COL_PROTO) | \
+			     STORE_COLBIT(STORE_COL_TOS) | STORE_COLBIT(STORE_COL_TCP_FLAGS) | \
+			     STORE_COLBIT(STORE_COL_IPVER) | STORE_COLBIT(STORE_COL_SRC_MASK) | \
+			     STORE_COLBIT(STORE_COL_DST_MASK) | \
+			     STORE_COLBIT(STORE_COL_END_REASON))
+#define STORE_TUPLE_MAX 1024
 
 /* Records as columns (struct of arrays). Arrays hold cap records; only columns in mask
  * hold data. Owned by whoever called store_cols_init(); free with store_cols_free(). */
@@ -176,6 +185,13 @@ struct store_cols {
 	const uint64_t *code[2];
 	const uint8_t (*dict[2])[16];
 	uint32_t nd[2];
+	/* Tuple members handed out as the block's tuple dictionary (the same call): bits
+	 * in tuple; record i's value of such a column is that column of *tdict (tdict->n
+	 * entries, at most STORE_TUPLE_MAX) at tidx[i]. A filter leaf on them is then
+	 * evaluated once a dictionary entry. Point into the reader, as codes do. */
+	uint32_t tuple;
+	const uint32_t *tidx;
+	const struct store_cols *tdict;
 };
 
 void store_cols_init(struct store_cols *c);
@@ -185,7 +201,8 @@ int store_cols_reserve(struct store_cols *c, uint32_t cap, uint32_t mask);
 void store_cols_free(struct store_cols *c);
 /* Column id's array in c (STORE_COL_*), NULL for an unknown id. */
 void *store_cols_array(const struct store_cols *c, int id);
-/* Copies record i out of c into *r; columns not in c->mask read as zero. */
+/* Copies record i out of c into *r; columns neither in c->mask nor handed out as codes
+ * or as the tuple dictionary read as zero. */
 void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r);
 
 /* Per-block (and, in the footer, per-file) summary a reader gets without inflating.
@@ -353,7 +370,9 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 /* The same, but the address columns of codes (SRC, DST) that the block codes as a
  * dictionary come as its codes (out->codes, out->code, out->dict) instead of in
  * out->src/dst and out->mask: aggregating codes costs less than hashing addresses.
- * Columns coded otherwise are decoded as usual. */
+ * Likewise tuple members of codes that the block stores as a tuple dictionary come as
+ * that dictionary and each record's index (out->tuple, out->tdict, out->tidx). Columns
+ * coded otherwise are decoded as usual. */
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out);
 

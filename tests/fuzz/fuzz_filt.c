@@ -3,7 +3,8 @@
  * drawn from small pools so filters hit them). Every expression is compiled; one that
  * compiles is evaluated over the records as a column block, and the run traps if
  * filt_eval disagrees with filt_match on any record, if the selection is not strictly
- * increasing, or if the zone map would skip a block holding a match.
+ * increasing, if the zone map would skip a block holding a match, or if taking the
+ * tuple columns as a dictionary (as the store hands them out) changes the selection.
  * Seeds: tests/fuzz/seeds/fuzz_filt/ (one filter per file, some with record bytes).
  */
 #include <stddef.h>
@@ -142,6 +143,56 @@ static int fuzz_resolve(const char *name, uint8_t (*out)[16], int max, char *err
 	return (int)n;
 }
 
+static int same_tuple(const struct flow_rec *a, const struct flow_rec *b)
+{
+	return a->in_if == b->in_if && a->out_if == b->out_if && a->vlan == b->vlan &&
+	       a->proto == b->proto && a->tos == b->tos && a->tcp_flags == b->tcp_flags &&
+	       a->ipver == b->ipver && a->src_mask == b->src_mask &&
+	       a->dst_mask == b->dst_mask && a->end_reason == b->end_reason;
+}
+
+/* The same block with the filter's tuple columns as a dictionary of distinct tuples and
+ * an index a record (as the store's reader hands them out, the record arrays of those
+ * columns gone): the selection must not change. */
+static void tuple_check(const struct filt *f, const struct store_cols *c,
+			const struct flow_rec *rec, uint32_t n, const uint32_t *sel, uint32_t k,
+			struct store_cols *d)
+{
+	uint32_t members = filt_tuple_columns(f), tidx[MAXREC], sel2[MAXREC], nd = 0;
+	struct store_cols tv;
+
+	if (store_cols_reserve(d, MAXREC, STORE_COLS_ALL) < 0)
+		return;
+	d->mask = STORE_TUPLE_MEMBERS;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j;
+		for (j = 0; j < nd; j++) {
+			struct flow_rec t;
+			store_cols_get(d, j, &t);
+			if (same_tuple(&t, &rec[i]))
+				break;
+		}
+		if (j == nd)
+			cols_put(d, nd++, &rec[i]);
+		tidx[i] = j;
+	}
+	d->n = nd;
+	tv = *c;
+#define DROP(fl, col) if (members & STORE_COLBIT(col)) tv.fl = NULL
+	DROP(in_if, STORE_COL_IN_IF); DROP(out_if, STORE_COL_OUT_IF); DROP(vlan, STORE_COL_VLAN);
+	DROP(proto, STORE_COL_PROTO); DROP(tos, STORE_COL_TOS);
+	DROP(tcp_flags, STORE_COL_TCP_FLAGS); DROP(ipver, STORE_COL_IPVER);
+	DROP(src_mask, STORE_COL_SRC_MASK); DROP(dst_mask, STORE_COL_DST_MASK);
+	DROP(end_reason, STORE_COL_END_REASON);
+#undef DROP
+	tv.mask &= ~members;
+	tv.tuple = members;
+	tv.tidx = tidx;
+	tv.tdict = d;
+	if (filt_eval(f, &tv, sel2) != k || memcmp(sel, sel2, k * sizeof(*sel)))
+		__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -156,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t sel[MAXREC], n = 0, k, j = 0;
 	const uint8_t *nul, *rb;
 	size_t elen, rlen;
-	struct store_cols c;
+	struct store_cols c, d;
 	struct store_zone z;
 	struct filt *f;
 	char *expr, err[256];
@@ -193,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (; n < MAXREC && (n + 1) * RECLEN <= rlen; n++)
 		rec_of(&rec[n], rb + n * RECLEN);
 	store_cols_init(&c);
+	store_cols_init(&d);
 	if (store_cols_reserve(&c, MAXREC, STORE_COLS_ALL) == 0) {
 		for (uint32_t i = 0; i < n; i++)
 			cols_put(&c, i, &rec[i]);
@@ -214,8 +266,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (any && !filt_zone_may_match(f, &z))
 			__builtin_trap();
 		(void)filt_columns(f);
+		if (n && filt_tuple_columns(f))
+			tuple_check(f, &c, rec, n, sel, k, &d);
 	}
 	store_cols_free(&c);
+	store_cols_free(&d);
 	filt_free(f);
 	return 0;
 }

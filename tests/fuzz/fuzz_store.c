@@ -3,7 +3,8 @@
  * mutations reach the block and column decoders (Huffman streams, dictionaries, the
  * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
  * (all columns, one that pulls in its partner columns, one tuple member, the summary's
- * four), and with its addresses as dictionary codes. Seeds: tests/fuzz/seeds/fuzz_store/,
+ * four), and with its addresses as dictionary codes and its tuple as its dictionary,
+ * which must give the values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
  * small store files: version 1 (LZ4, zstd,
  * stored; mirrored and dictionary-coded columns; a torn tail) and version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
@@ -11,6 +12,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -22,13 +24,27 @@ static const uint32_t masks[] = {
 		STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST),
 };
 
+/* Whether a and b agree on the columns of mask that a codes or tuple view may hold. */
+static int same_cols(const struct flow_rec *a, const struct flow_rec *b, uint32_t mask)
+{
+#define SAME(f, c) ((mask & STORE_COLBIT(c)) && memcmp(&a->f, &b->f, sizeof(a->f)))
+	return !(SAME(src, STORE_COL_SRC) || SAME(dst, STORE_COL_DST) ||
+		 SAME(in_if, STORE_COL_IN_IF) || SAME(out_if, STORE_COL_OUT_IF) ||
+		 SAME(vlan, STORE_COL_VLAN) || SAME(proto, STORE_COL_PROTO) ||
+		 SAME(tos, STORE_COL_TOS) || SAME(tcp_flags, STORE_COL_TCP_FLAGS) ||
+		 SAME(ipver, STORE_COL_IPVER) || SAME(src_mask, STORE_COL_SRC_MASK) ||
+		 SAME(dst_mask, STORE_COL_DST_MASK) || SAME(end_reason, STORE_COL_END_REASON));
+#undef SAME
+}
+
 static void read_all(const uint8_t *data, size_t size, int verify, struct store_cols *c)
 {
 	struct store_reader *r = store_reader_open_mem(data, size);
 	struct store_block_info bi;
 	struct store_zone z;
 	struct flow_rec rec;
-	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST);
+	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST) |
+			       STORE_TUPLE_MEMBERS;
 	unsigned k = 0;
 
 	if (!r)
@@ -38,11 +54,23 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	while (store_reader_next(r, &bi) > 0) {
 		if (store_reader_decode(r, masks[k++ % 4], c) == 0 && c->n)
 			store_cols_get(c, c->n - 1, &rec);
-		/* addresses as dictionary codes, as top N by address asks for them */
-		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC), codes,
-					      c) == 0 && c->n)
-			store_cols_get(c, c->n - 1, &rec);
-		store_reader_decode(r, STORE_COLS_ALL, c);
+		/* addresses as dictionary codes (top N by address) and the tuple as its
+		 * dictionary (filters): the same values as decoded whole */
+		uint32_t got = 0, n = 0;
+		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC) |
+					      STORE_COLBIT(STORE_COL_PROTO), codes, c) == 0 && c->n) {
+			n = c->n;
+			got = c->mask | c->codes | c->tuple;
+			store_cols_get(c, n - 1, &rec);
+		}
+		if (store_reader_decode(r, STORE_COLS_ALL, c) == 0 && got) {
+			struct flow_rec whole;
+			if (c->n != n)
+				__builtin_trap();
+			store_cols_get(c, n - 1, &whole);
+			if (!same_cols(&rec, &whole, got))
+				__builtin_trap();
+		}
 	}
 	store_reader_close(r);
 }

@@ -483,18 +483,67 @@ static const struct {
 	{ "proto tcp and (port 22 or port 443 or port 8080) and not ipv6", RI, 0 },
 };
 
-/* Each row through filt_match, through filt_eval on the record alone and in a block of
- * every record, and through the zone map of the record's own block. */
+static int same_tuple(const struct flow_rec *a, const struct flow_rec *b)
+{
+	return a->in_if == b->in_if && a->out_if == b->out_if && a->vlan == b->vlan &&
+	       a->proto == b->proto && a->tos == b->tos && a->tcp_flags == b->tcp_flags &&
+	       a->ipver == b->ipver && a->src_mask == b->src_mask &&
+	       a->dst_mask == b->dst_mask && a->end_reason == b->end_reason;
+}
+
+/* all's columns of members handed out as a dictionary of distinct tuples (dict) and an
+ * index a record (tidx), as the store's reader does: *tv shares all's arrays. */
+static void tuple_of(const struct store_cols *all, const struct flow_rec *r, uint32_t n,
+		     uint32_t members, struct store_cols *tv, struct store_cols *dict,
+		     uint32_t *tidx)
+{
+	uint32_t nd = 0;
+
+	assert_int_equal(store_cols_reserve(dict, n ? n : 1, STORE_COLS_ALL), 0);
+	dict->mask = STORE_TUPLE_MEMBERS;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j;
+		for (j = 0; j < nd; j++) {
+			struct flow_rec d;
+			store_cols_get(dict, j, &d);
+			if (same_tuple(&d, &r[i]))
+				break;
+		}
+		if (j == nd)
+			cols_put(dict, nd++, &r[i]);
+		tidx[i] = j;
+	}
+	dict->n = nd;
+	*tv = *all;
+	/* the members' record arrays gone: a leaf that reads them anyway crashes */
+#define DROP(f, c) if (members & STORE_COLBIT(c)) tv->f = NULL
+	DROP(in_if, STORE_COL_IN_IF); DROP(out_if, STORE_COL_OUT_IF); DROP(vlan, STORE_COL_VLAN);
+	DROP(proto, STORE_COL_PROTO); DROP(tos, STORE_COL_TOS);
+	DROP(tcp_flags, STORE_COL_TCP_FLAGS); DROP(ipver, STORE_COL_IPVER);
+	DROP(src_mask, STORE_COL_SRC_MASK); DROP(dst_mask, STORE_COL_DST_MASK);
+	DROP(end_reason, STORE_COL_END_REASON);
+#undef DROP
+	tv->mask &= ~members;
+	tv->tuple = members;
+	tv->tidx = tidx;
+	tv->tdict = dict;
+}
+
+/* Each row through filt_match, through filt_eval on the record alone, in a block of
+ * every record and in that block with tuple members as a dictionary (those the filter
+ * takes so, and all of them: the record-by-record path), and through the zone map of
+ * the record's own block. */
 static void test_table(void **st)
 {
 	struct flow_rec r[NREC];
-	struct store_cols one, all;
-	uint32_t sel[NREC];
+	struct store_cols one, all, tv, dict;
+	uint32_t sel[NREC], sel2[NREC], tidx[NREC];
 
 	(void)st;
 	make_records(r);
 	store_cols_init(&one);
 	store_cols_init(&all);
+	store_cols_init(&dict);
 	cols_fill(&all, r, NREC);
 	for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++) {
 		struct filt *f = compile_ok(table[t].expr);
@@ -520,6 +569,17 @@ static void test_table(void **st)
 		if (in_block != want)
 			fail_msg("filt_eval('%s') over all records: %c %s", table[t].expr,
 				 'A' + rec, want ? "missing" : "selected");
+		for (int v = 0; v < 2; v++) {
+			uint32_t members = v ? STORE_TUPLE_MEMBERS : filt_tuple_columns(f);
+			if (!members)
+				continue;
+			tuple_of(&all, r, NREC, members, &tv, &dict, tidx);
+			uint32_t n2 = filt_eval(f, &tv, sel2);
+			if (n2 != n || memcmp(sel, sel2, n * sizeof(*sel)))
+				fail_msg("filt_eval('%s') with tuple members %#x as the "
+					 "dictionary: %u records, over the columns %u", table[t].expr,
+					 members, n2, n);
+		}
 		zone_of(&z, &r[rec], 1);
 		if (want && !filt_zone_may_match(f, &z))
 			fail_msg("'%s' skips the block of record %c", table[t].expr, 'A' + rec);
@@ -527,6 +587,39 @@ static void test_table(void **st)
 	}
 	store_cols_free(&one);
 	store_cols_free(&all);
+	store_cols_free(&dict);
+}
+
+/* Which columns a filter can take as the tuple dictionary: tuple members that only
+ * leaves on tuple members read. */
+static void test_tuple_columns(void **st)
+{
+	static const struct {
+		const char *expr;
+		uint32_t want;
+	} t[] = {
+		{ "proto tcp and dst port 443", STORE_COLBIT(STORE_COL_PROTO) },
+		{ "port 53", 0 },
+		{ "bytes > 1k or duration < 10", 0 },
+		{ "in if 3 or tos 4", STORE_COLBIT(STORE_COL_IN_IF) | STORE_COLBIT(STORE_COL_TOS) },
+		{ "if 3", STORE_COLBIT(STORE_COL_IN_IF) | STORE_COLBIT(STORE_COL_OUT_IF) },
+		{ "flags S and not flags AFRPU",
+		  STORE_COLBIT(STORE_COL_TCP_FLAGS) | STORE_COLBIT(STORE_COL_PROTO) },
+		{ "ipv6 and proto udp", STORE_COLBIT(STORE_COL_IPVER) | STORE_COLBIT(STORE_COL_PROTO) },
+		/* an address leaf reads the IP version per record */
+		{ "ipv6 and host 2001:db8::1", 0 },
+		{ "any", 0 },
+		{ "not any", 0 },
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct filt *f = compile_ok(t[i].expr);
+		if (filt_tuple_columns(f) != t[i].want)
+			fail_msg("filt_tuple_columns('%s') = %#x, want %#x", t[i].expr,
+				 filt_tuple_columns(f), t[i].want);
+		filt_free(f);
+	}
 }
 
 static void test_columns(void **st)
@@ -1155,6 +1248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_tuple_columns),
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_missing_column),
 		cmocka_unit_test(test_errors),
