@@ -13,7 +13,7 @@ cleanup() {
 	# a section that failed halfway leaves the machine's settings as they were too
 	sysctl -qw net.core.rmem_max="$RMEM0" || true
 	sysctl -qw kernel.bpf_stats_enabled="$BPFSTATS0" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	# (set -e holds in the trap too: nothing here may end it early)
 	for n in tfbench-a tfbench-b tfbench-ea tfbench-eb; do ip netns del $n 2>/dev/null || true; done
 	rm -rf "$W"
