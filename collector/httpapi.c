@@ -628,7 +628,7 @@ static void store_usage(const char *dir, uint64_t *files, uint64_t *bytes)
 {
 	struct store_list l;
 	*files = *bytes = 0;
-	if (store_list_files(dir, NULL, 0, &l) < 0)
+	if (store_list_files(dir, &l) < 0)
 		return;
 	for (size_t i = 0; i < l.n; i++) {
 		struct stat sb;

@@ -2852,7 +2852,7 @@ static int list_store(struct qctx *q)
 	} else {
 		/* No pruning by file name: names tell when flows arrived, and replayed or
 		 * delayed exports carry flows of any age. Footer zones decide exactly. */
-		rc = store_list_files(rq->path, NULL, 0, &q->files);
+		rc = store_list_files(rq->path, &q->files);
 		if (rc < 0) {
 			snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", rq->path, store_strerror(rc));
 			return rc;

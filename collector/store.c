@@ -2783,7 +2783,7 @@ static int wr_recover_newest(struct store_writer *w)
 	struct store_zone z;
 	int rc, closed;
 
-	rc = store_list_files(w->dir, NULL, 0, &l);
+	rc = store_list_files(w->dir, &l);
 	if (rc < 0 || l.n == 0) {
 		if (rc == 0)
 			store_list_free(&l);
@@ -4425,10 +4425,9 @@ static int file_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-int store_list_files(const char *dir, const struct store_window *w, uint64_t slack_ms,
-		     struct store_list *out)
+int store_list_files(const char *dir, struct store_list *out)
 {
-	size_t cap = 0, k = 0;
+	size_t cap = 0;
 	int rc;
 
 	out->v = NULL;
@@ -4440,20 +4439,6 @@ int store_list_files(const char *dir, const struct store_window *w, uint64_t sla
 	}
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), file_cmp);
-	if (!w)
-		return 0;
-	/* A file named S, followed by one named S', holds what arrived in [S, S'). */
-	for (size_t i = 0; i < out->n; i++) {
-		uint64_t s = out->v[i].start_ms;
-		uint64_t next = i + 1 < out->n ? out->v[i + 1].start_ms : UINT64_MAX;
-		int late = s > slack_ms && s - slack_ms > w->to_ms;
-		int early = next < UINT64_MAX - slack_ms && next + slack_ms < w->from_ms;
-		if (late || early)
-			free(out->v[i].path);
-		else
-			out->v[k++] = out->v[i];
-	}
-	out->n = k;
 	return 0;
 }
 
@@ -4542,7 +4527,7 @@ int store_retention(const char *dir, uint64_t max_age_secs, uint64_t max_total_b
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	rc = store_list_files(dir, NULL, 0, &l);
+	rc = store_list_files(dir, &l);
 	if (rc < 0)
 		return rc;
 	size = calloc(l.n ? l.n : 1, sizeof(*size));
@@ -4667,7 +4652,7 @@ int store_scan(const char *path, const struct store_scan_opts *o, struct store_s
 	if (S_ISREG(sb.st_mode)) {
 		rc = scan_file(path, o, &cols, st, &r);
 	} else {
-		rc = store_list_files(path, o->win, o->slack_ms, &l);
+		rc = store_list_files(path, &l);
 		if (rc < 0)
 			return rc;
 		for (size_t i = 0; i < l.n && rc == 0; i++)
@@ -4721,7 +4706,6 @@ int store_summary(const char *path, const struct store_window *win,
 	struct sum_ctx x = { s, win };
 	struct store_scan_opts o = {
 		.win = win,
-		.slack_ms = STORE_NAME_SLACK_MS,
 		.mask = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
 			STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST),
 		.block = sum_block,

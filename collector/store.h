@@ -113,7 +113,6 @@
 #define STORE_MAX_BLOCK_RECS 262144     /* readers refuse more (memory bound) */
 #define STORE_FILE_HDR_LEN 64
 #define STORE_BLK_HDR_MIN 128
-#define STORE_NAME_SLACK_MS (3600 * 1000ULL) /* see store_list_files() */
 
 enum store_codec {
 	STORE_CODEC_NONE = 0,
@@ -393,14 +392,11 @@ struct store_list {
 	size_t n;
 };
 
-/* Lists the store files under dir in time order (by name, then path). With w non-NULL,
- * drops files that by their names cannot overlap w: a file named S followed by one named
- * S' holds records received in [S, S'), so it goes if S - slack > to or S' + slack <
- * from. slack_ms covers how far record times stray from their arrival (active timeouts,
- * exporter clocks): STORE_NAME_SLACK_MS. Zone maps then decide exactly. Returns 0 or
- * -errno; free *out with store_list_free(). */
-int store_list_files(const char *dir, const struct store_window *w, uint64_t slack_ms,
-		     struct store_list *out);
+/* Lists the store files under dir in time order (by name, then path). Every file: a
+ * name says when records arrived, not when they happened (an exporter may send hours
+ * late), so only a file's zone maps can rule it out of a window. Returns 0 or -errno;
+ * free *out with store_list_free(). */
+int store_list_files(const char *dir, struct store_list *out);
 void store_list_free(struct store_list *l);
 
 /* 0 if path is a store directory (holds store files or date directories, or nothing) or
@@ -434,7 +430,6 @@ struct store_scan_stats {
 
 struct store_scan_opts {
 	const struct store_window *win;  /* NULL: everything */
-	uint64_t slack_ms;               /* see store_list_files() */
 	uint32_t mask;                   /* columns the callback reads */
 	/* Called per decoded block (records are not window-filtered: the block overlaps).
 	 * Non-zero stops the scan and becomes its return value. */

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 	}
 	int dump = argc > 2 && !strcmp(argv[2], "--bytes");
 	struct store_list l;
-	int e = store_list_files(argv[1], NULL, 0, &l);
+	int e = store_list_files(argv[1], &l);
 	if (e < 0) {
 		fprintf(stderr, "storecheck: %s: %s\n", argv[1], store_strerror(e));
 		return 1;

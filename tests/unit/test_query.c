@@ -1165,7 +1165,7 @@ static void test_file_deleted_during_query(void **st)
 	uint64_t all = 0, gone = 0;
 	assert_non_null(mkdtemp(d));
 	assert_int_equal(write_store(d, flows, NFLOWS), 0);
-	assert_int_equal(store_list_files(d, NULL, 0, &files), 0);
+	assert_int_equal(store_list_files(d, &files), 0);
 	assert_true(files.n > 2);
 	dm.arg = files.v[0].path;
 	struct store_reader *r = store_reader_open(files.v[0].path);
@@ -1210,7 +1210,7 @@ static void test_damaged_block_is_skipped(void **st)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -r %s %s", copy, dir, copy);
 	assert_int_equal(system(cmd), 0);
 	struct store_list l;
-	assert_int_equal(store_list_files(copy, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(copy, &l), 0);
 	assert_true(l.n > 1);
 	snprintf(path, sizeof(path), "%s", l.v[1].path);
 	store_list_free(&l);

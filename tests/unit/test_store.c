@@ -359,7 +359,7 @@ static void each_block(const char *dir, block_fn fn, void *arg, uint64_t *bad,
 	struct store_list l;
 
 	*bad = *tail = 0;
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	for (size_t f = 0; f < l.n; f++) {
 		struct store_reader *r = store_reader_open(l.v[f].path);
 		struct store_block_info bi;
@@ -516,7 +516,7 @@ static void roundtrip(uint8_t codec)
 	assert_recs_equal(in, out, n);
 
 	struct store_list l;
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	assert_int_equal(l.n, 3);
 	struct store_reader *r = store_reader_open(l.v[0].path);
 	assert_non_null(r);
@@ -1073,7 +1073,7 @@ static void test_kill9_recovery(void **state)
 	 * add a torn write on top: half a block header at the end */
 	uint64_t tail0 = tail;
 	struct store_list l;
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	assert_int_equal(l.n, 1);
 	int fd = open(l.v[0].path, O_WRONLY | O_APPEND);
 	assert_int_equal(write(fd, "TFB1\x01\x05\xbc\x00\x40\x00", 10), 10);
@@ -1188,7 +1188,7 @@ static void test_rotation(void **state)
 	assert_true(exists(p));
 
 	struct store_list l;
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	assert_int_equal(l.n, 3);
 	assert_int_equal(l.v[0].start_ms, now);
 	assert_int_equal(l.v[1].start_ms, now + 300000);
@@ -1282,7 +1282,7 @@ static void test_retention_size(void **state)
 	(void)state;
 
 	make_files(dir, starts, 4, 200);
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	for (int i = 0; i < 4; i++) {
 		struct stat sb;
 		stat(l.v[i].path, &sb);
@@ -1357,15 +1357,14 @@ static void test_zone_skip(void **state)
 
 	struct store_window win = { T0 + 2 * hour + 50500, T0 + 2 * hour + 60000 };
 	struct count_ctx cc = { 0 };
-	struct store_scan_opts o = { .win = &win, .slack_ms = STORE_NAME_SLACK_MS,
-				     .mask = STORE_COLBIT(STORE_COL_FIRST), .block = count_block,
-				     .arg = &cc };
+	struct store_scan_opts o = { .win = &win, .mask = STORE_COLBIT(STORE_COL_FIRST),
+				     .block = count_block, .arg = &cc };
 	struct store_scan_stats st;
 	assert_int_equal(store_scan(dir, &o, &st), 0);
 	assert_int_equal(st.blocks, 1);
 	assert_int_equal(st.blocks_skipped, 4);
 	assert_int_equal(st.files, 1);
-	assert_int_equal(st.files_skipped, 0);   /* B is outside the name slack: not listed */
+	assert_int_equal(st.files_skipped, 1);   /* B: its footer zone rules it out */
 	assert_int_equal(cc.recs, 100);
 
 	/* summary counts only the overlapping records: i = 50..60 */
@@ -1374,19 +1373,49 @@ static void test_zone_skip(void **state)
 	assert_int_equal(sum.flows, 11);
 	assert_int_equal(sum.first_ms, T0 + 2 * hour + 50000);
 
-	/* with a huge slack B is listed but its footer zone rules it out */
-	o.slack_ms = 100 * hour;
-	cc.recs = 0;
-	assert_int_equal(store_scan(dir, &o, &st), 0);
-	assert_int_equal(st.files_skipped, 1);
-	assert_int_equal(cc.recs, 100);
-
 	/* the whole store */
 	assert_int_equal(store_summary(dir, NULL, NULL, NULL, &sum), 0);
 	assert_int_equal(sum.flows, 600);
 	assert_int_equal(sum.scan.blocks, 6);
 	assert_int_equal(sum.first_ms, T0);
 	assert_int_equal(sum.last_ms, T0 + 10 * hour + 99);
+	rmtree(dir);
+}
+
+/* A file's name says when its records arrived: an exporter hours behind writes them
+ * into a file named long after they happened, and a window on their time finds them. */
+static void test_late_export(void **state)
+{
+	char *dir = mktmp();
+	const uint64_t hour = 3600000ULL;
+	struct flow_rec r;
+	uint64_t s = 9;
+	(void)state;
+
+	/* file named T0 + 5 h holds flows of T0 .. T0 + 99 s; a later one, flows of its own */
+	struct store_writer *w = wopen(dir, STORE_CODEC_LZ4, 100, T0 + 5 * hour);
+	for (int i = 0; i < 100; i++) {
+		gen_random(&s, &r);
+		r.first_ms = T0 + (uint64_t)i * 1000;
+		r.last_ms = r.first_ms + 10;
+		store_writer_add(w, &r);
+	}
+	store_writer_rotate(w, T0 + 6 * hour);
+	for (int i = 0; i < 100; i++) {
+		gen_random(&s, &r);
+		r.first_ms = T0 + 6 * hour + (uint64_t)i;
+		r.last_ms = r.first_ms;
+		store_writer_add(w, &r);
+	}
+	assert_int_equal(store_writer_close(w), 0);
+
+	struct store_window win = { T0, T0 + 9999 };   /* i = 0..9 */
+	struct store_summary sum;
+	assert_int_equal(store_summary(dir, &win, NULL, NULL, &sum), 0);
+	assert_int_equal(sum.flows, 10);
+	assert_int_equal(sum.first_ms, T0);
+	assert_int_equal(sum.scan.files, 1);
+	assert_int_equal(sum.scan.files_skipped, 1);
 	rmtree(dir);
 }
 
@@ -1750,6 +1779,7 @@ int main(void)
 		cmocka_unit_test(test_retention_age),
 		cmocka_unit_test(test_retention_size),
 		cmocka_unit_test(test_zone_skip),
+		cmocka_unit_test(test_late_export),
 		cmocka_unit_test(test_bytes_per_flow),
 		cmocka_unit_test(test_read_v1),
 		cmocka_unit_test(test_continue_v1),

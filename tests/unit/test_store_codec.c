@@ -270,7 +270,7 @@ static void test_counter_time_coding(void **state)
 		assert_int_equal(store_writer_add(w, &in[i]), 0);
 	assert_int_equal(store_writer_close(w), 0);
 
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	assert_int_equal(l.n, 1);
 	struct store_reader *r = store_reader_open(l.v[0].path);
 	assert_non_null(r);
@@ -347,7 +347,7 @@ static void test_port_coding(void **state)
 		assert_int_equal(store_writer_add(w, &in[i]), 0);
 	assert_int_equal(store_writer_close(w), 0);
 
-	assert_int_equal(store_list_files(dir, NULL, 0, &l), 0);
+	assert_int_equal(store_list_files(dir, &l), 0);
 	assert_int_equal(l.n, 1);
 	struct store_reader *r = store_reader_open(l.v[0].path);
 	assert_non_null(r);
