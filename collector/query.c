@@ -1095,6 +1095,7 @@ struct worker {
 	unsigned tid;
 	int claim;              /* share out blocks with the other threads */
 	int count_blocks;       /* count summary and block stats */
+	int sum_pending;        /* the block's summary not counted yet (see codes_keys) */
 	int count_files;        /* count file stats, warn */
 	uint32_t part, np;      /* the hash partition this worker keeps, of np */
 	int bounding;           /* this scan finds bounds (struct bound) */
@@ -1349,6 +1350,9 @@ static inline int code_side(const struct tspec *ts, const struct store_cols *c, 
 	return c->codes & (k ? COL(DST) : COL(SRC)) ? k : -1;
 }
 
+static void sum_add(struct query_summary *s, uint64_t flows, uint64_t pk, uint64_t by,
+		    uint64_t first, uint64_t last);
+
 /* Counts the n selected records per code of address column k into w->cagg, one key
  * per code used in w->keys (put_field over the dictionary); *nk: how many. A bounding
  * scan has only the order's column: its sum goes in bytes. Returns 0 or EWIDE (as
@@ -1393,6 +1397,19 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 	for (uint32_t i = 0; i < nt; i++) {
 		w->cagg[i] = acc[w->idx[i]];
 		acc[w->idx[i]].flows = 0;       /* ready for the next block */
+	}
+	if (w->sum_pending && !w->bounding) {
+		/* the block's summary from its codes' sums: one pass over the records less */
+		uint64_t pk = 0, by = 0, first = UINT64_MAX, last = 0;
+		for (uint32_t i = 0; i < nt; i++) {
+			const struct cacc *e = &w->cagg[i];
+			pk += e->packets;
+			by += e->bytes;
+			first = e->first < first ? e->first : first;
+			last = e->last > last ? e->last : last;
+		}
+		sum_add(&w->sum, n, pk, by, first, last);
+		w->sum_pending = 0;
 	}
 	/* the dictionary as the column the key reads (a fixed-mask net reads no mask column) */
 	memset(&d, 0, sizeof(d));
@@ -1568,6 +1585,20 @@ static int list_block(struct worker *w, struct store_reader *r, const struct sto
 	return 0;
 }
 
+static void sum_add(struct query_summary *s, uint64_t flows, uint64_t pk, uint64_t by,
+		    uint64_t first, uint64_t last)
+{
+	if (!flows)
+		return;
+	if (!s->flows || first < s->first_ms)
+		s->first_ms = first;
+	if (last > s->last_ms)
+		s->last_ms = last;
+	s->flows += flows;
+	s->packets += pk;
+	s->bytes += by;
+}
+
 static void sum_block(struct query_summary *s, const struct store_cols *c, const uint32_t *sel,
 		      uint32_t n)
 {
@@ -1581,15 +1612,7 @@ static void sum_block(struct query_summary *s, const struct store_cols *c, const
 		if (c->last_ms[j] > last)
 			last = c->last_ms[j];
 	}
-	if (!n)
-		return;
-	if (!s->flows || first < s->first_ms)
-		s->first_ms = first;
-	if (last > s->last_ms)
-		s->last_ms = last;
-	s->flows += n;
-	s->packets += pk;
-	s->bytes += by;
+	sum_add(s, n, pk, by, first, last);
 }
 
 /* One block: zone maps, filter columns, selection, then the rest. Returns 0, 1 when
@@ -1649,14 +1672,16 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 		w->ac.codes = 0;
 	}
 	cols_view(&v, &w->fc, &w->ac);
-	if (w->count_blocks) {
-		sum_block(&w->sum, &v, w->sel, n);
-		if (q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0)
-			goto bad;
-	}
+	if (w->count_blocks && q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0)
+		goto bad;
+	w->sum_pending = w->count_blocks;
 	for (unsigned s = 0; s < q->nspec; s++)
 		if ((rc = agg_block(w, s, &v, n)) < 0)
 			return rc;
+	if (w->sum_pending) {
+		sum_block(&w->sum, &v, w->sel, n);
+		w->sum_pending = 0;
+	}
 	return done;
 bad:
 	if (rc == -ENOMEM)
