@@ -58,7 +58,12 @@ unit)
 		name=unit/$(basename "$t")
 		[ -n "$pat" ] && [[ "$name" != *$pat* ]] && continue
 		t0=$SECONDS
-		mkdir -p "$logdir/unit"; "$t" >"$logdir/$name.log" 2>&1; rc=$?
+		mkdir -p "$logdir/unit"
+		# a directory of its own for the test's files (tests/unit/tmpdir.h): gone when
+		# it passes, kept for a look when it fails
+		tdir=$(mktemp -d "${TMPDIR:-/tmp}/tf-$(basename "$t").XXXXXX")
+		TMPDIR=$tdir "$t" >"$logdir/$name.log" 2>&1; rc=$?
+		if [ $rc = 0 ]; then rm -rf "$tdir"; else echo "test files kept in $tdir" >>"$logdir/$name.log"; fi
 		grep -E '^\[  (PASSED|FAILED)  \]' "$logdir/$name.log" | sed "s|^|      $name: |"
 		record "$name" $rc $((SECONDS - t0))
 	done ;;

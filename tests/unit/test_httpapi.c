@@ -30,6 +30,7 @@
 #include "query.h"
 #include "store.h"
 #include "udprx.h"
+#include "tmpdir.h"
 
 #define T0 1767225600000ull      /* 2026-01-01T00:00:00Z */
 #define TOKEN "s3cret-Token_0123456789"
@@ -63,18 +64,18 @@ static int parse(const char *s, struct httpapi_query *q, char *err)
 	return parse_guarded(s, strlen(s), q, err, 256, &pos, &deflim);
 }
 
-static char tmpdirs[4][64];
+static char tmpdirs[4][TEST_PATH_MAX];
 
 static const char *mktmp(int i)
 {
-	snprintf(tmpdirs[i], sizeof(tmpdirs[i]), "/tmp/test_httpapi.XXXXXX");
+	test_tmp_template(tmpdirs[i], sizeof(tmpdirs[i]), "test_httpapi");
 	assert_non_null(mkdtemp(tmpdirs[i]));
 	return tmpdirs[i];
 }
 
 static void rmtree(const char *d)
 {
-	char cmd[128];
+	char cmd[3 * TEST_PATH_MAX];
 	if (!d[0])
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
@@ -921,8 +922,7 @@ static void test_stats(void **state)
 
 	assert_int_equal(get(api, "/api/v1/status", NULL, &r), 200);
 	static const char *const want_status[] = {
-		"\"version\":\"", "\"uptime_s\":", "\"store\":{\"dir\":\"/tmp/test_httpapi.",
-		"\"files\":1,", "\"records\":10,", "\"dropped\":2}",
+		"\"version\":\"", "\"uptime_s\":", "\"files\":1,", "\"records\":10,", "\"dropped\":2}",
 		"\"listen\":{\"udp\":\"127.0.0.1:9995\",\"http\":\"127.0.0.1:",
 		"\"auth\":false",
 		("\"receive\":{\"datagrams\":3,\"bytes\":408,\"denied\":1,\"socket_drops\":4,"),
@@ -933,6 +933,10 @@ static void test_stats(void **state)
 	for (size_t i = 0; i < sizeof(want_status) / sizeof(want_status[0]); i++)
 		if (!strstr(r.body, want_status[i]))
 			fail_msg("status lacks %s:\n%s", want_status[i], r.body);
+	char want_dir[TEST_PATH_MAX + 32];
+	snprintf(want_dir, sizeof(want_dir), "\"store\":{\"dir\":\"%s\",", dir);
+	if (!strstr(r.body, want_dir))
+		fail_msg("status lacks %s:\n%s", want_dir, r.body);
 	httpcli_resp_free(&r);
 
 	assert_int_equal(get(api, "/api/v1/exporters", NULL, &r), 200);

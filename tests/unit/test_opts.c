@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "opts.h"
+#include "tmpdir.h"
 
 struct tcfg {
 	const char *config;
@@ -32,12 +33,12 @@ static const struct opt_def defs[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
-static char path[64];
+static char path[TEST_PATH_MAX];
 static struct opt_store store;
 
 static void write_conf(const char *text)
 {
-	strcpy(path, "/tmp/tf-opts-XXXXXX");
+	test_tmp_template(path, sizeof(path), "tf-opts");
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));

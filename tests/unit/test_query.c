@@ -20,11 +20,12 @@
 #include "qout.h"
 #include "query.h"
 #include "store.h"
+#include "tmpdir.h"
 
 #define NFLOWS 12000
 #define T0 1767225600000ULL     /* 2026-01-01T00:00:00Z */
 
-static char dir[64];
+static char dir[TEST_PATH_MAX];
 static struct flow_rec flows[NFLOWS];
 
 static uint64_t rng_state = 0x853c49e6748fea9bULL;
@@ -127,7 +128,7 @@ static int write_store(const char *d, const struct flow_rec *v, int n)
 /* Removes a test's own store directory d. */
 static void rm_dir(const char *d)
 {
-	char cmd[128];
+	char cmd[3 * TEST_PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
 	assert_int_equal(system(cmd), 0);
 }
@@ -135,7 +136,7 @@ static void rm_dir(const char *d)
 static int setup_store(void **st)
 {
 	(void)st;
-	strcpy(dir, "/tmp/tf-query-XXXXXX");
+	test_tmp_template(dir, sizeof(dir), "tf-query");
 	if (!mkdtemp(dir))
 		return -1;
 	make_flows();
@@ -145,7 +146,7 @@ static int setup_store(void **st)
 static int teardown_store(void **st)
 {
 	(void)st;
-	char cmd[128];
+	char cmd[3 * TEST_PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -817,8 +818,8 @@ static void test_compact_address_keys(void **st)
 	}
 	/* a record with no addresses (neither IPv4 nor IPv6) only shows when its keys are
 	 * built: the query goes round again, and the row keeps its all-zero address */
-	char d2[64];
-	strcpy(d2, "/tmp/tf-query-z-XXXXXX");
+	char d2[TEST_PATH_MAX];
+	test_tmp_template(d2, sizeof(d2), "tf-query-z");
 	assert_non_null(mkdtemp(d2));
 	struct flow_rec z[3];
 	size_t k4 = 0;
@@ -843,7 +844,7 @@ static void test_compact_address_keys(void **st)
 	assert_int_equal(resz.table[0].rows[1].flows, 1);
 	assert_memory_equal(resz.table[0].rows[1].f.src, z[2].src, 16);
 	query_result_free(&resz);
-	char cmd[128];
+	char cmd[3 * TEST_PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", d2);
 	assert_int_equal(system(cmd), 0);
 
@@ -940,10 +941,11 @@ static void test_memory_cap_gives_same_answer(void **st)
 static void skewed_top(unsigned nsrc, unsigned nheavy, uint64_t heavy, uint64_t mem,
 		       struct query_summary *sum, uint64_t *groups, uint64_t *all_groups)
 {
-	char d[] = "/tmp/tf-query-skew-XXXXXX";
+	char d[TEST_PATH_MAX];
 	static struct flow_rec v[NFLOWS];
 	struct query_req rq;
 	struct query_result all, lim;
+	test_tmp_template(d, sizeof(d), "tf-query-skew");
 	assert_non_null(mkdtemp(d));
 	for (int i = 0; i < NFLOWS; i++) {
 		uint32_t src = (uint32_t)(rnd() % nsrc);
@@ -1096,13 +1098,14 @@ static void add_second_half(void *arg)
 static void test_live_file_snapshot(void **st)
 {
 	(void)st;
-	char d[] = "/tmp/tf-query-live-XXXXXX";
+	char d[TEST_PATH_MAX];
 	struct query_req rq;
 	struct query_result res;
 	struct store_writer *w;
 	struct midway g = { add_second_half, NULL, 0, 0 };
 	struct query_sink sk = { NULL, midway_row, &g };
 	uint64_t half = 0, all = 0;
+	test_tmp_template(d, sizeof(d), "tf-query-live");
 	assert_non_null(mkdtemp(d));
 	g.arg = w = open_writer(d, 86400); /* one file */
 	assert_non_null(w);
@@ -1156,13 +1159,14 @@ static void unlink_file(void *arg)
 static void test_file_deleted_during_query(void **st)
 {
 	(void)st;
-	char d[] = "/tmp/tf-query-ret-XXXXXX";
+	char d[TEST_PATH_MAX];
 	struct query_req rq;
 	struct query_result res;
 	struct store_list files = { NULL, 0 };
 	struct midway dm = { unlink_file, NULL, 0, 0 };
 	struct query_sink sk = { NULL, midway_row, &dm };
 	uint64_t all = 0, gone = 0;
+	test_tmp_template(d, sizeof(d), "tf-query-ret");
 	assert_non_null(mkdtemp(d));
 	assert_int_equal(write_store(d, flows, NFLOWS), 0);
 	assert_int_equal(store_list_files(d, &files), 0);
@@ -1205,7 +1209,7 @@ static void test_file_deleted_during_query(void **st)
 static void test_damaged_block_is_skipped(void **st)
 {
 	(void)st;
-	char copy[96], cmd[512], path[256] = "";
+	char copy[TEST_PATH_MAX + 16], cmd[4 * TEST_PATH_MAX], path[2 * TEST_PATH_MAX] = "";
 	snprintf(copy, sizeof(copy), "%s-damaged", dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -r %s %s", copy, dir, copy);
 	assert_int_equal(system(cmd), 0);

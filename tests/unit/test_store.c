@@ -21,6 +21,7 @@
 #include "store.h"
 #include "sys.h"
 #include "../tools/realgen.h"
+#include "tmpdir.h"
 
 #define T0 RG_T0                /* 2024-05-01T00:00:00Z */
 
@@ -313,11 +314,11 @@ static const uint8_t v1_file[2717] = {
 
 /* ---- helpers ---- */
 
-static char tmpl_dir[64];
+static char tmpl_dir[TEST_PATH_MAX];
 
 static char *mktmp(void)
 {
-	strcpy(tmpl_dir, "/tmp/test_store.XXXXXX");
+	test_tmp_template(tmpl_dir, sizeof(tmpl_dir), "test_store");
 	assert_non_null(mkdtemp(tmpl_dir));
 	return tmpl_dir;
 }

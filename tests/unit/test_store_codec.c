@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 /* past HUF_PAIRS_MIN and BL_FT_MIN: the long streams' decoding paths */
 #define NMAX 5000
@@ -233,13 +234,14 @@ static void test_counter_time_coding(void **state)
 {
 	enum { N = 4000 };
 	static struct flow_rec in[2 * N];
-	char dir[] = "/tmp/test_store_codec.XXXXXX";
+	char dir[TEST_PATH_MAX];
 	struct store_cfg cfg;
 	struct store_list l;
 	struct store_cols c;
 	struct store_block_info bi;
 	(void)state;
 
+	test_tmp_template(dir, sizeof(dir), "test_store_codec");
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < 2 * N; i++) {
 		struct flow_rec *r = &in[i];
@@ -303,7 +305,7 @@ static void test_counter_time_coding(void **state)
 	store_reader_close(r);
 	assert_int_equal(unlink(l.v[0].path), 0);
 	store_list_free(&l);
-	char cmd[64];
+	char cmd[3 * TEST_PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 }
@@ -315,13 +317,14 @@ static void test_port_coding(void **state)
 {
 	enum { N = 6000 };
 	static struct flow_rec in[N];
-	char dir[] = "/tmp/test_store_codec.XXXXXX";
+	char dir[TEST_PATH_MAX];
 	struct store_cfg cfg;
 	struct store_list l;
 	struct store_cols c;
 	struct store_block_info bi;
 	(void)state;
 
+	test_tmp_template(dir, sizeof(dir), "test_store_codec");
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < N; i++) {
 		struct flow_rec *r = &in[i];
@@ -362,7 +365,7 @@ static void test_port_coding(void **state)
 	store_reader_close(r);
 	assert_int_equal(unlink(l.v[0].path), 0);
 	store_list_free(&l);
-	char cmd[64];
+	char cmd[3 * TEST_PATH_MAX];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 }
