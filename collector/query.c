@@ -1350,8 +1350,20 @@ static inline int code_side(const struct tspec *ts, const struct store_cols *c, 
 	return c->codes & (k ? COL(DST) : COL(SRC)) ? k : -1;
 }
 
+/* Adds a block's totals (first: its earliest first seen, last: its latest last) to s. */
 static void sum_add(struct query_summary *s, uint64_t flows, uint64_t pk, uint64_t by,
-		    uint64_t first, uint64_t last);
+		    uint64_t first, uint64_t last)
+{
+	if (!flows)
+		return;
+	if (!s->flows || first < s->first_ms)
+		s->first_ms = first;
+	if (last > s->last_ms)
+		s->last_ms = last;
+	s->flows += flows;
+	s->packets += pk;
+	s->bytes += by;
+}
 
 /* Counts the n selected records per code of address column k into w->cagg, one key
  * per code used in w->keys (put_field over the dictionary); *nk: how many. A bounding
@@ -1583,20 +1595,6 @@ static int list_block(struct worker *w, struct store_reader *r, const struct sto
 		}
 	}
 	return 0;
-}
-
-static void sum_add(struct query_summary *s, uint64_t flows, uint64_t pk, uint64_t by,
-		    uint64_t first, uint64_t last)
-{
-	if (!flows)
-		return;
-	if (!s->flows || first < s->first_ms)
-		s->first_ms = first;
-	if (last > s->last_ms)
-		s->last_ms = last;
-	s->flows += flows;
-	s->packets += pk;
-	s->bytes += by;
 }
 
 static void sum_block(struct query_summary *s, const struct store_cols *c, const uint32_t *sel,

@@ -68,8 +68,7 @@ static char tmpdirs[4][TEST_PATH_MAX];
 
 static const char *mktmp(int i)
 {
-	test_tmp_template(tmpdirs[i], sizeof(tmpdirs[i]), "test_httpapi");
-	assert_non_null(mkdtemp(tmpdirs[i]));
+	assert_non_null(test_mkdtemp(tmpdirs[i], sizeof(tmpdirs[i]), "test_httpapi"));
 	return tmpdirs[i];
 }
 

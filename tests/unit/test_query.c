@@ -136,8 +136,7 @@ static void rm_dir(const char *d)
 static int setup_store(void **st)
 {
 	(void)st;
-	test_tmp_template(dir, sizeof(dir), "tf-query");
-	if (!mkdtemp(dir))
+	if (!test_mkdtemp(dir, sizeof(dir), "tf-query"))
 		return -1;
 	make_flows();
 	return write_store(dir, flows, NFLOWS);
@@ -819,8 +818,7 @@ static void test_compact_address_keys(void **st)
 	/* a record with no addresses (neither IPv4 nor IPv6) only shows when its keys are
 	 * built: the query goes round again, and the row keeps its all-zero address */
 	char d2[TEST_PATH_MAX];
-	test_tmp_template(d2, sizeof(d2), "tf-query-z");
-	assert_non_null(mkdtemp(d2));
+	assert_non_null(test_mkdtemp(d2, sizeof(d2), "tf-query-z"));
 	struct flow_rec z[3];
 	size_t k4 = 0;
 	while (flows[k4].ipver != 4)
@@ -945,8 +943,7 @@ static void skewed_top(unsigned nsrc, unsigned nheavy, uint64_t heavy, uint64_t 
 	static struct flow_rec v[NFLOWS];
 	struct query_req rq;
 	struct query_result all, lim;
-	test_tmp_template(d, sizeof(d), "tf-query-skew");
-	assert_non_null(mkdtemp(d));
+	assert_non_null(test_mkdtemp(d, sizeof(d), "tf-query-skew"));
 	for (int i = 0; i < NFLOWS; i++) {
 		uint32_t src = (uint32_t)(rnd() % nsrc);
 		v[i] = flows[i];
@@ -1105,8 +1102,7 @@ static void test_live_file_snapshot(void **st)
 	struct midway g = { add_second_half, NULL, 0, 0 };
 	struct query_sink sk = { NULL, midway_row, &g };
 	uint64_t half = 0, all = 0;
-	test_tmp_template(d, sizeof(d), "tf-query-live");
-	assert_non_null(mkdtemp(d));
+	assert_non_null(test_mkdtemp(d, sizeof(d), "tf-query-live"));
 	g.arg = w = open_writer(d, 86400); /* one file */
 	assert_non_null(w);
 	for (int i = 0; i < NFLOWS; i++) {
@@ -1166,8 +1162,7 @@ static void test_file_deleted_during_query(void **st)
 	struct midway dm = { unlink_file, NULL, 0, 0 };
 	struct query_sink sk = { NULL, midway_row, &dm };
 	uint64_t all = 0, gone = 0;
-	test_tmp_template(d, sizeof(d), "tf-query-ret");
-	assert_non_null(mkdtemp(d));
+	assert_non_null(test_mkdtemp(d, sizeof(d), "tf-query-ret"));
 	assert_int_equal(write_store(d, flows, NFLOWS), 0);
 	assert_int_equal(store_list_files(d, &files), 0);
 	assert_true(files.n > 2);

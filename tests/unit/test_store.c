@@ -318,8 +318,7 @@ static char tmpl_dir[TEST_PATH_MAX];
 
 static char *mktmp(void)
 {
-	test_tmp_template(tmpl_dir, sizeof(tmpl_dir), "test_store");
-	assert_non_null(mkdtemp(tmpl_dir));
+	assert_non_null(test_mkdtemp(tmpl_dir, sizeof(tmpl_dir), "test_store"));
 	return tmpl_dir;
 }
 
@@ -1329,31 +1328,34 @@ static int count_block(const struct store_cols *c, const struct store_block_info
 	return 0;
 }
 
+/* Adds n random flows, flow i first seen at first0 + i * step and lasting dur ms. */
+static void add_timed(struct store_writer *w, uint64_t *seed, int n, uint64_t first0,
+		      uint64_t step, uint64_t dur)
+{
+	struct flow_rec r;
+
+	for (int i = 0; i < n; i++) {
+		gen_random(seed, &r);
+		r.first_ms = first0 + (uint64_t)i * step;
+		r.last_ms = r.first_ms + dur;
+		store_writer_add(w, &r);
+	}
+}
+
 /* Blocks and files whose zone maps miss the window are skipped without decoding. */
 static void test_zone_skip(void **state)
 {
 	char *dir = mktmp();
 	const uint64_t hour = 3600000ULL;
-	struct flow_rec r;
 	uint64_t s = 8;
 	(void)state;
 
 	/* file A: 5 blocks of 100, block k covers hour k; file B, 10 h later: 1 block */
 	struct store_writer *w = wopen(dir, STORE_CODEC_ZSTD, 100, T0);
 	for (int k = 0; k < 5; k++)
-		for (int i = 0; i < 100; i++) {
-			gen_random(&s, &r);
-			r.first_ms = T0 + (uint64_t)k * hour + (uint64_t)i * 1000;
-			r.last_ms = r.first_ms + 500;
-			store_writer_add(w, &r);
-		}
+		add_timed(w, &s, 100, T0 + (uint64_t)k * hour, 1000, 500);
 	store_writer_rotate(w, T0 + 10 * hour);
-	for (int i = 0; i < 100; i++) {
-		gen_random(&s, &r);
-		r.first_ms = T0 + 10 * hour + (uint64_t)i;
-		r.last_ms = r.first_ms;
-		store_writer_add(w, &r);
-	}
+	add_timed(w, &s, 100, T0 + 10 * hour, 1, 0);
 	assert_int_equal(store_writer_close(w), 0);
 
 	struct store_window win = { T0 + 2 * hour + 50500, T0 + 2 * hour + 60000 };
@@ -1389,25 +1391,14 @@ static void test_late_export(void **state)
 {
 	char *dir = mktmp();
 	const uint64_t hour = 3600000ULL;
-	struct flow_rec r;
 	uint64_t s = 9;
 	(void)state;
 
 	/* file named T0 + 5 h holds flows of T0 .. T0 + 99 s; a later one, flows of its own */
 	struct store_writer *w = wopen(dir, STORE_CODEC_LZ4, 100, T0 + 5 * hour);
-	for (int i = 0; i < 100; i++) {
-		gen_random(&s, &r);
-		r.first_ms = T0 + (uint64_t)i * 1000;
-		r.last_ms = r.first_ms + 10;
-		store_writer_add(w, &r);
-	}
+	add_timed(w, &s, 100, T0, 1000, 10);
 	store_writer_rotate(w, T0 + 6 * hour);
-	for (int i = 0; i < 100; i++) {
-		gen_random(&s, &r);
-		r.first_ms = T0 + 6 * hour + (uint64_t)i;
-		r.last_ms = r.first_ms;
-		store_writer_add(w, &r);
-	}
+	add_timed(w, &s, 100, T0 + 6 * hour, 1, 0);
 	assert_int_equal(store_writer_close(w), 0);
 
 	struct store_window win = { T0, T0 + 9999 };   /* i = 0..9 */

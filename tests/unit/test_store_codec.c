@@ -241,8 +241,7 @@ static void test_counter_time_coding(void **state)
 	struct store_block_info bi;
 	(void)state;
 
-	test_tmp_template(dir, sizeof(dir), "test_store_codec");
-	assert_non_null(mkdtemp(dir));
+	assert_non_null(test_mkdtemp(dir, sizeof(dir), "test_store_codec"));
 	for (size_t i = 0; i < 2 * N; i++) {
 		struct flow_rec *r = &in[i];
 		uint64_t h = next64();
@@ -324,8 +323,7 @@ static void test_port_coding(void **state)
 	struct store_block_info bi;
 	(void)state;
 
-	test_tmp_template(dir, sizeof(dir), "test_store_codec");
-	assert_non_null(mkdtemp(dir));
+	assert_non_null(test_mkdtemp(dir, sizeof(dir), "test_store_codec"));
 	for (size_t i = 0; i < N; i++) {
 		struct flow_rec *r = &in[i];
 		uint64_t h = next64();

@@ -16,4 +16,11 @@ static inline void test_tmp_template(char *buf, size_t len, const char *name)
 	snprintf(buf, len, "%s/%s.XXXXXX", t && *t ? t : "/tmp", name);
 }
 
+/* A new directory named after name in buf (as above); buf, or NULL with errno. */
+static inline char *test_mkdtemp(char *buf, size_t len, const char *name)
+{
+	test_tmp_template(buf, len, name);
+	return mkdtemp(buf);
+}
+
 #endif
