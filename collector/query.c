@@ -130,9 +130,13 @@ static int net_masks(char **parts, int np, int *used, struct query_key *k, char 
 		m6 = strtoul(parts[1], NULL, 10);
 		*used = 2;
 	}
-	if (m4 > 32 || m6 > 128) {
-		snprintf(err, errlen, "'%s': prefix lengths are 0..32 for IPv4, 0..128 for IPv6",
-			 s);
+	if (m4 > 32) {
+		snprintf(err, errlen, "'%s': the first mask is IPv4's, 0..32 (an IPv6 mask, "
+			 "0..128, comes second: NET/24/64)", s);
+		return -1;
+	}
+	if (m6 > 128) {
+		snprintf(err, errlen, "'%s': the second mask is IPv6's, 0..128", s);
 		return -1;
 	}
 	k->mask4 = (uint8_t)m4;

@@ -1305,6 +1305,9 @@ static void test_parse_vocabulary(void **st)
 	assert_non_null(strstr(err, "srcnet"));
 	assert_int_equal(query_parse_stat("nosuch", NULL, 0, 5, &rq, err, sizeof(err)), -1);
 	assert_int_equal(query_parse_stat("srcnet/33", NULL, 0, 5, &rq, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "first mask is IPv4's, 0..32"));  /* not "33 is in 0..128" */
+	assert_int_equal(query_parse_stat("srcnet/24/129", NULL, 0, 5, &rq, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "second mask is IPv6's"));
 
 	assert_int_equal(query_parse_aggr("srcip,dstport,srcnet/24/64,dstip6/48", k, &n, err,
 					  sizeof(err)), 0);
