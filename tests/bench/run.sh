@@ -6,14 +6,15 @@ set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build
 W=$(mktemp -d /tmp/tapflow-bench.XXXXXX)
-pids=()
 RMEM0=$(sysctl -n net.core.rmem_max)
 BPFSTATS0=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 cleanup() {
 	# a section that failed halfway leaves the machine's settings as they were too
 	sysctl -qw net.core.rmem_max="$RMEM0" || true
 	sysctl -qw kernel.bpf_stats_enabled="$BPFSTATS0" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	# this shell's children still running (never a reaped PID: another process may
+	# have it by now), whatever section started them
+	for p in $(jobs -pr); do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	# (set -e holds in the trap too: nothing here may end it early)
 	for n in tfbench-a tfbench-b tfbench-ea tfbench-eb; do ip netns del $n 2>/dev/null || true; done
 	rm -rf "$W"
@@ -35,7 +36,6 @@ rate() { printf '%.0f' "$(echo "$1 / $2" | bc -l)"; }
 # A UDP port that takes export datagrams and throws them away (nobody reads it).
 P=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 -c "import socket,signal,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',$P)); signal.pause()" &
-pids+=($!)
 
 bench_probe() {
 	echo "== probe: pcap file -> NetFlow, $NPKT packets (genpcap), packets per second (best of 3)"
@@ -422,7 +422,6 @@ bench_ebpf() {
 				# this machine's speed drifts (other guests): each run has its own rates
 				read -r r0 r1 <<<"$(soak_rates)"
 				"$B/tools/cpusoak" -c 0 -c 1 >"$W/soak.out" & sk=$!
-				pids+=($sk)
 				sleep 0.2 # its threads pinned and counting
 				[ -n "$pp" ] && t0=$(task_ns $pp)
 				ip netns exec $na taskset -c 0 tcpreplay -q -K "${args[@]}" -i vtfea \
