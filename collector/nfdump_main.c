@@ -476,8 +476,10 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru0);
 	double t0 = mono_s();
 	struct query_table_req *lt = &rq.table[0];
+	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit && lorder == QO_NONE)
+		lt->limit = UINT64_MAX; /* in store order from one thread: rows stream out */
 	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit) {
-		/* the engine keeps the listed flows (it can order them): count them first */
+		/* an ordered listing keeps every flow: count them first */
 		struct query_req cq = rq;
 		cq.ntables = 0;
 		memset(&res, 0, sizeof(res));

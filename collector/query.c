@@ -1118,7 +1118,8 @@ struct worker {
 	uint64_t matched;       /* this pass, for max_flows */
 	uint64_t done_bytes;    /* this pass, of the blocks it reads all of (!claim) */
 	struct fcand *cand;     /* QK_FLOWS candidates */
-	uint64_t ncand;
+	uint64_t ncand;         /* ... or, streaming, the flows listed */
+	int sink_failed;        /* a listed row was refused: its error ends the query */
 	int rc;                 /* 0, -ENOSPC (a table is full), -errno */
 };
 
@@ -1143,6 +1144,11 @@ struct qctx {
 	int flows_table;        /* user table listing flows, or -1 */
 	uint64_t flows_limit;
 	uint8_t flows_order;
+	/* A listing in store order from one thread goes out as its blocks are read (st):
+	 * memory does not grow with its length. */
+	int flows_stream;
+	int flows_streamed;     /* rows of it went out */
+	struct runstate *st;
 	pthread_mutex_t lock;
 	_Atomic int stop;
 	_Atomic uint64_t mem_now, mem_peak;
@@ -1560,6 +1566,35 @@ static void heap_up(struct fcand *h, uint64_t i, int order)
 	}
 }
 
+struct runstate;
+static int deliver(struct runstate *st, unsigned ti, struct query_row *r);
+
+/* Streams the block's selected flows (q->flows_stream) until the listing's limit.
+ * Returns 0, a decoding error, or the delivery's error with w->sink_failed set. */
+static int list_stream(struct worker *w, struct store_reader *r, uint32_t n)
+{
+	struct qctx *q = w->q;
+	int rc;
+
+	if (w->ncand >= q->flows_limit)
+		return 0;
+	if ((rc = store_reader_decode(r, STORE_COLS_ALL, &w->xc)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < n && w->ncand < q->flows_limit; i++) {
+		struct query_row row;
+		memset(&row, 0, sizeof(row));
+		store_cols_get(&w->xc, w->sel[i], &row.f);
+		row.flows = 1;
+		q->flows_streamed = 1;
+		if ((rc = deliver(q->st, (unsigned)q->flows_table, &row)) < 0) {
+			w->sink_failed = 1;
+			return rc;
+		}
+		w->ncand++;
+	}
+	return 0;
+}
+
 static int list_block(struct worker *w, struct store_reader *r, const struct store_cols *c,
 		      uint32_t n, uint64_t pos0)
 {
@@ -1567,6 +1602,8 @@ static int list_block(struct worker *w, struct store_reader *r, const struct sto
 	uint64_t lim = q->flows_limit;
 	int order = q->flows_order, decoded = 0;
 
+	if (q->flows_stream)
+		return list_stream(w, r, n);
 	if (order == QO_NONE && w->ncand >= lim)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1674,8 +1711,11 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 		w->ac.codes = 0;
 	}
 	cols_view(&v, &w->fc, &w->ac);
-	if (w->count_blocks && q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0)
+	if (w->count_blocks && q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0) {
+		if (w->sink_failed)
+			return rc;
 		goto bad;
+	}
 	w->sum_pending = w->count_blocks;
 	for (unsigned s = 0; s < q->nspec; s++)
 		if ((rc = agg_block(w, s, &v, n)) < 0)
@@ -1800,8 +1840,8 @@ static void *worker_run(void *arg)
 		}
 	}
 	store_reader_close(r);
-	if (rc == -ECANCELED)
-		rc = 0;
+	if (rc == -ECANCELED && !w->sink_failed)
+		rc = 0;         /* another thread stopped the scan: its error tells */
 	if (rc < 0 && rc != -ENOSPC)
 		atomic_store(&q->stop, 1);
 	if (rc == -ENOSPC)
@@ -2317,7 +2357,7 @@ static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, uint32_t
 		if (rc < 0)
 			return rc;
 	}
-	if (q->flows_table >= 0) {
+	if (q->flows_table >= 0 && !q->flows_stream) {
 		w->cand = malloc(q->flows_limit * sizeof(*w->cand));
 		if (!w->cand)
 			return -ENOMEM;
@@ -2364,6 +2404,10 @@ static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct ru
 	int order = q->flows_order, rc;
 	uint64_t total = 0, k = 0;
 	unsigned ti = (unsigned)q->flows_table;
+	if (q->flows_stream) {  /* the rows went out during the scan */
+		q->res->table[ti].groups = q->res->sum.flows;
+		return deliver_begin(st, ti);
+	}
 	for (unsigned t = 0; t < n; t++)
 		total += w[t].ncand;
 	struct fcand *all = malloc((total ? total : 1) * sizeof(*all));
@@ -2632,6 +2676,7 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 	if (!w)
 		return -ENOMEM;
 	q->tmem = q->mem;
+	q->st = st;
 	rc = shared_pass(q, st, w, count, distinct, 0);
 	if (rc != -ENOSPC)
 		goto out;
@@ -2664,6 +2709,12 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 	/* keys that do not fit: partitions; each thread owns one a round and reads every
 	 * block */
 	for (;;) {
+		if (st->streamed0 || q->flows_streamed) {  /* a pass again would repeat them */
+			snprintf(q->res->err, QUERY_ERR_LEN, "more keys than estimated after rows "
+				 "went out; raise --max-memory");
+			rc = -E2BIG;
+			break;
+		}
 		for (unsigned s = 0; s < q->nspec; s++)
 			tout_free(&st->out[s]);
 		partitions = pick_partitions(q, distinct, partitions + 1);
@@ -2713,12 +2764,6 @@ static int run_scan(struct qctx *q, struct runstate *st, int count)
 		nw = 0;
 		if (rc != -ENOSPC)
 			break;
-		if (st->streamed0) {
-			snprintf(q->res->err, QUERY_ERR_LEN, "more keys than estimated after rows "
-				 "went out; raise --max-memory");
-			rc = -E2BIG;
-			break;
-		}
 	}
 	q->res->sum.partitions = partitions;
 out:
@@ -3130,7 +3175,15 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 		ts->user = -1;
 		ts->keep_all = 1;
 	}
-	if (q.flows_table >= 0 && q.flows_limit > q.mem / sizeof(struct fcand) / q.threads) {
+	/* In store order, one thread lists as it reads; so does a listing too long to
+	 * keep, at the cost of scanning on one core. Ordered ones keep their best. */
+	if (q.flows_table >= 0 && q.flows_order == QO_NONE &&
+	    (q.threads == 1 || q.flows_limit > q.mem / sizeof(struct fcand) / q.threads)) {
+		q.threads = 1;
+		q.flows_stream = 1;
+	}
+	if (q.flows_table >= 0 && !q.flows_stream &&
+	    q.flows_limit > q.mem / sizeof(struct fcand) / q.threads) {
 		snprintf(res->err, QUERY_ERR_LEN, "-c %llu: that many flows do not fit in the "
 			 "memory limit", (unsigned long long)q.flows_limit);
 		rc = -E2BIG;

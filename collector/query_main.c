@@ -71,7 +71,10 @@ static const struct opt_def qopts[] = {
 	  "Order of listed flows or groups: tstart, tend, flows, packets, bytes, bps, pps,\n"
 	  "bpp, duration. Default: -A groups in hash order, flows in store order." },
 	{ "count", 'c', OPT_UINT, O(count), 0, 1000000000, "N",
-	  "List N flows (without -s and -A), or at most N groups (-A). 0: no limit." },
+	  "List the first N flows in store order (without -s and -A; more than the memory\n"
+	  "limit holds stream out, read on one thread), or with -O the first N in that\n"
+	  "order (kept in memory); with -A, at most N groups. 0: no limit (-A), no listing\n"
+	  "(flows)." },
 	{ "max-flows", 0, OPT_UINT, O(max_flows), 0, 0xffffffffu, "N",
 	  "Stop after N matching flows in store order; totals, statistics and groups then\n"
 	  "cover only those (what nfdump -c does). 0: no limit. Uses one thread." },
@@ -209,9 +212,10 @@ static void usage(FILE *out)
 "    unread; only the columns a query reads are decoded; all cores scan. Groups\n"
 "    are counted in hash tables bounded by --max-memory: when the distinct keys do\n"
 "    not fit, the query runs again in hash partitions (summary.passes), each pass\n"
-"    exact. Listings of any length stream out; an ordered list of every group\n"
-"    (-O without a limit, -n 0) must fit in memory. Decoding takes about 10 MB per\n"
-"    thread beyond --max-memory.\n"
+"    exact. Listings of any length stream out (flows in store order, groups\n"
+"    without -O); an ordered list of every group (-O without a limit, -n 0) or of\n"
+"    N flows (-O, -c N) must fit in memory. Decoding takes about 10 MB per thread\n"
+"    beyond --max-memory.\n"
 "\n"
 "OPTIONS\n", out);
 	opt_print_help(qopts, &defaults, out);

@@ -674,6 +674,62 @@ static void test_flow_listing(void **st)
 	query_result_free(&res);
 }
 
+/* Checks streamed rows against the store, in order. */
+struct list_check {
+	int k;
+	int stop_after;
+};
+
+static int list_row(void *arg, const struct query_table *t, const struct query_row *r)
+{
+	struct list_check *c = arg;
+	(void)t;
+	assert_true(c->k < NFLOWS);
+	assert_memory_equal(r->f.src, flows[c->k].src, 16);
+	assert_int_equal(r->f.sport, flows[c->k].sport);
+	assert_int_equal(r->f.bytes, flows[c->k].bytes);
+	assert_int_equal(r->flows, 1);
+	c->k++;
+	return c->stop_after && c->k >= c->stop_after;
+}
+
+/* A listing far longer than the memory limit holds streams out whole, in store order;
+ * a sink that refuses a row ends the query with its error. */
+static void test_long_listing_streams(void **st)
+{
+	(void)st;
+	struct query_req rq;
+	struct query_result res;
+	struct list_check c = { 0, 0 };
+	struct query_sink sk = { NULL, list_row, &c };
+	query_req_init(&rq, dir);
+	rq.ntables = 1;
+	rq.table[0].kind = QK_FLOWS;
+	rq.table[0].limit = UINT64_MAX;
+	rq.max_memory = 64 << 10;       /* room for a few hundred kept flows */
+	rq.sink = &sk;
+	run_ok(&rq, &res);
+	assert_int_equal(c.k, NFLOWS);
+	assert_int_equal(res.table[0].nrows, NFLOWS);
+	assert_int_equal(res.table[0].groups, NFLOWS);
+	assert_int_equal(res.sum.flows, NFLOWS);
+	assert_int_equal(res.sum.threads, 1);
+	assert_true(res.sum.mem_bytes < 8 << 20);
+	query_result_free(&res);
+
+	c = (struct list_check){ 0, 7 };
+	assert_int_equal(query_run(&rq, &res), -ECANCELED);
+	assert_int_equal(c.k, 7);
+	assert_int_equal(res.sum.bad_blocks, 0);
+	query_result_free(&res);
+
+	/* without a sink the rows are kept, within the limit */
+	rq.sink = NULL;
+	assert_int_equal(query_run(&rq, &res), -E2BIG);
+	assert_non_null(strstr(res.err, "more rows than fit in the memory limit"));
+	query_result_free(&res);
+}
+
 static void test_max_flows_like_nfdump_c(void **st)
 {
 	(void)st;
@@ -1428,6 +1484,7 @@ int main(void)
 		cmocka_unit_test(test_bad_filter_and_requests),
 		cmocka_unit_test(test_window_edges),
 		cmocka_unit_test(test_flow_listing),
+		cmocka_unit_test(test_long_listing_streams),
 		cmocka_unit_test(test_max_flows_like_nfdump_c),
 		cmocka_unit_test(test_series),
 		cmocka_unit_test(test_memory_cap_gives_same_answer),
