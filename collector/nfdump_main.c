@@ -47,6 +47,8 @@ struct nout {
 	struct nfc_fmt *fmt;
 	struct nfc_csv csv;
 	int failed;
+	int in_stat;            /* a statistic's rows are going out: a blank line ends it */
+	int said_none;          /* "No matching flows" printed */
 };
 
 static void usage(FILE *o)
@@ -70,7 +72,8 @@ static void usage(FILE *o)
 		"  -q            no header and no summary\n"
 		"  -N            plain numbers\n"
 		"  -f FILE       read the filter from FILE\n"
-		"  -V            version\n");
+		"  -V            version\n"
+		"Listings stream out; long ordered ones are sorted in a file under $TMPDIR (/tmp).\n");
 }
 
 /* The store path: nfdump's -M DIR with -R . (or -r FILE) is relative to DIR. */
@@ -155,7 +158,15 @@ static void row_flow(const struct query_table *t, const struct query_row *r, str
 static int sink_begin(void *arg, const struct query_table *t)
 {
 	struct nout *o = arg;
+	if (o->in_stat)
+		fputc('\n', o->out);
+	o->in_stat = t->req.kind == QK_STAT;
 	if (t->req.kind == QK_STAT) {
+		/* nfdump says so before its statistics (the totals are known by now) */
+		if (!t->flows && !o->said_none) {
+			fputs("No matching flows\n", o->out);
+			o->said_none = 1;
+		}
 		if (o->mode == OM_CSV)
 			nfc_csv_stat_header(t->req.order, o->out);
 		else if (!o->quiet)
@@ -386,6 +397,7 @@ int main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	query_req_init(&rq, path);
+	rq.spill_dir = query_tmpdir();
 	rq.warn = warn_cb;
 
 	if (first < argc)
@@ -493,10 +505,7 @@ int main(int argc, char **argv)
 		lt->limit = n ? n : 1;
 	}
 	struct query_sink sink = { sink_begin, sink_row, &o };
-	/* listings stream; statistics are small and printed after the run, because nfdump
-	 * says "No matching flows" before their tables */
-	if (!has_stat)
-		rq.sink = &sink;
+	rq.sink = &sink;        /* rows go out as the engine delivers them */
 	memset(&res, 0, sizeof(res));
 	have_res = 1;
 	qrc = query_run(&rq, &res);
@@ -512,16 +521,10 @@ failed:
 	double t1 = mono_s();
 	getrusage(RUSAGE_SELF, &ru1);
 
-	if (res.sum.flows == 0)
+	if (o.in_stat)
+		fputc('\n', o.out);
+	if (res.sum.flows == 0 && !o.said_none)
 		fputs("No matching flows\n", o.out);
-	for (unsigned i = 0; has_stat && i < res.ntables; i++) {
-		const struct query_table *t = &res.table[i];
-		sink_begin(&o, t);
-		for (uint64_t j = 0; j < t->nrows; j++)
-			sink_row(&o, t, &t->rows[j]);
-		if (t->req.kind == QK_STAT)
-			fputc('\n', o.out);
-	}
 
 	if (!c.quiet) {
 		if (o.mode == OM_CSV) {

@@ -1935,6 +1935,12 @@ struct tout {
 	uint64_t nall;
 	uint64_t groups;
 	int bounded;            /* only keys that could make the top N were counted */
+	/* Entries the heap had no room for: sorted runs, one after the other, in an
+	 * unlinked file under rq->spill_dir. */
+	int spilling;           /* spill_fd is open */
+	int spill_fd;
+	unsigned nruns;
+	uint64_t *run_len;      /* entries of each run */
 };
 
 struct runstate {
@@ -1947,6 +1953,9 @@ struct runstate {
 
 static void tout_free(struct tout *o)
 {
+	if (o->spilling)
+		close(o->spill_fd);
+	free(o->run_len);
 	free(o->heap);
 	sys_big_free(o->keep, o->keep_len);
 	free(o->all);
@@ -2092,11 +2101,17 @@ static uint64_t **hash_ordered(const struct htab *t, const struct tspec *ts)
 	return v;
 }
 
-static int heap_room(struct qctx *q, struct tout *o, unsigned ew)
+/* Room for one more entry in o's heap: 0, or 1 when a heap that may spill (spill) has
+ * reached its share of memory (SPILL_SHARE): the caller writes it out as a run. */
+#define SPILL_SHARE 4           /* the heap of a list that may spill: mem / 4 */
+
+static int heap_room(struct qctx *q, struct tout *o, unsigned ew, int spill)
 {
 	if (o->nheap < o->cap)
 		return 0;
 	uint64_t nc = o->cap ? o->cap * 2 : 64;
+	if (spill && o->nheap && nc * ew * 8 > q->mem / SPILL_SHARE)
+		return 1;
 	if (nc * ew * 8 > q->mem) {
 		snprintf(q->res->err, QUERY_ERR_LEN, "more than %llu rows to keep in order do "
 			 "not fit in the memory limit: give a limit (-n/-c) or raise --max-memory",
@@ -2109,6 +2124,76 @@ static int heap_room(struct qctx *q, struct tout *o, unsigned ew)
 	o->heap = h;
 	o->cap = nc;
 	return 0;
+}
+
+static int spill_fail(struct qctx *q, int err)
+{
+	snprintf(q->res->err, QUERY_ERR_LEN, "writing rows to sort under %s: %s",
+		 q->rq->spill_dir, strerror(err));
+	return -err;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? errno : ENOSPC;
+		p = (const uint8_t *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Writes o's heap, sorted, as one more run; empties it. */
+static int spill_run(struct qctx *q, struct tout *o, const struct tspec *ts)
+{
+	const size_t esz = (size_t)ts->ew * 8;
+	struct ordctx oc = { ts, ts->order };
+	int err = 0;
+
+	if (!o->spilling) {
+		char *path;
+		if (asprintf(&path, "%s/tapflow-query.XXXXXX", q->rq->spill_dir) < 0)
+			return -ENOMEM;
+		o->spill_fd = mkstemp(path);
+		err = o->spill_fd < 0 ? errno : 0;
+		if (o->spill_fd >= 0)
+			unlink(path);
+		free(path);
+		if (err)
+			return spill_fail(q, err);
+		o->spilling = 1;
+	}
+	uint64_t *len = realloc(o->run_len, (o->nruns + 1) * sizeof(*len));
+	uint64_t **v = malloc((o->nheap ? o->nheap : 1) * sizeof(*v));
+	uint8_t *buf = malloc(1 << 20);
+	if (len)
+		o->run_len = len;
+	if (!len || !v || !buf) {
+		err = ENOMEM;
+		goto out;
+	}
+	o->run_len[o->nruns++] = o->nheap;
+	for (uint64_t i = 0; i < o->nheap; i++)
+		v[i] = o->heap + i * ts->ew;
+	qsort_r(v, o->nheap, sizeof(*v), ent_cmp_r, &oc);
+	size_t fill = 0;
+	for (uint64_t i = 0; i < o->nheap && !err; i++) {
+		memcpy(buf + fill, v[i], esz);
+		fill += esz;
+		if (fill + esz > (1 << 20) || i + 1 == o->nheap) {
+			err = write_all(o->spill_fd, buf, fill);
+			fill = 0;
+		}
+	}
+	o->nheap = 0;
+out:
+	free(v);
+	free(buf);
+	return err == ENOMEM ? -ENOMEM : err ? spill_fail(q, err) : 0;
 }
 
 /* Takes what one partition's table t holds for spec s. Unordered listings of table 0
@@ -2154,14 +2239,18 @@ static int collect(struct runstate *st, unsigned s, struct htab *t, unsigned par
 		t->mem = NULL;
 		return 0;
 	}
-	/* several partitions: the best `limit` in a heap, or (no limit) every entry, as
-	 * far as memory allows, sorted at the end */
+	/* several partitions: the best `limit` in a heap, or (no limit) every entry,
+	 * sorted at the end; what memory has no room for goes to sorted runs on disk
+	 * (rows with a series of their own excepted: that needs them all at hand) */
+	int spill = q->rq->spill_dir && ts->user >= 0 && !q->rq->table[ts->user].series;
 	for (uint64_t i = 0; i < t->cap; i++) {
 		const uint64_t *e = t->e + i * t->ew;
 		if (!t->tag[i])
 			continue;
 		if (!ts->limit || o->nheap < ts->limit) {
-			if ((rc = heap_room(q, o, ts->ew)) < 0)
+			if ((rc = heap_room(q, o, ts->ew, spill)) == 1)
+				rc = spill_run(q, o, ts);
+			if (rc < 0)
 				return rc;
 			memcpy(o->heap + o->nheap * ts->ew, e, ts->ew * 8);
 			if (ts->limit)
@@ -2194,6 +2283,118 @@ static uint64_t **spec_entries(const struct tspec *ts, const struct tout *o, uin
 		cnt = ts->limit;
 	*n = cnt;
 	return v;
+}
+
+/* A spilled run being merged: its next entries in buf. */
+struct mrun {
+	uint64_t off, left;     /* in the file: where the rest starts, how many entries */
+	uint64_t *buf;
+	uint64_t nbuf, pos;
+};
+
+static int run_fill(struct qctx *q, const struct tout *o, struct mrun *r, uint64_t per,
+		    size_t esz)
+{
+	uint64_t cnt = r->left < per ? r->left : per;
+	size_t want = (size_t)cnt * esz, got = 0;
+	while (got < want) {
+		ssize_t k = pread(o->spill_fd, (uint8_t *)r->buf + got, want - got,
+				  (off_t)(r->off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return spill_fail(q, k < 0 ? errno : EIO);
+		got += (size_t)k;
+	}
+	r->off += want;
+	r->left -= cnt;
+	r->nbuf = cnt;
+	r->pos = 0;
+	return 0;
+}
+
+static int mrun_before(const struct mrun *r, unsigned a, unsigned b, const struct tspec *ts)
+{
+	return ent_cmp(r[a].buf + r[a].pos * ts->ew, r[b].buf + r[b].pos * ts->ew, ts,
+		       ts->order) < 0;
+}
+
+/* Runs heap h (n of them, the one whose head comes first on top): sifts h[i] down. */
+static void mheap_down(unsigned *h, unsigned n, unsigned i, const struct mrun *r,
+		       const struct tspec *ts)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, m = i;
+		if (l < n && mrun_before(r, h[l], h[m], ts))
+			m = l;
+		if (l + 1 < n && mrun_before(r, h[l + 1], h[m], ts))
+			m = l + 1;
+		if (m == i)
+			return;
+		unsigned x = h[i];
+		h[i] = h[m];
+		h[m] = x;
+		i = m;
+	}
+}
+
+/* Delivers the first n rows of spec ts's spilled runs, merged (rowspec: the table's
+ * own spec, for the rows' fields). Each run reads through a buffer of its share of
+ * a quarter of the memory limit. */
+static int deliver_runs(struct runstate *st, unsigned ti, const struct tspec *ts,
+			const struct tspec *rowspec, const struct tout *o, uint64_t n)
+{
+	struct qctx *q = st->q;
+	const size_t esz = (size_t)ts->ew * 8;
+	const unsigned k = o->nruns;
+	uint64_t per = q->mem / SPILL_SHARE / k / esz, off = 0;
+	struct mrun *r = calloc(k, sizeof(*r));
+	unsigned *h = malloc(k * sizeof(*h)), nh = 0;
+	int rc = 0;
+
+	per = per < 1 ? 1 : per > 65536 ? 65536 : per;
+	if (!r || !h) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < k && rc == 0; i++) {
+		r[i].off = off;
+		r[i].left = o->run_len[i];
+		off += o->run_len[i] * esz;
+		if (!(r[i].buf = malloc(per * esz)))
+			rc = -ENOMEM;
+		else if (r[i].left && (rc = run_fill(q, o, &r[i], per, esz)) == 0)
+			h[nh++] = i;
+	}
+	for (unsigned i = nh / 2; rc == 0 && i-- > 0;)
+		mheap_down(h, nh, i, r, ts);
+	if (rc == 0)
+		rc = deliver_begin(st, ti);
+	for (uint64_t done = 0; done < n && nh && rc == 0; done++) {
+		struct mrun *x = &r[h[0]];
+		struct query_row row;
+		row_from_entry(rowspec, x->buf + x->pos * ts->ew, &row);
+		rc = deliver(st, ti, &row);
+		if (++x->pos == x->nbuf) {
+			if (x->left)
+				rc = rc ? rc : run_fill(q, o, x, per, esz);
+			else
+				h[0] = h[--nh];
+		}
+		mheap_down(h, nh, 0, r, ts);
+	}
+out:
+	for (unsigned i = 0; r && i < k; i++)
+		free(r[i].buf);
+	free(r);
+	free(h);
+	return rc;
+}
+
+const char *query_tmpdir(void)
+{
+	const char *d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
 }
 
 /* ---- passes ---- */
@@ -3012,6 +3213,8 @@ struct rowseries {
 	uint64_t **rows;
 	uint64_t nrows;
 	struct query_point *pts; /* nrows x npoints */
+	int spilled;             /* rows in runs (spec s's tout): merged as they go out */
+	unsigned s;
 };
 
 static int row_series(struct qctx *q, const struct tspec *spec1,
@@ -3224,6 +3427,18 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 			continue;
 		unsigned i = (unsigned)ts->user;
 		res->table[i].groups = st.out[s].bounded ? QUERY_GROUPS_UNKNOWN : st.out[s].groups;
+		if (st.out[s].nruns) {
+			struct tout *o = &st.out[s];
+			uint64_t all = 0;
+			if (o->nheap && (rc = spill_run(&q, o, ts)) < 0)
+				goto out;
+			for (unsigned j = 0; j < o->nruns; j++)
+				all += o->run_len[j];
+			rs[i].spilled = 1;
+			rs[i].s = s;
+			rs[i].nrows = ts->limit && ts->limit < all ? ts->limit : all;
+			continue;
+		}
 		rs[i].rows = spec_entries(ts, &st.out[s], &rs[i].nrows);
 		if (!rs[i].rows) {
 			rc = -ENOMEM;
@@ -3244,6 +3459,11 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 	for (unsigned i = 0; i < rq->ntables && rc == 0; i++) {
 		if ((int)i == q.flows_table || (i == 0 && st.streamed0)) {
 			rc = deliver_begin(&st, i);
+			continue;
+		}
+		if (rs[i].spilled) {
+			rc = deliver_runs(&st, i, &q.spec[rs[i].s], &spec1[i], &st.out[rs[i].s],
+					  rs[i].nrows);
 			continue;
 		}
 		rc = deliver_begin(&st, i);

@@ -142,6 +142,10 @@ struct query_req {
 	/* Optional. Without a sink rows are kept in the result (within max_memory); with
 	 * one they are streamed to it and not kept, so listings of any size work. */
 	const struct query_sink *sink;
+	/* Optional: a directory for sorted runs of an ordered list (top N, -O) too long
+	 * for a quarter of max_memory, merged as its rows go out. NULL: such a list is
+	 * refused (-E2BIG) instead. */
+	const char *spill_dir;
 	/* Optional: told about files and blocks that could not be read (skipped). */
 	void (*warn)(const char *path, int err, const char *what, void *arg);
 	void *warn_arg;
@@ -204,6 +208,8 @@ struct query_result {
 /* Fills *rq with defaults for path: no filter, no window, no tables, default memory,
  * all cores. */
 void query_req_init(struct query_req *rq, const char *path);
+/* Where a command line query spills (rq->spill_dir): $TMPDIR, else /tmp. */
+const char *query_tmpdir(void);
 
 /* Answers rq into *res (which the caller owns; free with query_result_free(), also
  * after a failure). Returns 0; -EINVAL bad request or filter (res->err says which

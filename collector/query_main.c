@@ -212,10 +212,11 @@ static void usage(FILE *out)
 "    unread; only the columns a query reads are decoded; all cores scan. Groups\n"
 "    are counted in hash tables bounded by --max-memory: when the distinct keys do\n"
 "    not fit, the query runs again in hash partitions (summary.passes), each pass\n"
-"    exact. Listings of any length stream out (flows in store order, groups\n"
-"    without -O); an ordered list of every group (-O without a limit, -n 0) or of\n"
-"    N flows (-O, -c N) must fit in memory. Decoding takes about 10 MB per thread\n"
-"    beyond --max-memory.\n"
+"    exact. Listings of any length stream out: flows in store order, groups\n"
+"    without -O. Ordered groups and statistics (-O, -s, -n N or 0) beyond a quarter\n"
+"    of --max-memory are sorted in runs in a file under $TMPDIR (else /tmp), deleted\n"
+"    as it is made, and merged as they go out; ordered flows (-O with -c N) must fit\n"
+"    in memory. Decoding takes about 10 MB per thread beyond --max-memory.\n"
 "\n"
 "OPTIONS\n", out);
 	opt_print_help(qopts, &defaults, out);
@@ -330,6 +331,7 @@ static int build_req(const struct qcfg *cfg, int n_given, struct query_req *rq, 
 	rq->series_s = cfg->series;
 	rq->max_flows = cfg->max_flows;
 	rq->max_memory = cfg->max_memory;
+	rq->spill_dir = query_tmpdir();
 	rq->threads = cfg->threads;
 	return 0;
 }

@@ -986,6 +986,37 @@ static void test_memory_cap_gives_same_answer(void **st)
 	assert_int_equal(query_run(&rq, &big), -E2BIG);
 	assert_true(strlen(big.err) > 10);
 	query_result_free(&big);
+
+	/* ... unless it may spill: sorted runs on disk, merged as the rows go out, give
+	 * the model's rows in its order, with or without a limit (many runs here; the
+	 * top 3000 fit in memory without spilling too) */
+	for (int i = 0; i < 4; i++) {
+		struct keeper k;
+		struct query_sink sk = { NULL, keep_cb, &k };
+		const char *t = getenv("TMPDIR");
+		memset(&k, 0, sizeof(k));
+		query_req_init(&rq, dir);
+		rq.table[0] = aggr_req("srcip,dstport", QO_BPP, i & 1 ? 3000 : 0);
+		rq.ntables = 1;
+		rq.max_memory = 256 << 10;
+		rq.sink = &sk;
+		if (i >= 2)
+			rq.spill_dir = t && *t ? t : "/tmp";
+		if (i == 0) {
+			assert_int_equal(query_run(&rq, &big), -E2BIG);
+			assert_non_null(strstr(big.err, "rows to keep in order"));
+		} else {
+			run_ok(&rq, &big);
+			big.table[0].rows = k.rows;
+			check_table(&rq, &big, 0, NULL);
+		}
+		query_result_free(&big);
+	}
+	rq.sink = NULL;
+	rq.spill_dir = "/nonexistent/dir";     /* a top 3000 that spills: it cannot here */
+	assert_int_equal(query_run(&rq, &big), -ENOENT);
+	assert_non_null(strstr(big.err, "/nonexistent/dir"));
+	query_result_free(&big);
 }
 
 /* Top sources by bytes over nsrc sources, nheavy of them heavy (heavy bytes a flow, the
