@@ -58,7 +58,7 @@ static void usage(FILE *o)
 		"nfdump 1.7 compatible front end to a tapflow store (see tapflow-query for more).\n"
 		"  -r FILE       read one store file (under -M DIR if given)\n"
 		"  -R DIR        read the store DIR; with -M DIR, '-R .' reads DIR itself\n"
-		"  -M DIR        store directory for -r / -R\n"
+		"  -M DIR[:DIR2...]  store directory for -r / -R; DIR2... beside DIR, read as one\n"
 		"  -t WINDOW     YYYY/MM/DD.hh:mm:ss[-YYYY/MM/DD.hh:mm:ss] (local time)\n"
 		"  -c N          process at most N matching flows\n"
 		"  -s ELEM[/ORDER]  top N statistic; record/ORDER lists top flows (-A fields)\n"
@@ -76,21 +76,66 @@ static void usage(FILE *o)
 		"Listings stream out; long ordered ones are sorted in a file under $TMPDIR (/tmp).\n");
 }
 
-/* The store path: nfdump's -M DIR with -R . (or -r FILE) is relative to DIR. */
-static char *store_path(const struct ncfg *c)
+/* One store path: -R . (or -r FILE) under DIR of -M. */
+static char *store_path(const char *dir, const char *rel)
 {
-	const char *rel = c->rfile ? c->rfile : c->rdir;
 	char *p = NULL;
-	if (!rel && !c->mdir)
-		return NULL;
-	if (c->mdir && (!rel || !strcmp(rel, ".") || !strcmp(rel, "./")))
-		p = strdup(c->mdir);
-	else if (c->mdir && rel[0] != '/') {
-		if (asprintf(&p, "%s/%s", c->mdir, rel) < 0)
+	if (dir && (!rel || !strcmp(rel, ".") || !strcmp(rel, "./")))
+		p = strdup(dir);
+	else if (dir && rel[0] != '/') {
+		if (asprintf(&p, "%s/%s", dir, rel) < 0)
 			p = NULL;
 	} else
 		p = strdup(rel);
 	return p;
+}
+
+#define MAX_DIRS 64
+
+/* The stores to read, in paths (freed by the caller): nfdump's -M /any/dir1:dir2:...
+ * names dir1 and, beside it, dir2 ... (a name starting with '/' is taken whole), with
+ * -R or -r applied to each; else -R or -r alone. Returns how many, 0 (with a message)
+ * for none or a bad -M. */
+static unsigned store_paths(const struct ncfg *c, char **paths)
+{
+	const char *rel = c->rfile ? c->rfile : c->rdir;
+	unsigned n = 0;
+
+	if (!rel && !c->mdir) {
+		fprintf(stderr, "tapflow-nfdump: no input: give -r FILE, -R DIR or -M DIR\n");
+		return 0;
+	}
+	if (!c->mdir || (rel && rel[0] == '/'))
+		return (paths[0] = store_path(NULL, rel)) ? 1 : 0;
+	const char *m = c->mdir, *first_end = strchr(m, ':');
+	size_t baselen = 0;         /* dir1's parent, with its '/' */
+	const char *slash = memrchr(m, '/', first_end ? (size_t)(first_end - m) : strlen(m));
+	if (slash)
+		baselen = (size_t)(slash - m) + 1;
+	for (const char *p = m; p; ) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char *dir = NULL;
+		if (!len || n == MAX_DIRS) {
+			fprintf(stderr, "tapflow-nfdump: -M %s: %s\n", m,
+				len ? "too many directories" : "an empty directory name");
+			goto fail;
+		}
+		if (p == m || *p == '/')
+			dir = strndup(p, len);
+		else if (asprintf(&dir, "%.*s%.*s", (int)baselen, m, (int)len, p) < 0)
+			dir = NULL;
+		paths[n] = dir ? store_path(dir, rel) : NULL;
+		free(dir);
+		if (!paths[n++])
+			goto fail;
+		p = end ? end + 1 : NULL;
+	}
+	return n;
+fail:
+	while (n)
+		free(paths[--n]);
+	return 0;
 }
 
 static char *read_filter_file(const char *path)
@@ -251,6 +296,8 @@ static void store_span(const struct query_req *rq, const struct query_summary *m
 		return;
 	}
 	query_req_init(&sq, rq->path);
+	sq.more_paths = rq->more_paths;
+	sq.nmore = rq->nmore;
 	memset(&sr, 0, sizeof(sr));
 	if (query_run(&sq, &sr) == 0 && sr.sum.flows) {
 		*first = sr.sum.first_ms;
@@ -382,7 +429,8 @@ int main(int argc, char **argv)
 	struct query_req rq;
 	struct query_result res;
 	char err[QUERY_ERR_LEN];
-	char *path = NULL, *filter = NULL;
+	char *paths[MAX_DIRS], *path, *filter = NULL;
+	unsigned npaths;
 	int rc = EXIT_FAIL, qrc;
 	struct query_key aggr[QUERY_MAX_FIELDS];
 	unsigned naggr = 0;
@@ -392,11 +440,12 @@ int main(int argc, char **argv)
 	int first = parse_args(argc, argv, &c);
 	if (first < 0)
 		return EXIT_FAIL;
-	if (!(path = store_path(&c))) {
-		fprintf(stderr, "tapflow-nfdump: no input: give -r FILE, -R DIR or -M DIR\n");
+	if (!(npaths = store_paths(&c, paths)))
 		return EXIT_FAIL;
-	}
+	path = paths[0];
 	query_req_init(&rq, path);
+	rq.more_paths = (const char *const *)paths + 1;
+	rq.nmore = npaths - 1;
 	rq.spill_dir = query_tmpdir();
 	rq.warn = warn_cb;
 
@@ -532,10 +581,13 @@ failed:
 		} else {
 			uint64_t wf, wl;
 			store_span(&rq, &res.sum, &wf, &wl);
+			uint64_t bytes_read = 0;
+			for (unsigned i = 0; i < npaths; i++)
+				bytes_read += store_bytes(paths[i], 0);
 			struct nfc_run run = {
 				.win_first_ms = wf,
 				.win_last_ms = wl,
-				.bytes_read = store_bytes(path, 0),
+				.bytes_read = bytes_read,
 				.sys_s = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
 					 (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6,
 				.user_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
@@ -555,6 +607,7 @@ out:
 		query_result_free(&res);
 	nfc_fmt_free(o.fmt);
 	free(filter);
-	free(path);
+	while (npaths)
+		free(paths[--npaths]);
 	return rc;
 }

@@ -3105,32 +3105,69 @@ static int check_req(const struct query_req *rq, char *err)
 	return 0;
 }
 
+/* Adds the files of store p (a directory, or one store file) to q->files. */
+static int list_path(struct qctx *q, const char *p)
+{
+	struct store_list l = { NULL, 0 };
+	struct stat sb;
+	int rc = store_check(p);
+	if (rc == 0 && stat(p, &sb) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", p,
+			 rc == -EILSEQ ? "not a tapflow store" : store_strerror(rc));
+		return rc;
+	}
+	if (S_ISREG(sb.st_mode)) {
+		l.v = calloc(1, sizeof(*l.v));
+		if (!l.v || !(l.v[0].path = strdup(p))) {
+			free(l.v);
+			return -ENOMEM;
+		}
+		l.n = 1;
+	} else if ((rc = store_list_files(p, &l)) < 0) {
+		/* No pruning by file name: names tell when flows arrived, and replayed or
+		 * delayed exports carry flows of any age. Footer zones decide exactly. */
+		snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", p, store_strerror(rc));
+		return rc;
+	}
+	if (!q->files.n) {
+		store_list_free(&q->files);
+		q->files = l;
+		return 0;
+	}
+	struct store_file *v = realloc(q->files.v, (q->files.n + l.n) * sizeof(*v));
+	if (!v) {
+		store_list_free(&l);
+		return -ENOMEM;
+	}
+	memcpy(v + q->files.n, l.v, l.n * sizeof(*v));  /* their paths move over */
+	q->files.v = v;
+	q->files.n += l.n;
+	free(l.v);
+	return 0;
+}
+
+/* Several stores' files: in time order, as one store's (then by path). */
+static int file_cmp(const void *a, const void *b)
+{
+	const struct store_file *x = a, *y = b;
+	if (x->start_ms != y->start_ms)
+		return x->start_ms < y->start_ms ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
 static int list_store(struct qctx *q)
 {
 	const struct query_req *rq = q->rq;
 	struct stat sb;
-	int rc = store_check(rq->path);
-	if (rc < 0) {
-		snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", rq->path,
-			 rc == -EILSEQ ? "not a tapflow store" : store_strerror(rc));
+	int rc = list_path(q, rq->path);
+	for (unsigned i = 0; i < rq->nmore && rc == 0; i++)
+		rc = list_path(q, rq->more_paths[i]);
+	if (rc < 0)
 		return rc;
-	}
-	if (stat(rq->path, &sb) < 0)
-		return -errno;
-	if (S_ISREG(sb.st_mode)) {
-		q->files.v = calloc(1, sizeof(*q->files.v));
-		if (!q->files.v || !(q->files.v[0].path = strdup(rq->path)))
-			return -ENOMEM;
-		q->files.n = 1;
-	} else {
-		/* No pruning by file name: names tell when flows arrived, and replayed or
-		 * delayed exports carry flows of any age. Footer zones decide exactly. */
-		rc = store_list_files(rq->path, &q->files);
-		if (rc < 0) {
-			snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", rq->path, store_strerror(rc));
-			return rc;
-		}
-	}
+	if (rq->nmore)
+		qsort(q->files.v, q->files.n, sizeof(*q->files.v), file_cmp);
 	q->fs = calloc(q->files.n ? q->files.n : 1, sizeof(*q->fs));
 	if (!q->fs)
 		return -ENOMEM;

@@ -125,6 +125,9 @@ struct query_sink {
 
 struct query_req {
 	const char *path;               /* store directory, or one store file */
+	const char *const *more_paths;  /* more of them, read with path as one store (their
+					   files in time order); NULL if nmore is 0 */
+	unsigned nmore;
 	const char *filter;             /* nfdump syntax; NULL or "" matches all */
 	filt_resolve_fn resolve;        /* host names in the filter: NULL refuses them */
 	int has_window;

@@ -430,6 +430,38 @@ static void test_totals(void **st)
 	assert_int_equal(res.sum.bad_blocks, 0);
 	assert_int_equal(res.ntables, 0);
 	query_result_free(&res);
+
+	/* more stores read as one: the first 1000 flows again, in a second one */
+	char d2[TEST_PATH_MAX];
+	const char *more[] = { d2 };
+	uint64_t by = 0;
+	assert_non_null(test_mkdtemp(d2, sizeof(d2), "tf-query-more"));
+	assert_int_equal(write_store(d2, flows, 1000), 0);
+	for (int i = 0; i < 1000; i++)
+		by += flows[i].bytes;
+	rq.more_paths = more;
+	rq.nmore = 1;
+	rq.ntables = 1;
+	rq.table[0] = stat_req(QF_PROTO, QO_FLOWS, 0);
+	run_ok(&rq, &res);
+	uint64_t all = by;
+	for (int i = 0; i < NFLOWS; i++)
+		all += flows[i].bytes;
+	assert_int_equal(res.sum.flows, NFLOWS + 1000);
+	assert_int_equal(res.sum.bytes, all);
+	uint64_t rows = 0;
+	for (uint64_t i = 0; i < res.table[0].nrows; i++)
+		rows += res.table[0].rows[i].flows;
+	assert_int_equal(rows, NFLOWS + 1000);
+	query_result_free(&res);
+	more[0] = "/nonexistent/store";
+	query_req_init(&rq, dir);
+	rq.more_paths = more;
+	rq.nmore = 1;
+	assert_true(query_run(&rq, &res) < 0);
+	assert_non_null(strstr(res.err, "/nonexistent/store"));
+	query_result_free(&res);
+	rm_dir(d2);
 }
 
 static void test_stat_every_element_and_order(void **st)
