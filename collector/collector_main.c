@@ -233,16 +233,18 @@ struct coll {
 	struct httpapi *api;            /* NULL without --http */
 	int rx_stop; /* set by the main thread, read by the receiver: atomics */
 	int rx_rc[UDPRX_MAX_RECEIVERS];
-	uint64_t write_errors;
+	int write_err;          /* the last store write's error, for the log */
 	/* loss already reported, to log only what is new */
 	uint64_t seen_lost, seen_kdrops, seen_qfull, seen_errors, seen_notpl_dropped;
+	uint64_t seen_store_dropped;
 };
 
 static void on_record(const struct flow_rec *rec, void *arg)
 {
 	struct coll *c = arg;
-	if (store_writer_add(c->w, rec) < 0)
-		c->write_errors++;
+	int e = store_writer_add(c->w, rec);
+	if (e < 0)  /* the block it completed is lost, counted in the writer's dropped */
+		c->write_err = e;
 }
 
 struct rx_arg {
@@ -341,8 +343,7 @@ static void print_stats(struct coll *c, FILE *out)
 	fprintf(out, "  store_bytes: %llu\n", (unsigned long long)ws->file_bytes);
 	fprintf(out, "  store_files: %llu\n", (unsigned long long)ws->files_opened);
 	fprintf(out, "  store_recovered_files: %llu\n", (unsigned long long)ws->recovered_files);
-	fprintf(out, "  store_dropped: %llu\n",
-		(unsigned long long)(ws->dropped + c->write_errors));
+	fprintf(out, "  store_dropped: %llu\n", (unsigned long long)ws->dropped);
 	size_t ne = nfdec_exporter_count(c->dec);
 	for (size_t i = 0; i < ne; i++) {
 		const struct nfdec_exporter_stats *e = nfdec_exporter(c->dec, i);
@@ -371,6 +372,18 @@ static void print_stats(struct coll *c, FILE *out)
 }
 
 /* Logs loss that appeared since the last call: never silent, never a flood. */
+/* Records the store could not write (a full disk): said at once, at most once a
+ * second, with the last error. */
+static void report_store_loss(struct coll *c)
+{
+	const struct store_writer_stats *ws = store_writer_stats(c->w);
+	if (ws->dropped > c->seen_store_dropped)
+		log_err("store: %llu more records lost: writing them failed (%s)",
+			(unsigned long long)(ws->dropped - c->seen_store_dropped),
+			store_strerror(c->write_err));
+	c->seen_store_dropped = ws->dropped;
+}
+
 static void report_loss(struct coll *c)
 {
 	uint64_t lost = 0;
@@ -636,17 +649,19 @@ int main(int argc, char **argv)
 			__atomic_store_n(&c.rx_stop, 1, __ATOMIC_RELEASE);
 		if (now >= next_flush) { /* the durability promise: keep it to the ms */
 			int e = store_writer_flush(c.w);
-			if (e < 0)
+			if (e < 0) {
 				log_err("store: flush failed: %s", store_strerror(e));
+				c.write_err = e;
+			}
 			next_flush = now + cfg.flush * 1000ull;
 		}
 		/* the API's statistics: once a second, or now if a request waits for them */
 		if (c.api && (now >= next_tick || httpapi_wants_snapshot(c.api)))
-			httpapi_publish(c.api, rx_total(&c), c.dec, store_writer_stats(c.w), c.write_errors,
-					now);
+			httpapi_publish(c.api, rx_total(&c), c.dec, store_writer_stats(c.w), now);
 		if (now < next_tick && !stats_flag && !hup_flag)
 			continue;
 		next_tick = now + 1000;
+		report_store_loss(&c);
 		nfdec_tick(c.dec, now);
 		store_writer_rotate(c.w, now);
 		if (now >= next_retention) {
@@ -679,8 +694,11 @@ int main(int argc, char **argv)
 	}
 	report_loss(&c);
 	int fe = store_writer_flush(c.w);
-	if (fe < 0)
+	if (fe < 0) {
 		log_err("store: flush failed: %s", store_strerror(fe));
+		c.write_err = fe;
+	}
+	report_store_loss(&c);
 	print_stats(&c, stderr);
 	rc = store_writer_close(c.w) < 0 ? 1 : (rx_failed ? 1 : 0);
 	c.w = NULL;

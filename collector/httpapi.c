@@ -501,7 +501,6 @@ struct snap {
 	uint32_t rcvbuf;
 	struct nfdec_stats dec;
 	struct store_writer_stats ws;
-	uint64_t store_dropped;
 	size_t nexp;
 	struct snap_exp *exp;
 	struct nfdec_domain_stats *doms;
@@ -547,8 +546,7 @@ int httpapi_wants_snapshot(struct httpapi *api)
 }
 
 int httpapi_publish(struct httpapi *api, struct udprx *rx, const struct nfdec *dec,
-		    const struct store_writer_stats *ws, uint64_t store_dropped,
-		    uint64_t now_ms)
+		    const struct store_writer_stats *ws, uint64_t now_ms)
 {
 	struct snap *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -565,7 +563,6 @@ int httpapi_publish(struct httpapi *api, struct udprx *rx, const struct nfdec *d
 	nfdec_stats(dec, &s->dec);
 	if (ws)
 		s->ws = *ws;
-	s->store_dropped = store_dropped;
 	s->nexp = nfdec_exporter_count(dec);
 	size_t ndom = 0;
 	for (size_t i = 0; i < s->nexp; i++)
@@ -660,7 +657,7 @@ static void render_status(struct httpapi *api, FILE *f, uint64_t files, uint64_t
 		",\"files_closed\":%" PRIu64 ",\"recovered_files\":%" PRIu64 ",\"dropped\":%"
 		PRIu64 "}", files, bytes, s->ws.records, s->ws.blocks, s->ws.file_bytes,
 		s->ws.files_opened, s->ws.files_closed, s->ws.recovered_files,
-		s->ws.dropped + s->store_dropped);
+		s->ws.dropped);
 	fprintf(f, ",\"listen\":{\"udp\":\"");
 	json_str(f, api->udp_listen);
 	fprintf(f, "\",\"http\":\"");
@@ -855,7 +852,7 @@ static void render_metrics(struct httpapi *api, FILE *f, uint64_t files, uint64_
 	prom_one(f, "tapflow_store_written_bytes_total", "counter",
 		 "Bytes written to store files.", s->ws.file_bytes);
 	prom_one(f, "tapflow_store_dropped_total", "counter",
-		 "Records lost to store write errors.", s->ws.dropped + s->store_dropped);
+		 "Records lost to store write errors.", s->ws.dropped);
 	prom_one(f, "tapflow_store_files", "gauge", "Files in the store.", files);
 	prom_one(f, "tapflow_store_bytes", "gauge", "Bytes of the files in the store.", bytes);
 	prom_one(f, "tapflow_http_requests_total", "counter", "HTTP requests answered.",

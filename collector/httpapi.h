@@ -126,7 +126,6 @@ int httpapi_wants_snapshot(struct httpapi *api);
  * snapshot and makes it current. store_dropped adds records lost to write errors.
  * Returns 0 or -ENOMEM (the previous snapshot stays). */
 int httpapi_publish(struct httpapi *api, struct udprx *rx, const struct nfdec *dec,
-		    const struct store_writer_stats *ws, uint64_t store_dropped,
-		    uint64_t now_ms);
+		    const struct store_writer_stats *ws, uint64_t now_ms);
 
 #endif

@@ -877,7 +877,7 @@ static void *publisher_run(void *arg)
 	struct publisher *p = arg;
 	while (!p->stop) {
 		if (httpapi_wants_snapshot(p->api)) {
-			assert_int_equal(httpapi_publish(p->api, p->rx, p->dec, &p->ws, 2, T0), 0);
+			assert_int_equal(httpapi_publish(p->api, p->rx, p->dec, &p->ws, T0), 0);
 			p->published++;
 		}
 		usleep(1000);
@@ -915,6 +915,7 @@ static void test_stats(void **state)
 	struct publisher p = { api, &rx, dec, { 0 }, 0, 0 };
 	p.ws.records = 10;
 	p.ws.blocks = 1;
+	p.ws.dropped = 2;
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, publisher_run, &p), 0);
 	struct httpcli_resp r;
