@@ -65,6 +65,8 @@ static const struct fdef fdefs[QF__COUNT] = {
 	[QF_EXPORTER] = { "exporter", "Exporter IP", 16, 0, COL(EXPORTER) },
 	[QF_SRCNET] = { "srcnet", "Src Net", 17, 0, COL(SRC) | COL(SRC_MASK) },
 	[QF_DSTNET] = { "dstnet", "Dst Net", 17, 0, COL(DST) | COL(DST_MASK) },
+	[QF_IF] = { "if", "In/Out If", 4, 1, COL(IN_IF) | COL(OUT_IF) },
+	[QF_AS] = { "as", "AS", 4, 1, COL(SRC_AS) | COL(DST_AS) },
 };
 
 static const char *const onames[QO__COUNT] = {
@@ -201,7 +203,7 @@ int query_parse_stat(const char *s, const struct query_key *aggr, unsigned naggr
 		f = field_by_name(parts[0]);
 		if (f < 0) {
 			snprintf(err, errlen, "-s '%s': unknown element '%s' (srcip dstip ip srcport "
-				 "dstport port proto tos inif outif srcas dstas vlan exporter "
+				 "dstport port proto tos inif outif if srcas dstas as vlan exporter "
 				 "srcnet dstnet record)", s, parts[0]);
 			return -1;
 		}
@@ -582,7 +584,7 @@ struct tspec {
 	uint64_t limit;
 	unsigned nf;
 	struct kfield f[QUERY_MAX_FIELDS];
-	int both;               /* QF_IP / QF_PORT: two keys per flow */
+	int both;               /* QF_IP, QF_PORT, QF_IF, QF_AS: two keys per flow */
 	int bucket;             /* the key ends with a bucket word */
 	unsigned kw;            /* key words */
 	unsigned kw_pre;        /* words before the bucket */
@@ -695,10 +697,14 @@ static int put_field(const struct kfield *kf, const struct store_cols *c,
 	}
 	case QF_INIF:
 	case QF_OUTIF:
+	case QF_IF:
 	case QF_SRCAS:
-	case QF_DSTAS: {
-		const uint32_t *p = kf->field == QF_INIF ? c->in_if : kf->field == QF_OUTIF ?
-				    c->out_if : kf->field == QF_SRCAS ? c->src_as : c->dst_as;
+	case QF_DSTAS:
+	case QF_AS: {
+		int f = kf->field == QF_IF ? (side ? QF_OUTIF : QF_INIF) :
+			kf->field == QF_AS ? (side ? QF_DSTAS : QF_SRCAS) : kf->field;
+		const uint32_t *p = f == QF_INIF ? c->in_if : f == QF_OUTIF ? c->out_if :
+				    f == QF_SRCAS ? c->src_as : c->dst_as;
 		for (uint32_t i = 0; i < n; i++, k += stride)
 			st_be32(k, p[sel[i]]);
 		break;
@@ -750,12 +756,14 @@ static void get_field(const struct kfield *kf, const uint8_t *k, struct query_ro
 		r->f.tos = k[0];
 		break;
 	case QF_INIF:
+	case QF_IF:
 		r->f.in_if = ld_be32(k);
 		break;
 	case QF_OUTIF:
 		r->f.out_if = ld_be32(k);
 		break;
 	case QF_SRCAS:
+	case QF_AS:
 		r->f.src_as = ld_be32(k);
 		break;
 	case QF_DSTAS:
@@ -803,12 +811,14 @@ char *query_key_str(const struct query_key *k, const struct query_row *r, char *
 		snprintf(buf, len, "%u", f->tos);
 		break;
 	case QF_INIF:
+	case QF_IF:
 		snprintf(buf, len, "%u", f->in_if);
 		break;
 	case QF_OUTIF:
 		snprintf(buf, len, "%u", f->out_if);
 		break;
 	case QF_SRCAS:
+	case QF_AS:
 		snprintf(buf, len, "%u", f->src_as);
 		break;
 	case QF_DSTAS:

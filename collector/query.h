@@ -70,6 +70,8 @@ enum query_field {
 	QF_PROTO, QF_TOS, QF_INIF, QF_OUTIF, QF_SRCAS, QF_DSTAS, QF_VLAN,
 	QF_EXPORTER,    /* the exporting router's address (nfdump: router) */
 	QF_SRCNET, QF_DSTNET,  /* address masked to a prefix (see struct query_key) */
+	QF_IF,          /* either interface, input or output (statistics only) */
+	QF_AS,          /* either AS, source or destination (statistics only) */
 	QF__COUNT
 };
 
@@ -155,7 +157,8 @@ struct query_req {
 };
 
 /* One row. Key fields are set in f as for a flow (QF_SRCIP in f.src, QF_SRCNET in
- * f.src masked with f.src_mask, QF_IP in f.src, QF_PORT in f.sport, QF_EXPORTER in
+ * f.src masked with f.src_mask, QF_IP in f.src, QF_PORT in f.sport, QF_IF in f.in_if,
+ * QF_AS in f.src_as, QF_EXPORTER in
  * f.exporter, ...), the rest zero; f.packets, f.bytes are sums, f.first_ms the earliest
  * first, f.last_ms the latest last. QK_FLOWS rows are the stored flows. */
 struct query_point {
@@ -232,8 +235,8 @@ void query_rates(uint64_t packets, uint64_t bytes, uint64_t ms, uint64_t *bps, u
 /* ---- the query vocabulary (front ends share these) ---- */
 
 /* Parses "ELEM[/ORDER[/ORDER...]]" (nfdump -s): ELEM one of srcip dstip ip srcport
- * dstport port proto tos inif outif srcas dstas vlan exporter (router) srcnet dstnet
- * srcnet/N4[/N6] (prefix lengths; numbers cannot be orders) record; ORDER one of flows
+ * dstport port proto tos inif outif if srcas dstas as vlan exporter (router) srcnet
+ * dstnet srcnet/N4[/N6] (prefix lengths; numbers cannot be orders) record; ORDER one of flows
  * packets bytes bps pps bpp (default flows). Appends one table per order to rq (record
  * uses aggr[0..naggr) or the 5-tuple), each with limit top_n. Returns 0, or -1 with a
  * message in err. */

@@ -123,6 +123,9 @@ check summary -R. -o line -t "$W" 'proto tcp'
 check summary -R. -o "fmt:%sap,%dap,%ibyt,%bps" -s record/bytes -n 10
 check summary -R. -s srcip/bytes -s proto -s dstport/bytes/packets -n 5
 check summary -N -R. -s dstip/bps -n 5
+# nfsen's "Any interface" and "Any AS": each flow counts for both sides
+check summary -R. -s if/bytes -s as/flows -n 5
+check exact -N -R. -q -o csv -s if/packets
 check summary -R. -o line 'proto 99'
 check exact -N -R. -o csv -s srcip/bytes 'proto 99'
 check exact -R. -o csv 'proto 99'

@@ -193,6 +193,8 @@ static size_t mkey_put(uint8_t *p, const struct query_key *k, const struct flow_
 	case QF_OUTIF: be32(p, r->out_if); return 4;
 	case QF_SRCAS: be32(p, r->src_as); return 4;
 	case QF_DSTAS: be32(p, r->dst_as); return 4;
+	case QF_IF: be32(p, side ? r->out_if : r->in_if); return 4;
+	case QF_AS: be32(p, side ? r->dst_as : r->src_as); return 4;
 	case QF_VLAN: be16(p, r->vlan); return 2;
 	case QF_SRCNET:
 	case QF_DSTNET: {
@@ -240,7 +242,9 @@ static struct mrow *model(const struct query_req *rq, const struct query_table_r
 {
 	struct mrow *v = calloc(2 * NFLOWS + 1, sizeof(*v));
 	size_t k = 0, m = 0;
-	int both = t->kind == QK_STAT && (t->key[0].field == QF_IP || t->key[0].field == QF_PORT);
+	int f0 = t->key[0].field;
+	int both = t->kind == QK_STAT &&
+		   (f0 == QF_IP || f0 == QF_PORT || f0 == QF_IF || f0 == QF_AS);
 	assert_non_null(v);
 	for (int i = 0; i < NFLOWS; i++) {
 		const struct flow_rec *r = &flows[i];
@@ -468,8 +472,8 @@ static void test_stat_every_element_and_order(void **st)
 {
 	(void)st;
 	static const int fields[] = { QF_SRCIP, QF_DSTIP, QF_IP, QF_SRCPORT, QF_DSTPORT, QF_PORT,
-				      QF_PROTO, QF_TOS, QF_INIF, QF_OUTIF, QF_SRCAS, QF_DSTAS,
-				      QF_VLAN, QF_EXPORTER, QF_SRCNET, QF_DSTNET };
+				      QF_PROTO, QF_TOS, QF_INIF, QF_OUTIF, QF_IF, QF_SRCAS,
+				      QF_DSTAS, QF_AS, QF_VLAN, QF_EXPORTER, QF_SRCNET, QF_DSTNET };
 	for (size_t fi = 0; fi < sizeof(fields) / sizeof(fields[0]); fi++) {
 		struct query_req rq;
 		struct query_result res;
