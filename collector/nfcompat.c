@@ -101,6 +101,7 @@ static void fmt_time(uint64_t ms, char *buf, size_t len)
 enum tok {
 	T_LIT, T_TS, T_TE, T_TD, T_PR, T_SA, T_DA, T_SAP, T_DAP, T_SP, T_DP, T_PKT, T_IPKT,
 	T_BYT, T_IBYT, T_FL, T_BPS, T_PPS, T_BPP, T_FLG, T_TOS, T_IN, T_OUT,
+	T_SAS, T_DAS, T_SVLN, T_RA, T_SN, T_DN, T_NH, T_SMK, T_DMK,
 };
 
 static const struct tokdef {
@@ -131,6 +132,15 @@ static const struct tokdef {
 	{ "%tos", T_TOS, "Tos" },
 	{ "%in", T_IN, " Input" },
 	{ "%out", T_OUT, "Output" },
+	{ "%sas", T_SAS, "Src AS" },
+	{ "%das", T_DAS, "Dst AS" },
+	{ "%svln", T_SVLN, "SVlan" },
+	{ "%ra", T_RA, "       Router IP" },
+	{ "%sn", T_SN, "        Src Network" },
+	{ "%dn", T_DN, "        Dst Network" },
+	{ "%nh", T_NH, "     Next-hop IP" },
+	{ "%smk", T_SMK, "SMask" },
+	{ "%dmk", T_DMK, "DMask" },
 };
 
 struct nfc_tok {
@@ -214,6 +224,31 @@ fail:
 	return NULL;
 }
 
+int nfc_aggr_fmt(const struct query_key *k, unsigned n, char *buf, size_t len)
+{
+	static const char *const el[QF__COUNT] = {
+		[QF_SRCIP] = "%sa", [QF_DSTIP] = "%da", [QF_SRCPORT] = "%sp",
+		[QF_DSTPORT] = "%dp", [QF_PROTO] = "%pr", [QF_TOS] = "%tos", [QF_INIF] = "%in",
+		[QF_OUTIF] = "%out", [QF_SRCAS] = "%sas", [QF_DSTAS] = "%das",
+		[QF_VLAN] = "%svln", [QF_EXPORTER] = "%ra",
+	};
+	size_t l = (size_t)snprintf(buf, len, "%%ts %%td ");
+	for (unsigned i = 0; i < n && l < len; i++) {
+		const char *e = el[k[i].field];
+		/* srcnet: the flow's own mask shown (%sn); srcip4/24 and the like: the
+		 * masked address (%sa) */
+		if (k[i].field == QF_SRCNET || k[i].field == QF_DSTNET)
+			e = k[i].mask4 != QUERY_MASK_FLOW ? (k[i].field == QF_SRCNET ? "%sa" : "%da") :
+			    k[i].field == QF_SRCNET ? "%sn" : "%dn";
+		if (!e)
+			return -1;
+		l += (size_t)snprintf(buf + l, len - l, " %s", e);
+	}
+	if (l < len)
+		l += (size_t)snprintf(buf + l, len - l, "  %%pkt %%byt %%bps %%bpp %%fl");
+	return l < len ? 0 : -1;
+}
+
 int nfc_fmt_header(const struct nfc_fmt *f, FILE *out)
 {
 	return fprintf(out, "%s\n", f->header) < 0 ? -EIO : 0;
@@ -252,6 +287,23 @@ static void fmt_dport(const struct flow_rec *r, char *buf, size_t len)
 		snprintf(buf, len, "%u.%u", r->dport >> 8, r->dport & 0xff);
 	else
 		snprintf(buf, len, "%u", r->dport);
+}
+
+/* "ADDR/MASK " as nfdump's %sn and %dn show a flow's network. Mask 0 keeps an IPv4
+ * address whole, and an IPv6 one's first 64 bits (nfdump masks the halves of an IPv6
+ * address apart, and a shift by 64 leaves a word as it is on the CPUs it runs on). */
+static int put_net(FILE *out, const uint8_t a[16], unsigned mask, int is6)
+{
+	uint8_t m[16];
+	char s[64];
+	unsigned bits = is6 ? (mask ? mask : 64) : 96 + (mask ? mask : 32);
+	memcpy(m, a, 16);
+	for (unsigned b = 0; b < 16; b++) {
+		unsigned keep = bits > b * 8 ? bits - b * 8 : 0;
+		if (keep < 8)
+			m[b] &= (uint8_t)(0xff00u >> keep);
+	}
+	return fprintf(out, "%16s/%-2u", nfc_addr(m, is6, 1, s), mask);
 }
 
 static void flags_str(uint8_t fl, char *s)
@@ -346,6 +398,29 @@ int nfc_fmt_row(const struct nfc_fmt *f, const struct flow_rec *r, uint64_t flow
 			break;
 		case T_OUT:
 			rc = fprintf(out, "%6u", r->out_if);
+			break;
+		case T_SAS:
+		case T_DAS:
+			rc = fprintf(out, "%6u", t->id == T_SAS ? r->src_as : r->dst_as);
+			break;
+		case T_SVLN:
+			rc = fprintf(out, "%5u", r->vlan);
+			break;
+		case T_RA:
+			rc = fprintf(out, "%16s", nfc_addr(r->exporter, !flowrec_is4(r->exporter), 1, a));
+			break;
+		case T_NH:
+			rc = fprintf(out, "%16s", nfc_addr(r->nexthop, is6, 1, a));
+			break;
+		case T_SN:
+			rc = put_net(out, r->src, r->src_mask, is6);
+			break;
+		case T_DN:
+			rc = put_net(out, r->dst, r->dst_mask, is6);
+			break;
+		case T_SMK:
+		case T_DMK:
+			rc = fprintf(out, "%5u", t->id == T_SMK ? r->src_mask : r->dst_mask);
 			break;
 		}
 	}

@@ -53,6 +53,9 @@ int nfc_is6(const struct flow_rec *r);
 /* Compiles a format ("fmt:" stripped) for rows; plain as -N. NULL with a message in
  * err for an unknown token or on allocation failure. Free with nfc_fmt_free(). */
 struct nfc_fmt *nfc_fmt_new(const char *fmt, int plain, char *err, size_t errlen);
+/* The format nfdump prints -A groups in when no -o is given: "%ts %td  " then each
+ * key's element, then "  %pkt %byt %bps %bpp %fl". 0, or -1 for a key without one. */
+int nfc_aggr_fmt(const struct query_key *k, unsigned n, char *buf, size_t len);
 void nfc_fmt_free(struct nfc_fmt *f);
 /* Writes the header line (literal text turned into blanks, as nfdump). 0 or -EIO. */
 int nfc_fmt_header(const struct nfc_fmt *f, FILE *out);

@@ -48,6 +48,7 @@ struct nout {
 	struct nfc_csv csv;
 	int failed;
 	int in_stat;            /* a statistic's rows are going out: a blank line ends it */
+	int record_stat;        /* groups are -s record's (else -A's) */
 	int said_none;          /* "No matching flows" printed */
 };
 
@@ -218,8 +219,8 @@ static int sink_begin(void *arg, const struct query_table *t)
 			nfc_stat_text_header(t, o->out);
 		return 0;
 	}
-	if (t->req.kind == QK_AGGR && t->req.limit && o->mode != OM_CSV && !o->quiet &&
-	    t->req.order != QO_NONE)
+	if (t->req.kind == QK_AGGR && o->record_stat && t->req.limit && o->mode != OM_CSV &&
+	    !o->quiet && t->req.order != QO_NONE)   /* -s record's title, not -A's */
 		fprintf(o->out, "Top %llu flows ordered by %s:\n",
 			(unsigned long long)t->req.limit, query_order_name(t->req.order));
 	if (o->quiet)
@@ -479,10 +480,6 @@ int main(int argc, char **argv)
 			"extended, csv, fmt:...)\n", c.output);
 		goto out;
 	}
-	if (o.mode != OM_CSV && !(o.fmt = nfc_fmt_new(fmt, c.plain, err, sizeof(err)))) {
-		fprintf(stderr, "tapflow-nfdump: %s\n", err);
-		goto out;
-	}
 
 	if (c.twin) {
 		struct timespec now;
@@ -497,6 +494,14 @@ int main(int argc, char **argv)
 	if (c.aggr5 && !c.aggr)
 		c.aggr = "proto,srcip,srcport,dstip,dstport";
 	if (c.aggr && query_parse_aggr(c.aggr, aggr, &naggr, err, sizeof(err))) {
+		fprintf(stderr, "tapflow-nfdump: %s\n", err);
+		goto out;
+	}
+	/* groups print in a format of their keys unless -o says otherwise, as nfdump's do */
+	char afmt[256];
+	if (naggr && !c.aggr5 && !c.output && nfc_aggr_fmt(aggr, naggr, afmt, sizeof(afmt)) == 0)
+		fmt = afmt;
+	if (o.mode != OM_CSV && !(o.fmt = nfc_fmt_new(fmt, c.plain, err, sizeof(err)))) {
 		fprintf(stderr, "tapflow-nfdump: %s\n", err);
 		goto out;
 	}
@@ -516,6 +521,7 @@ int main(int argc, char **argv)
 		sort_tables(rq.table + before, rq.ntables - before);
 	}
 	int has_stat = rq.ntables > 0;
+	o.record_stat = has_stat;
 	if (!has_stat) {
 		struct query_table_req *t = &rq.table[rq.ntables++];
 		memset(t, 0, sizeof(*t));

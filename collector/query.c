@@ -161,10 +161,16 @@ static int split_slash(char *buf, char **parts)
 	return n;
 }
 
+/* A field by its name or nfdump's other name for it (router, srctos, srcvlan: the
+ * store keeps one tos and one vlan a flow). */
 static int field_by_name(const char *name)
 {
 	if (!strcmp(name, "router"))
 		return QF_EXPORTER;
+	if (!strcmp(name, "srctos"))
+		return QF_TOS;
+	if (!strcmp(name, "srcvlan"))
+		return QF_VLAN;
 	for (int f = 0; f < QF__COUNT; f++)
 		if (!strcmp(name, fdefs[f].name))
 			return f;

@@ -20,7 +20,8 @@
 # Known differences left out on purpose: -A on fields without an address prints the
 # address family of whichever flow nfdump met first (tapflow: IPv4); nfdump 1.7.1's
 # -O bps/pps listings are not in bps order (tapflow's are); tapflow also accepts
-# -s exporter and srcnet/N, which nfdump 1.7.1 refuses.
+# -s exporter and srcnet/N, which nfdump 1.7.1 refuses; -A srctos groups as -A tos and
+# is titled Tos (nfdump: STos, another column for the same value).
 . "$(dirname "$0")/lib.sh"
 need_root
 big_rcvbuf
@@ -123,6 +124,14 @@ check summary -R. -o line -t "$W" 'proto tcp'
 check summary -R. -o "fmt:%sap,%dap,%ibyt,%bps" -s record/bytes -n 10
 check summary -R. -s srcip/bytes -s proto -s dstport/bytes/packets -n 5
 check summary -N -R. -s dstip/bps -n 5
+# -A without -o: groups in a format of their keys ("%ts %td  %sa %dp  %pkt ..."), no
+# "Top N" title (that is -s record's)
+check summary -R. -A srcip,dstport -O bytes -n 10
+check summary -R. -A srcip,srcport,dstip,dstport,proto -O bytes -n 10
+check summary -R. -A srcas,dstas,srcvlan,router,inif,tos -O bytes -n 5
+check summary -R. -s record/bytes -A srcip,dstport -n 5
+check summary -R. -A srcip4/24 -O bytes -n 5
+check exact -R. -q -o "fmt:%ts %sas %das %svln %ra %sn %dn %nh %smk %dmk %pr" -c 40
 # nfsen's "Any interface" and "Any AS": each flow counts for both sides
 check summary -R. -s if/bytes -s as/flows -n 5
 check exact -N -R. -q -o csv -s if/packets

@@ -175,6 +175,36 @@ static void test_fmt(void **state)
 	assert_non_null(strstr(err, "%nosuch"));
 }
 
+/* -A's own format: its keys between the times and the counters, as nfdump builds it. */
+static void test_aggr_fmt(void **state)
+{
+	(void)state;
+	char buf[256];
+	struct query_key k[3];
+	memset(k, 0, sizeof(k));
+	k[0].field = QF_SRCIP;
+	k[1].field = QF_DSTPORT;
+	assert_int_equal(nfc_aggr_fmt(k, 2, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "%ts %td  %sa %dp  %pkt %byt %bps %bpp %fl");
+	k[0].field = QF_SRCNET;         /* srcip4/24: the masked address */
+	k[0].mask4 = 24;
+	k[0].mask6 = 128;
+	k[1].field = QF_DSTNET;         /* dstnet: the flow's own mask, shown */
+	k[1].mask4 = QUERY_MASK_FLOW;
+	k[2].field = QF_EXPORTER;
+	assert_int_equal(nfc_aggr_fmt(k, 3, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "%ts %td  %sa %dn %ra  %pkt %byt %bps %bpp %fl");
+	assert_int_equal(nfc_aggr_fmt(k, 3, buf, 20), -1);     /* too small */
+	k[0].field = QF_IP;             /* not an -A key */
+	assert_int_equal(nfc_aggr_fmt(k, 1, buf, sizeof(buf)), -1);
+	/* every element it names is one the format parser knows */
+	char err[128];
+	assert_int_equal(nfc_aggr_fmt(k + 1, 2, buf, sizeof(buf)), 0);
+	struct nfc_fmt *f = nfc_fmt_new(buf, 0, err, sizeof(err));
+	assert_non_null(f);
+	nfc_fmt_free(f);
+}
+
 static void test_csv_flow(void **state)
 {
 	(void)state;
@@ -271,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_number),
 		cmocka_unit_test(test_proto_addr_duration),
 		cmocka_unit_test(test_fmt),
+		cmocka_unit_test(test_aggr_fmt),
 		cmocka_unit_test(test_csv_flow),
 		cmocka_unit_test(test_csv_stat_summary),
 	};
