@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "filt.h"
 #include "nfcompat.h"
 #include "query.h"
 #include "sys.h"
@@ -26,16 +27,17 @@
 #endif
 
 #define EXIT_FAIL 255           /* what nfdump exits with on errors */
+#define EXIT_FILTER 254         /* ... and on a bad filter */
 #define MAX_STATS QUERY_MAX_TABLES
 #define MAX_FILTER (64 * 1024)
 
-enum outmode { OM_LINE, OM_CSV, OM_FMT };
+enum outmode { OM_LINE, OM_CSV, OM_FMT, OM_NULL };
 
 struct ncfg {
 	const char *rfile, *rdir, *mdir, *twin, *aggr, *order, *output, *filter_file;
 	const char *stat[MAX_STATS];
 	unsigned nstat;
-	int quiet, plain, aggr5, top_given;
+	int quiet, plain, aggr5, top_given, syntax_only;
 	uint64_t top, count;
 };
 
@@ -67,12 +69,14 @@ static void usage(FILE *o)
 		"  -A FIELDS     aggregate on srcip,dstip,srcport,dstport,proto,...\n"
 		"  -a            aggregate on the 5-tuple\n"
 		"  -O ORDER      order of listed flows (tstart tend flows packets bytes bps pps bpp)\n"
-		"  -o FORMAT     line, long, extended, csv, or fmt:FORMAT (%%ts %%te %%td %%pr %%sap %%dap %%sa %%da\n"
-		"                %%sp %%dp %%pkt %%ipkt %%byt %%ibyt %%fl %%bps %%pps %%bpp %%flg %%tos\n"
-		"                %%in %%out)\n"
+		"  -o FORMAT     line, long, extended, csv, null (no flows), or fmt:FORMAT (%%ts %%te\n"
+		"                %%td %%pr %%sap %%dap %%sa %%da %%sp %%dp %%pkt %%ipkt %%byt %%ibyt %%fl %%bps\n"
+		"                %%pps %%bpp %%flg %%tos %%in %%out %%sas %%das %%svln %%ra %%sn %%dn %%nh\n"
+		"                %%smk %%dmk); -A without -o: a format of its fields, as nfdump\n"
 		"  -q            no header and no summary\n"
 		"  -N            plain numbers\n"
 		"  -f FILE       read the filter from FILE\n"
+		"  -Z            check the filter's syntax and exit (0, or 254 as any bad filter)\n"
 		"  -V            version\n"
 		"Listings stream out; long ordered ones are sorted in a file under $TMPDIR (/tmp).\n");
 }
@@ -223,7 +227,7 @@ static int sink_begin(void *arg, const struct query_table *t)
 	    !o->quiet && t->req.order != QO_NONE)   /* -s record's title, not -A's */
 		fprintf(o->out, "Top %llu flows ordered by %s:\n",
 			(unsigned long long)t->req.limit, query_order_name(t->req.order));
-	if (o->quiet)
+	if (o->quiet || o->mode == OM_NULL)
 		return 0;
 	if (o->mode == OM_CSV)
 		nfc_csv_flow_header(o->out);
@@ -240,6 +244,8 @@ static int sink_row(void *arg, const struct query_table *t, const struct query_r
 	if (t->req.kind == QK_STAT) {
 		rc = o->mode == OM_CSV ? nfc_csv_stat_row(t, r, o->plain, o->out)
 				       : nfc_stat_text_row(t, r, o->plain, o->out);
+	} else if (o->mode == OM_NULL) {
+		return 0;
 	} else {
 		row_flow(t, r, &f);
 		rc = o->mode == OM_CSV ? nfc_csv_flow_row(&o->csv, &f, o->out)
@@ -372,7 +378,7 @@ static int parse_args(int argc, char **argv, struct ncfg *c)
 		if (!strcmp(argv[i], "--version"))
 			argv[i] = "-V";
 	}
-	while ((ch = getopt(argc, argv, "r:R:M:t:c:s:n:A:aO:o:qNf:hV6I")) != -1) {
+	while ((ch = getopt(argc, argv, "r:R:M:t:c:s:n:A:aO:o:qNf:hV6IZ")) != -1) {
 		switch (ch) {
 		case 'r': c->rfile = optarg; break;
 		case 'R': c->rdir = optarg; break;
@@ -380,6 +386,7 @@ static int parse_args(int argc, char **argv, struct ncfg *c)
 		case 't': c->twin = optarg; break;
 		case 'A': c->aggr = optarg; break;
 		case 'a': c->aggr5 = 1; break;
+		case 'Z': c->syntax_only = 1; break;
 		case 'O': c->order = optarg; break;
 		case 'o': c->output = optarg; break;
 		case 'q': c->quiet = 1; break;
@@ -431,7 +438,7 @@ int main(int argc, char **argv)
 	struct query_result res;
 	char err[QUERY_ERR_LEN];
 	char *paths[MAX_DIRS], *path, *filter = NULL;
-	unsigned npaths;
+	unsigned npaths = 0;
 	int rc = EXIT_FAIL, qrc;
 	struct query_key aggr[QUERY_MAX_FIELDS];
 	unsigned naggr = 0;
@@ -441,21 +448,30 @@ int main(int argc, char **argv)
 	int first = parse_args(argc, argv, &c);
 	if (first < 0)
 		return EXIT_FAIL;
-	if (!(npaths = store_paths(&c, paths)))
-		return EXIT_FAIL;
-	path = paths[0];
-	query_req_init(&rq, path);
-	rq.more_paths = (const char *const *)paths + 1;
-	rq.nmore = npaths - 1;
-	rq.spill_dir = query_tmpdir();
-	rq.warn = warn_cb;
-
 	if (first < argc)
 		filter = join_args(argc - first, argv + first);
 	else if (c.filter_file && !(filter = read_filter_file(c.filter_file))) {
 		fprintf(stderr, "tapflow-nfdump: %s: %s\n", c.filter_file, strerror(errno));
 		goto out;
 	}
+	if (c.syntax_only) {    /* -Z: the filter checked, nothing read */
+		size_t pos = 0;
+		struct filt *f = filt_compile_names(filter ? filter : "", nfdump_resolve, err,
+						    sizeof(err), &pos);
+		if (!f)
+			fprintf(stderr, "tapflow-nfdump: filter: %s\n", err);
+		filt_free(f);
+		rc = f ? 0 : EXIT_FILTER;
+		goto out;
+	}
+	if (!(npaths = store_paths(&c, paths)))
+		goto out;
+	path = paths[0];
+	query_req_init(&rq, path);
+	rq.more_paths = (const char *const *)paths + 1;
+	rq.nmore = npaths - 1;
+	rq.spill_dir = query_tmpdir();
+	rq.warn = warn_cb;
 	rq.filter = filter;
 	rq.resolve = nfdump_resolve;
 
@@ -472,6 +488,8 @@ int main(int argc, char **argv)
 		fmt = NFC_FMT_EXTENDED;
 	} else if (!strcmp(c.output, "csv")) {
 		o.mode = OM_CSV;
+	} else if (!strcmp(c.output, "null")) {
+		o.mode = OM_NULL;       /* no flows or groups, statistics and summary as line's */
 	} else if (!strncmp(c.output, "fmt:", 4)) {
 		o.mode = OM_FMT;
 		fmt = c.output + 4;
@@ -520,6 +538,14 @@ int main(int argc, char **argv)
 		}
 		sort_tables(rq.table + before, rq.ntables - before);
 	}
+	/* nfdump prints -s record's flows before the element statistics */
+	for (unsigned i = 1; i < rq.ntables; i++)
+		for (unsigned j = i; j > 0 && rq.table[j].kind == QK_AGGR &&
+				     rq.table[j - 1].kind != QK_AGGR; j--) {
+			struct query_table_req x = rq.table[j];
+			rq.table[j] = rq.table[j - 1];
+			rq.table[j - 1] = x;
+		}
 	int has_stat = rq.ntables > 0;
 	o.record_stat = has_stat;
 	if (!has_stat) {
@@ -566,9 +592,10 @@ int main(int argc, char **argv)
 	qrc = query_run(&rq, &res);
 failed:
 	if (qrc) {
-		if (qrc == -EINVAL && res.err_pos >= 0)
+		if (qrc == -EINVAL && res.err_pos >= 0) {
 			fprintf(stderr, "tapflow-nfdump: filter: %s\n", res.err);
-		else
+			rc = EXIT_FILTER;
+		} else
 			fprintf(stderr, "tapflow-nfdump: %s: %s\n", path,
 				res.err[0] ? res.err : strerror(-qrc));
 		goto out;

@@ -132,6 +132,10 @@ check summary -R. -A srcas,dstas,srcvlan,router,inif,tos -O bytes -n 5
 check summary -R. -s record/bytes -A srcip,dstport -n 5
 check summary -R. -A srcip4/24 -O bytes -n 5
 check exact -R. -q -o "fmt:%ts %sas %das %svln %ra %sn %dn %nh %smk %dmk %pr" -c 40
+# -o null: statistics and summary, no flows or groups
+check summary -R. -o null 'proto udp'
+check summary -R. -o null -s proto -s record/bytes -n 3
+check summary -R. -o null -A srcip -O bytes -n 5
 # nfsen's "Any interface" and "Any AS": each flow counts for both sides
 check summary -R. -s if/bytes -s as/flows -n 5
 check exact -N -R. -q -o csv -s if/packets
@@ -173,8 +177,19 @@ check_m "" -N -q -o csv -s proto/packets
 check_m "proto udp" -q -o csv
 "$NFD" -M "$T/m/tfa:nosuch" -R. -q >/dev/null 2>"$T/e0" && fail "-M with a missing directory accepted"
 grep -q "$T/m/nosuch" "$T/e0" || fail "-M error does not name the directory: $(cat "$T/e0")"
-# Errors: a bad filter and a bad format fail, as in nfdump, with the token named.
-"$NFD" -M "$T/tf" -R. 'port foo' >/dev/null 2>"$T/e1" && fail "bad filter accepted"
+# -Z checks a filter's syntax and exits as nfdump does (0, or 254), reading nothing.
+for f in "proto tcp and dst port 443" "(port 80) or (port 443)" "proto tcp and prt 80" "host"; do
+	a=0 b=0
+	nfdump -Z "$f" >/dev/null 2>&1 || a=$?
+	"$NFD" -Z "$f" >/dev/null 2>&1 || b=$?
+	[ "$a" = "$b" ] || fail "-Z '$f': nfdump exits $a, tapflow-nfdump $b"
+done
+"$NFD" -Z 'proto tcp and prt 80' 2>&1 | grep -q prt || fail "-Z does not name the bad token"
+# Errors: a bad filter and a bad format fail, as in nfdump, with the token named
+# (a bad filter with nfdump's status, 254).
+rc=0
+"$NFD" -M "$T/tf" -R. 'port foo' >/dev/null 2>"$T/e1" || rc=$?
+[ "$rc" = 254 ] || fail "a bad filter exits $rc, not 254 as nfdump"
 grep -q foo "$T/e1" || fail "filter error does not name the token: $(cat "$T/e1")"
 "$NFD" -M "$T/tf" -R. -o 'fmt:%sa %nosuch' >/dev/null 2>"$T/e2" && fail "bad format accepted"
 grep -q '%nosuch' "$T/e2" || fail "format error does not name the token"
