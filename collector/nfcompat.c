@@ -491,6 +491,70 @@ static double pct(uint64_t v, uint64_t total)
 	return total ? (double)v * 100.0 / (double)total : 0.0;
 }
 
+/* ---- pipe ---- */
+
+static uint32_t be32w(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int nfc_pipe_flow_row(const struct flow_rec *r, FILE *out)
+{
+	int is6 = nfc_is6(r);
+	int rc = fprintf(out, "%d|%llu|%llu|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|"
+			 "%llu|%llu\n", is6 ? 10 : 2, (unsigned long long)r->first_ms,
+			 (unsigned long long)r->last_ms, r->proto,
+			 is6 ? be32w(r->src) : 0, is6 ? be32w(r->src + 4) : 0,
+			 is6 ? be32w(r->src + 8) : 0, be32w(r->src + 12), r->sport,
+			 is6 ? be32w(r->dst) : 0, is6 ? be32w(r->dst + 4) : 0,
+			 is6 ? be32w(r->dst + 8) : 0, be32w(r->dst + 12), r->dport, r->src_as,
+			 r->dst_as, r->in_if, r->out_if, r->tcp_flags, r->tos,
+			 (unsigned long long)r->packets, (unsigned long long)r->bytes);
+	return rc < 0 ? -EIO : 0;
+}
+
+/* A statistic's IPv6 address as nfdump's pipe prints it: each 32-bit piece of its two
+ * 64-bit halves as held in a little-endian host's memory, then byte-swapped. */
+static uint32_t swapped_word(const uint8_t *a, unsigned i)
+{
+	const uint8_t *h = a + (i / 2) * 8 + (i % 2 ? 0 : 4);
+	return (uint32_t)h[3] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[1] << 8 | h[0];
+}
+
+int nfc_pipe_stat_row(const struct query_table *t, const struct query_row *r, FILE *out)
+{
+	const struct flow_rec *f = &r->f;
+	const struct query_key *k = &t->req.key[0];
+	uint64_t ms = f->last_ms >= f->first_ms ? f->last_ms - f->first_ms : 0;
+	uint64_t bps, pps, bpp;
+	const uint8_t *a = NULL;
+	char val[64];
+	int rc;
+
+	query_rates(f->packets, f->bytes, ms, &bps, &pps, &bpp);
+	switch (k->field) {
+	case QF_SRCIP: case QF_IP: case QF_SRCNET: a = f->src; break;
+	case QF_DSTIP: case QF_DSTNET: a = f->dst; break;
+	case QF_EXPORTER: a = f->exporter; break;
+	}
+	rc = fprintf(out, "%d|%llu|%llu|%u|", a ? (flowrec_is4(a) ? 2 : 10) : 0,
+		     (unsigned long long)f->first_ms, (unsigned long long)f->last_ms,
+		     k->field == QF_PROTO ? f->proto : 0);
+	if (rc >= 0 && a && flowrec_is4(a))
+		rc = fprintf(out, "0|0|0|%u|", be32w(a + 12));
+	else if (rc >= 0 && a)
+		rc = fprintf(out, "%u|%u|%u|%u|", swapped_word(a, 0), swapped_word(a, 1),
+			     swapped_word(a, 2), swapped_word(a, 3));
+	else if (rc >= 0)
+		rc = fprintf(out, "%s|", query_key_str(k, r, val, sizeof(val)));
+	if (rc >= 0)
+		rc = fprintf(out, "%llu|%llu|%llu|%llu|%llu|%llu\n", (unsigned long long)r->flows,
+			     (unsigned long long)f->packets, (unsigned long long)f->bytes,
+			     (unsigned long long)pps, (unsigned long long)bps,
+			     (unsigned long long)bpp);
+	return rc < 0 ? -EIO : 0;
+}
+
 int nfc_csv_stat_row(const struct query_table *t, const struct query_row *r, int plain,
 		     FILE *out)
 {

@@ -56,6 +56,12 @@ struct nfc_fmt *nfc_fmt_new(const char *fmt, int plain, char *err, size_t errlen
 /* The format nfdump prints -A groups in when no -o is given: "%ts %td  " then each
  * key's element, then "  %pkt %byt %bps %bpp %fl". 0, or -1 for a key without one. */
 int nfc_aggr_fmt(const struct query_key *k, unsigned n, char *buf, size_t len);
+
+/* nfdump -o pipe: a flow (or group) as af|first|last|proto|4 source address words|
+ * sport|4 destination words|dport|src AS|dst AS|in|out|flags|tos|packets|bytes, and a
+ * statistic's row (no header, no summary: nfdump prints none in this mode). */
+int nfc_pipe_flow_row(const struct flow_rec *r, FILE *out);
+int nfc_pipe_stat_row(const struct query_table *t, const struct query_row *r, FILE *out);
 void nfc_fmt_free(struct nfc_fmt *f);
 /* Writes the header line (literal text turned into blanks, as nfdump). 0 or -EIO. */
 int nfc_fmt_header(const struct nfc_fmt *f, FILE *out);

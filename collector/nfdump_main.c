@@ -31,7 +31,7 @@
 #define MAX_STATS QUERY_MAX_TABLES
 #define MAX_FILTER (64 * 1024)
 
-enum outmode { OM_LINE, OM_CSV, OM_FMT, OM_NULL };
+enum outmode { OM_LINE, OM_CSV, OM_FMT, OM_NULL, OM_PIPE };
 
 struct ncfg {
 	const char *rfile, *rdir, *mdir, *twin, *aggr, *order, *output, *filter_file;
@@ -69,7 +69,7 @@ static void usage(FILE *o)
 		"  -A FIELDS     aggregate on srcip,dstip,srcport,dstport,proto,...\n"
 		"  -a            aggregate on the 5-tuple\n"
 		"  -O ORDER      order of listed flows (tstart tend flows packets bytes bps pps bpp)\n"
-		"  -o FORMAT     line, long, extended, csv, null (no flows), or fmt:FORMAT (%%ts %%te\n"
+		"  -o FORMAT     line, long, extended, csv, pipe, null (no flows), or fmt:FORMAT (%%ts %%te\n"
 		"                %%td %%pr %%sap %%dap %%sa %%da %%sp %%dp %%pkt %%ipkt %%byt %%ibyt %%fl %%bps\n"
 		"                %%pps %%bpp %%flg %%tos %%in %%out %%sas %%das %%svln %%ra %%sn %%dn %%nh\n"
 		"                %%smk %%dmk); -A without -o: a format of its fields, as nfdump\n"
@@ -242,10 +242,14 @@ static int sink_row(void *arg, const struct query_table *t, const struct query_r
 	struct flow_rec f;
 	int rc;
 	if (t->req.kind == QK_STAT) {
-		rc = o->mode == OM_CSV ? nfc_csv_stat_row(t, r, o->plain, o->out)
-				       : nfc_stat_text_row(t, r, o->plain, o->out);
+		rc = o->mode == OM_CSV ? nfc_csv_stat_row(t, r, o->plain, o->out) :
+		     o->mode == OM_PIPE ? nfc_pipe_stat_row(t, r, o->out) :
+					  nfc_stat_text_row(t, r, o->plain, o->out);
 	} else if (o->mode == OM_NULL) {
 		return 0;
+	} else if (o->mode == OM_PIPE) {
+		row_flow(t, r, &f);
+		rc = nfc_pipe_flow_row(&f, o->out);
 	} else {
 		row_flow(t, r, &f);
 		rc = o->mode == OM_CSV ? nfc_csv_flow_row(&o->csv, &f, o->out)
@@ -488,6 +492,9 @@ int main(int argc, char **argv)
 		fmt = NFC_FMT_EXTENDED;
 	} else if (!strcmp(c.output, "csv")) {
 		o.mode = OM_CSV;
+	} else if (!strcmp(c.output, "pipe")) {
+		o.mode = OM_PIPE;       /* rows alone: no headers, no summary, -q or not */
+		o.quiet = c.quiet = 1;
 	} else if (!strcmp(c.output, "null")) {
 		o.mode = OM_NULL;       /* no flows or groups, statistics and summary as line's */
 	} else if (!strncmp(c.output, "fmt:", 4)) {
@@ -495,7 +502,7 @@ int main(int argc, char **argv)
 		fmt = c.output + 4;
 	} else {
 		fprintf(stderr, "tapflow-nfdump: output format %s is not supported (line, long, "
-			"extended, csv, fmt:...)\n", c.output);
+			"extended, csv, pipe, null, fmt:...)\n", c.output);
 		goto out;
 	}
 

@@ -132,6 +132,15 @@ check summary -R. -A srcas,dstas,srcvlan,router,inif,tos -O bytes -n 5
 check summary -R. -s record/bytes -A srcip,dstport -n 5
 check summary -R. -A srcip4/24 -O bytes -n 5
 check exact -R. -q -o "fmt:%ts %sas %das %svln %ra %sn %dn %nh %smk %dmk %pr" -c 40
+# -o pipe: rows alone, '|' between numbers (a statistic's IPv6 address in nfdump's
+# byte-swapped words)
+check exact -R. -o pipe -c 50
+check exact -R. -o pipe 'proto icmp or inet6'
+check exact -R. -o pipe -s proto -s srcip/bytes -n 5
+check exact -R. -o pipe -s srcip/bytes -n 5 inet6
+check exact -R. -o pipe -A srcip,dstport -O bytes -n 5
+check exact -R. -o pipe -s tos -s if -s srcas -n 3
+check exact -R. -o pipe 'proto 99'
 # -o null: statistics and summary, no flows or groups
 check summary -R. -o null 'proto udp'
 check summary -R. -o null -s proto -s record/bytes -n 3

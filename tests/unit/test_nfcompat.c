@@ -205,6 +205,43 @@ static void test_aggr_fmt(void **state)
 	nfc_fmt_free(f);
 }
 
+/* -o pipe: a flow's address words in order; a statistic's IPv6 address in the
+ * byte-swapped words nfdump 1.7.1 prints (taken from its output). */
+static void test_pipe(void **state)
+{
+	(void)state;
+	struct cap c;
+	struct query_table t;
+	struct query_row row;
+	memset(&t, 0, sizeof(t));
+	memset(&row, 0, sizeof(row));
+	addr(row.f.src, "2001:db8:f00d:2::14de:29b4");
+	addr(row.f.dst, "2001:db8::1");
+	row.f.first_ms = 1767225611720;
+	row.f.last_ms = 1767225640091;
+	row.f.proto = 6;
+	row.f.sport = 443;
+	row.f.tcp_flags = 0x1b;
+	row.f.packets = 27;
+	row.f.bytes = 32950;
+	row.flows = 1;
+	t.req.kind = QK_STAT;
+	t.req.nkey = 1;
+	t.req.key[0].field = QF_SRCIP;
+	cap_open(&c);
+	assert_int_equal(nfc_pipe_flow_row(&row.f, c.f), 0);
+	assert_int_equal(nfc_pipe_stat_row(&t, &row, c.f), 0);
+	t.req.key[0].field = QF_SRCPORT;
+	assert_int_equal(nfc_pipe_stat_row(&t, &row, c.f), 0);
+	assert_string_equal(cap_str(&c),
+			    "10|1767225611720|1767225640091|6|536939960|4027383810|0|350103988|443|"
+			    "536939960|0|0|1|0|0|0|0|0|27|0|27|32950\n"
+			    "10|1767225611720|1767225640091|0|33558000|3087860000|3022642708|0|1|27|"
+			    "32950|0|9291|1220\n"
+			    "0|1767225611720|1767225640091|0|443|1|27|32950|0|9291|1220\n");
+	cap_close(&c);
+}
+
 static void test_csv_flow(void **state)
 {
 	(void)state;
@@ -302,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_proto_addr_duration),
 		cmocka_unit_test(test_fmt),
 		cmocka_unit_test(test_aggr_fmt),
+		cmocka_unit_test(test_pipe),
 		cmocka_unit_test(test_csv_flow),
 		cmocka_unit_test(test_csv_stat_summary),
 	};
