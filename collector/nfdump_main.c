@@ -37,7 +37,7 @@ struct ncfg {
 	const char *rfile, *rdir, *mdir, *twin, *aggr, *order, *output, *filter_file;
 	const char *stat[MAX_STATS];
 	unsigned nstat;
-	int quiet, plain, aggr5, top_given, syntax_only;
+	int quiet, plain, aggr5, top_given, syntax_only, info;
 	uint64_t top, count;
 };
 
@@ -77,8 +77,61 @@ static void usage(FILE *o)
 		"  -N            plain numbers\n"
 		"  -f FILE       read the filter from FILE\n"
 		"  -Z            check the filter's syntax and exit (0, or 254 as any bad filter)\n"
+		"  -I            the store's totals by protocol, first and last, as nfdump's file\n"
+		"                statistics (no filter or window; sequence failures: 0, not kept)\n"
 		"  -V            version\n"
 		"Listings stream out; long ordered ones are sorted in a file under $TMPDIR (/tmp).\n");
+}
+
+/* -I: what nfdump keeps in each file's statistics record, for the whole store (as
+ * nfdump, with no filter or window): flows, packets and bytes by protocol, first and
+ * last. A tapflow store keeps no sequence failures: 0. */
+static int print_info(const struct query_req *base, FILE *out)
+{
+	struct query_req rq;
+	struct query_result res;
+	uint64_t v[3][5] = { { 0 } };   /* flows, packets, bytes: all, tcp, udp, icmp, other */
+	static const char *const what[3] = { "Flows", "Packets", "Bytes" };
+	static const char *const sub[5] = { "", "_tcp", "_udp", "_icmp", "_other" };
+
+	query_req_init(&rq, base->path);
+	rq.more_paths = base->more_paths;
+	rq.nmore = base->nmore;
+	rq.warn = base->warn;
+	rq.ntables = 1;
+	rq.table[0].kind = QK_STAT;
+	rq.table[0].order = QO_FLOWS;
+	rq.table[0].nkey = 1;
+	rq.table[0].key[0].field = QF_PROTO;
+	memset(&res, 0, sizeof(res));
+	int rc = query_run(&rq, &res);
+	if (rc) {
+		fprintf(stderr, "tapflow-nfdump: %s: %s\n", base->path,
+			res.err[0] ? res.err : strerror(-rc));
+		query_result_free(&res);
+		return EXIT_FAIL;
+	}
+	for (uint64_t i = 0; i < res.table[0].nrows; i++) {
+		const struct query_row *r = &res.table[0].rows[i];
+		unsigned p = r->f.proto;
+		unsigned k = p == 6 ? 1 : p == 17 ? 2 : p == 1 || p == 58 ? 3 : 4;
+		uint64_t x[3] = { r->flows, r->f.packets, r->f.bytes };
+		for (unsigned j = 0; j < 3; j++) {
+			v[j][0] += x[j];
+			v[j][k] += x[j];
+		}
+	}
+	fprintf(out, "Ident: none\n");
+	for (unsigned j = 0; j < 3; j++)
+		for (unsigned k = 0; k < 5; k++)
+			fprintf(out, "%s%s: %llu\n", what[j], sub[k], (unsigned long long)v[j][k]);
+	uint64_t first = res.sum.flows ? res.sum.first_ms : 0, last = res.sum.last_ms;
+	fprintf(out, "First: %llu\nLast: %llu\nmsec_first: %llu\nmsec_last: %llu\n"
+		"Sequence failures: 0\n", (unsigned long long)(first / 1000),
+		(unsigned long long)(last / 1000), (unsigned long long)(first % 1000),
+		(unsigned long long)(last % 1000));
+	query_result_free(&res);
+	return fflush(out) || ferror(out) ? EXIT_FAIL : 0;
 }
 
 /* One store path: -R . (or -r FILE) under DIR of -M. */
@@ -421,8 +474,8 @@ static int parse_args(int argc, char **argv, struct ncfg *c)
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("tapflow-nfdump: Version: %s (nfdump 1.7.1 output)\n", TF_VERSION);
 			exit(0);
+		case 'I': c->info = 1; break;
 		case '6':
-		case 'I':
 			fprintf(stderr, "tapflow-nfdump: -%c is not supported\n", ch);
 			return -1;
 		default:
@@ -478,6 +531,10 @@ int main(int argc, char **argv)
 	rq.warn = warn_cb;
 	rq.filter = filter;
 	rq.resolve = nfdump_resolve;
+	if (c.info) {
+		rc = print_info(&rq, stdout);
+		goto out;
+	}
 
 	o.quiet = c.quiet;
 	o.plain = c.plain;

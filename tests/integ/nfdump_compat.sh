@@ -141,6 +141,9 @@ check exact -R. -o pipe -s srcip/bytes -n 5 inet6
 check exact -R. -o pipe -A srcip,dstport -O bytes -n 5
 check exact -R. -o pipe -s tos -s if -s srcas -n 3
 check exact -R. -o pipe 'proto 99'
+# -I: the store's totals by protocol, first and last (nfdump: its files' statistics)
+check exact -R. -I
+check exact -R. -I 'proto udp'
 # -o null: statistics and summary, no flows or groups
 check summary -R. -o null 'proto udp'
 check summary -R. -o null -s proto -s record/bytes -n 3
