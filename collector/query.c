@@ -1940,6 +1940,25 @@ static int flow_cmp_r(const void *a, const void *b, void *arg)
 
 /* ---- delivering rows ---- */
 
+/* Elements in sorted runs, one after the other, in an unlinked file under
+ * rq->spill_dir: an ordered answer longer than memory holds. */
+struct spill {
+	int open, fd;
+	unsigned nruns;
+	uint64_t *run_len;      /* elements of each run */
+	uint64_t total;
+};
+
+typedef int (*elem_cmp)(const void *a, const void *b, void *arg);
+
+static void spill_free(struct spill *sp)
+{
+	if (sp->open)
+		close(sp->fd);
+	free(sp->run_len);
+	memset(sp, 0, sizeof(*sp));
+}
+
 /* What one spec produced while passes ran. */
 struct tout {
 	uint64_t *heap;         /* copies of entries: the best `limit` (worst on top), or
@@ -1951,12 +1970,7 @@ struct tout {
 	uint64_t nall;
 	uint64_t groups;
 	int bounded;            /* only keys that could make the top N were counted */
-	/* Entries the heap had no room for: sorted runs, one after the other, in an
-	 * unlinked file under rq->spill_dir. */
-	int spilling;           /* spill_fd is open */
-	int spill_fd;
-	unsigned nruns;
-	uint64_t *run_len;      /* entries of each run */
+	struct spill sp;        /* entries the heap had no room for */
 };
 
 struct runstate {
@@ -1969,9 +1983,7 @@ struct runstate {
 
 static void tout_free(struct tout *o)
 {
-	if (o->spilling)
-		close(o->spill_fd);
-	free(o->run_len);
+	spill_free(&o->sp);
 	free(o->heap);
 	sys_big_free(o->keep, o->keep_len);
 	free(o->all);
@@ -2163,53 +2175,80 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* Writes o's heap, sorted, as one more run; empties it. */
-static int spill_run(struct qctx *q, struct tout *o, const struct tspec *ts)
+struct ecmp {                   /* an element order for qsort_r over pointers */
+	elem_cmp cmp;
+	void *arg;
+};
+
+static int ptr_cmp(const void *a, const void *b, void *arg)
 {
-	const size_t esz = (size_t)ts->ew * 8;
-	struct ordctx oc = { ts, ts->order };
+	const struct ecmp *c = arg;
+	return c->cmp(*(void *const *)a, *(void *const *)b, c->arg);
+}
+
+/* Sorts the n elements of esz bytes at v (through pointers: the elements stay put)
+ * and writes them to sp as one more run. */
+static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64_t n,
+			 size_t esz, elem_cmp cmp, void *arg)
+{
+	struct ecmp ec = { cmp, arg };
 	int err = 0;
 
-	if (!o->spilling) {
+	if (!sp->open) {
 		char *path;
 		if (asprintf(&path, "%s/tapflow-query.XXXXXX", q->rq->spill_dir) < 0)
 			return -ENOMEM;
-		o->spill_fd = mkstemp(path);
-		err = o->spill_fd < 0 ? errno : 0;
-		if (o->spill_fd >= 0)
+		sp->fd = mkstemp(path);
+		err = sp->fd < 0 ? errno : 0;
+		if (sp->fd >= 0)
 			unlink(path);
 		free(path);
 		if (err)
 			return spill_fail(q, err);
-		o->spilling = 1;
+		sp->open = 1;
 	}
-	uint64_t *len = realloc(o->run_len, (o->nruns + 1) * sizeof(*len));
-	uint64_t **v = malloc((o->nheap ? o->nheap : 1) * sizeof(*v));
+	uint64_t *len = realloc(sp->run_len, (sp->nruns + 1) * sizeof(*len));
+	const uint8_t **p = malloc((n ? n : 1) * sizeof(*p));
 	uint8_t *buf = malloc(1 << 20);
 	if (len)
-		o->run_len = len;
-	if (!len || !v || !buf) {
+		sp->run_len = len;
+	if (!len || !p || !buf) {
 		err = ENOMEM;
 		goto out;
 	}
-	o->run_len[o->nruns++] = o->nheap;
-	for (uint64_t i = 0; i < o->nheap; i++)
-		v[i] = o->heap + i * ts->ew;
-	qsort_r(v, o->nheap, sizeof(*v), ent_cmp_r, &oc);
+	sp->run_len[sp->nruns++] = n;
+	sp->total += n;
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (const uint8_t *)v + i * esz;
+	qsort_r(p, n, sizeof(*p), ptr_cmp, &ec);
 	size_t fill = 0;
-	for (uint64_t i = 0; i < o->nheap && !err; i++) {
-		memcpy(buf + fill, v[i], esz);
+	for (uint64_t i = 0; i < n && !err; i++) {
+		memcpy(buf + fill, p[i], esz);
 		fill += esz;
-		if (fill + esz > (1 << 20) || i + 1 == o->nheap) {
-			err = write_all(o->spill_fd, buf, fill);
+		if (fill + esz > (1 << 20) || i + 1 == n) {
+			err = write_all(sp->fd, buf, fill);
 			fill = 0;
 		}
 	}
-	o->nheap = 0;
 out:
-	free(v);
+	free(p);
 	free(buf);
 	return err == ENOMEM ? -ENOMEM : err ? spill_fail(q, err) : 0;
+}
+
+static int ent_cmp_e(const void *a, const void *b, void *arg)
+{
+	const struct ordctx *o = arg;
+	return ent_cmp(a, b, o->ts, o->order);
+}
+
+/* Writes o's heap, sorted, as one more run; empties it. */
+static int spill_run(struct qctx *q, struct tout *o, const struct tspec *ts)
+{
+	struct ordctx oc = { ts, ts->order };
+	int rc = spill_add_run(q, &o->sp, o->heap, o->nheap, (size_t)ts->ew * 8, ent_cmp_e, &oc);
+	o->nheap = 0;
+	return rc;
 }
 
 /* Takes what one partition's table t holds for spec s. Unordered listings of table 0
@@ -2301,21 +2340,20 @@ static uint64_t **spec_entries(const struct tspec *ts, const struct tout *o, uin
 	return v;
 }
 
-/* A spilled run being merged: its next entries in buf. */
+/* A spilled run being merged: its next elements in buf. */
 struct mrun {
-	uint64_t off, left;     /* in the file: where the rest starts, how many entries */
-	uint64_t *buf;
+	uint64_t off, left;     /* in the file: where the rest starts, how many elements */
+	uint8_t *buf;
 	uint64_t nbuf, pos;
 };
 
-static int run_fill(struct qctx *q, const struct tout *o, struct mrun *r, uint64_t per,
+static int run_fill(struct qctx *q, const struct spill *sp, struct mrun *r, uint64_t per,
 		    size_t esz)
 {
 	uint64_t cnt = r->left < per ? r->left : per;
 	size_t want = (size_t)cnt * esz, got = 0;
 	while (got < want) {
-		ssize_t k = pread(o->spill_fd, (uint8_t *)r->buf + got, want - got,
-				  (off_t)(r->off + got));
+		ssize_t k = pread(sp->fd, r->buf + got, want - got, (off_t)(r->off + got));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -2329,82 +2367,106 @@ static int run_fill(struct qctx *q, const struct tout *o, struct mrun *r, uint64
 	return 0;
 }
 
-static int mrun_before(const struct mrun *r, unsigned a, unsigned b, const struct tspec *ts)
+struct merge {
+	struct mrun *r;
+	size_t esz;
+	struct ecmp c;
+};
+
+static int mrun_before(const struct merge *m, unsigned a, unsigned b)
 {
-	return ent_cmp(r[a].buf + r[a].pos * ts->ew, r[b].buf + r[b].pos * ts->ew, ts,
-		       ts->order) < 0;
+	const struct mrun *x = &m->r[a], *y = &m->r[b];
+	return m->c.cmp(x->buf + x->pos * m->esz, y->buf + y->pos * m->esz, m->c.arg) < 0;
 }
 
 /* Runs heap h (n of them, the one whose head comes first on top): sifts h[i] down. */
-static void mheap_down(unsigned *h, unsigned n, unsigned i, const struct mrun *r,
-		       const struct tspec *ts)
+static void mheap_down(unsigned *h, unsigned n, unsigned i, const struct merge *m)
 {
 	for (;;) {
-		unsigned l = 2 * i + 1, m = i;
-		if (l < n && mrun_before(r, h[l], h[m], ts))
-			m = l;
-		if (l + 1 < n && mrun_before(r, h[l + 1], h[m], ts))
-			m = l + 1;
-		if (m == i)
+		unsigned l = 2 * i + 1, b = i;
+		if (l < n && mrun_before(m, h[l], h[b]))
+			b = l;
+		if (l + 1 < n && mrun_before(m, h[l + 1], h[b]))
+			b = l + 1;
+		if (b == i)
 			return;
 		unsigned x = h[i];
-		h[i] = h[m];
-		h[m] = x;
-		i = m;
+		h[i] = h[b];
+		h[b] = x;
+		i = b;
 	}
 }
 
-/* Delivers the first n rows of spec ts's spilled runs, merged (rowspec: the table's
- * own spec, for the rows' fields). Each run reads through a buffer of its share of
- * a quarter of the memory limit. */
-static int deliver_runs(struct runstate *st, unsigned ti, const struct tspec *ts,
-			const struct tspec *rowspec, const struct tout *o, uint64_t n)
+/* Hands the first n elements of sp's runs, merged in cmp's order, to emit (stops at
+ * its error). Each run reads through its share of a quarter of the memory limit. */
+static int spill_merge(struct qctx *q, const struct spill *sp, size_t esz, elem_cmp cmp,
+		       void *arg, uint64_t n, int (*emit)(const void *e, void *earg), void *earg)
 {
-	struct qctx *q = st->q;
-	const size_t esz = (size_t)ts->ew * 8;
-	const unsigned k = o->nruns;
-	uint64_t per = q->mem / SPILL_SHARE / k / esz, off = 0;
-	struct mrun *r = calloc(k, sizeof(*r));
-	unsigned *h = malloc(k * sizeof(*h)), nh = 0;
+	const unsigned k = sp->nruns;
+	uint64_t per = k ? q->mem / SPILL_SHARE / k / esz : 1, off = 0;
+	struct merge m = { calloc(k ? k : 1, sizeof(struct mrun)), esz, { cmp, arg } };
+	unsigned *h = malloc((k ? k : 1) * sizeof(*h)), nh = 0;
 	int rc = 0;
 
 	per = per < 1 ? 1 : per > 65536 ? 65536 : per;
-	if (!r || !h) {
+	if (!m.r || !h) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (unsigned i = 0; i < k && rc == 0; i++) {
-		r[i].off = off;
-		r[i].left = o->run_len[i];
-		off += o->run_len[i] * esz;
-		if (!(r[i].buf = malloc(per * esz)))
+		m.r[i].off = off;
+		m.r[i].left = sp->run_len[i];
+		off += sp->run_len[i] * esz;
+		if (!(m.r[i].buf = malloc(per * esz)))
 			rc = -ENOMEM;
-		else if (r[i].left && (rc = run_fill(q, o, &r[i], per, esz)) == 0)
+		else if (m.r[i].left && (rc = run_fill(q, sp, &m.r[i], per, esz)) == 0)
 			h[nh++] = i;
 	}
 	for (unsigned i = nh / 2; rc == 0 && i-- > 0;)
-		mheap_down(h, nh, i, r, ts);
-	if (rc == 0)
-		rc = deliver_begin(st, ti);
+		mheap_down(h, nh, i, &m);
 	for (uint64_t done = 0; done < n && nh && rc == 0; done++) {
-		struct mrun *x = &r[h[0]];
-		struct query_row row;
-		row_from_entry(rowspec, x->buf + x->pos * ts->ew, &row);
-		rc = deliver(st, ti, &row);
+		struct mrun *x = &m.r[h[0]];
+		rc = emit(x->buf + x->pos * esz, earg);
 		if (++x->pos == x->nbuf) {
 			if (x->left)
-				rc = rc ? rc : run_fill(q, o, x, per, esz);
+				rc = rc ? rc : run_fill(q, sp, x, per, esz);
 			else
 				h[0] = h[--nh];
 		}
-		mheap_down(h, nh, 0, r, ts);
+		mheap_down(h, nh, 0, &m);
 	}
 out:
-	for (unsigned i = 0; r && i < k; i++)
-		free(r[i].buf);
-	free(r);
+	for (unsigned i = 0; m.r && i < k; i++)
+		free(m.r[i].buf);
+	free(m.r);
 	free(h);
 	return rc;
+}
+
+struct spec_emit {
+	struct runstate *st;
+	unsigned ti;
+	const struct tspec *rowspec;
+};
+
+static int emit_entry(const void *e, void *arg)
+{
+	const struct spec_emit *x = arg;
+	struct query_row row;
+	row_from_entry(x->rowspec, e, &row);
+	return deliver(x->st, x->ti, &row);
+}
+
+/* Delivers the first n rows of spec ts's spilled runs, merged (rowspec: the table's
+ * own spec, for the rows' fields). */
+static int deliver_runs(struct runstate *st, unsigned ti, const struct tspec *ts,
+			const struct tspec *rowspec, const struct tout *o, uint64_t n)
+{
+	struct ordctx oc = { ts, ts->order };
+	struct spec_emit x = { st, ti, rowspec };
+	int rc = deliver_begin(st, ti);
+	return rc ? rc : spill_merge(st->q, &o->sp, (size_t)ts->ew * 8, ent_cmp_e, &oc, n,
+				     emit_entry, &x);
 }
 
 const char *query_tmpdir(void)
@@ -3480,13 +3542,11 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 			continue;
 		unsigned i = (unsigned)ts->user;
 		res->table[i].groups = st.out[s].bounded ? QUERY_GROUPS_UNKNOWN : st.out[s].groups;
-		if (st.out[s].nruns) {
+		if (st.out[s].sp.nruns) {
 			struct tout *o = &st.out[s];
-			uint64_t all = 0;
 			if (o->nheap && (rc = spill_run(&q, o, ts)) < 0)
 				goto out;
-			for (unsigned j = 0; j < o->nruns; j++)
-				all += o->run_len[j];
+			uint64_t all = o->sp.total;
 			rs[i].spilled = 1;
 			rs[i].s = s;
 			rs[i].nrows = ts->limit && ts->limit < all ? ts->limit : all;
