@@ -1139,6 +1139,25 @@ struct worker {
 	int rc;                 /* 0, -ENOSPC (a table is full), -errno */
 };
 
+/* Elements in sorted runs, one after the other, in an unlinked file under
+ * rq->spill_dir: an ordered answer longer than memory holds. */
+struct spill {
+	int open, fd;
+	unsigned nruns;
+	uint64_t *run_len;      /* elements of each run */
+	uint64_t total;
+};
+
+typedef int (*elem_cmp)(const void *a, const void *b, void *arg);
+
+static void spill_free(struct spill *sp)
+{
+	if (sp->open)
+		close(sp->fd);
+	free(sp->run_len);
+	memset(sp, 0, sizeof(*sp));
+}
+
 struct qctx {
 	const struct query_req *rq;
 	struct query_result *res;
@@ -1165,6 +1184,11 @@ struct qctx {
 	int flows_stream;
 	int flows_streamed;     /* rows of it went out */
 	struct runstate *st;
+	/* An ordered listing longer than memory holds (one thread): its candidates,
+	 * cand_cap at a time, go to sorted runs (rq->spill_dir), merged at the end. */
+	int flows_spill;
+	uint64_t cand_cap;
+	struct spill *fspill;
 	pthread_mutex_t lock;
 	_Atomic int stop;
 	_Atomic uint64_t mem_now, mem_peak;
@@ -1611,6 +1635,32 @@ static int list_stream(struct worker *w, struct store_reader *r, uint32_t n)
 	return 0;
 }
 
+static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64_t n,
+			 size_t esz, elem_cmp cmp, void *arg);
+static int flow_cmp_r(const void *a, const void *b, void *arg);
+
+/* Every selected flow of the block is a candidate (q->flows_spill): a full buffer
+ * goes out as a sorted run. Returns 0, a decoding error, or the spill's error with
+ * w->sink_failed set. */
+static int list_spill(struct worker *w, struct store_reader *r, uint32_t n, uint64_t pos0)
+{
+	struct qctx *q = w->q;
+	int order = q->flows_order;
+	int rc = store_reader_decode(r, STORE_COLS_ALL, &w->xc);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct fcand *x = &w->cand[w->ncand++];
+		x->pos = pos0 | w->sel[i];
+		store_cols_get(&w->xc, w->sel[i], &x->f);
+		if (w->ncand == q->cand_cap) {
+			rc = spill_add_run(q, q->fspill, w->cand, w->ncand, sizeof(*x), flow_cmp_r,
+					   &order);
+			w->ncand = 0;
+			w->sink_failed = rc < 0;
+		}
+	}
+	return rc;
+}
+
 static int list_block(struct worker *w, struct store_reader *r, const struct store_cols *c,
 		      uint32_t n, uint64_t pos0)
 {
@@ -1620,6 +1670,8 @@ static int list_block(struct worker *w, struct store_reader *r, const struct sto
 
 	if (q->flows_stream)
 		return list_stream(w, r, n);
+	if (q->flows_spill)
+		return list_spill(w, r, n, pos0);
 	if (order == QO_NONE && w->ncand >= lim)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1939,25 +1991,6 @@ static int flow_cmp_r(const void *a, const void *b, void *arg)
 }
 
 /* ---- delivering rows ---- */
-
-/* Elements in sorted runs, one after the other, in an unlinked file under
- * rq->spill_dir: an ordered answer longer than memory holds. */
-struct spill {
-	int open, fd;
-	unsigned nruns;
-	uint64_t *run_len;      /* elements of each run */
-	uint64_t total;
-};
-
-typedef int (*elem_cmp)(const void *a, const void *b, void *arg);
-
-static void spill_free(struct spill *sp)
-{
-	if (sp->open)
-		close(sp->fd);
-	free(sp->run_len);
-	memset(sp, 0, sizeof(*sp));
-}
 
 /* What one spec produced while passes ran. */
 struct tout {
@@ -2551,6 +2584,9 @@ static unsigned pick_partitions(const struct qctx *q, const uint64_t *distinct, 
  * table filled up (distinct[] then holds estimates of the keys), or -errno. */
 static int scan_pass(struct qctx *q, struct worker *w, unsigned n, uint64_t *distinct)
 {
+	for (unsigned t = 0; t < n && q->fspill; t++)
+		if (w[t].count_blocks) /* a counting pass again: its flows anew */
+			spill_free(q->fspill);
 	atomic_store(&q->stop, 0);
 	atomic_store(&q->claimed_bytes, 0);
 	atomic_store(&q->finished_bytes, 0);
@@ -2637,7 +2673,7 @@ static int worker_setup(struct qctx *q, struct worker *w, unsigned tid, uint32_t
 			return rc;
 	}
 	if (q->flows_table >= 0 && !q->flows_stream) {
-		w->cand = malloc(q->flows_limit * sizeof(*w->cand));
+		w->cand = malloc((q->flows_spill ? q->cand_cap : q->flows_limit) * sizeof(*w->cand));
 		if (!w->cand)
 			return -ENOMEM;
 	}
@@ -2677,6 +2713,21 @@ static int merge_tables(struct qctx *q, struct worker *w, unsigned n)
 	return 0;
 }
 
+struct flow_emit {
+	struct runstate *st;
+	unsigned ti;
+};
+
+static int emit_flow(const void *e, void *arg)
+{
+	const struct flow_emit *x = arg;
+	struct query_row row;
+	memset(&row, 0, sizeof(row));
+	row.f = ((const struct fcand *)e)->f;
+	row.flows = 1;
+	return deliver(x->st, x->ti, &row);
+}
+
 /* The flow listing: candidates of every worker, in order, the first `limit`. */
 static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct runstate *st)
 {
@@ -2686,6 +2737,18 @@ static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct ru
 	if (q->flows_stream) {  /* the rows went out during the scan */
 		q->res->table[ti].groups = q->res->sum.flows;
 		return deliver_begin(st, ti);
+	}
+	if (q->flows_spill) {   /* sorted runs, the last one still here */
+		struct flow_emit x = { st, ti };
+		q->res->table[ti].groups = q->res->sum.flows;
+		if (w[0].ncand && (rc = spill_add_run(q, q->fspill, w[0].cand, w[0].ncand,
+						      sizeof(struct fcand), flow_cmp_r, &order)) < 0)
+			return rc;
+		w[0].ncand = 0;
+		if ((rc = deliver_begin(st, ti)) < 0)
+			return rc;
+		return spill_merge(q, q->fspill, sizeof(struct fcand), flow_cmp_r, &order,
+				   q->flows_limit, emit_flow, &x);
 	}
 	for (unsigned t = 0; t < n; t++)
 		total += w[t].ncand;
@@ -3412,6 +3475,7 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 	struct runstate st;
 	struct tspec spec1[QUERY_MAX_TABLES];   /* by table */
 	struct rowseries rs[QUERY_MAX_TABLES];
+	struct spill fspill;
 	char ferr[QUERY_ERR_LEN];
 	size_t fpos = 0;
 	int rc, series_spec = -1;
@@ -3421,6 +3485,7 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 	memset(&q, 0, sizeof(q));
 	memset(&st, 0, sizeof(st));
 	memset(rs, 0, sizeof(rs));
+	memset(&fspill, 0, sizeof(fspill));
 	memset(spec1, 0, sizeof(spec1));
 	res->err_pos = -1;
 	q.v4keys = v4keys;
@@ -3502,10 +3567,18 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 	}
 	if (q.flows_table >= 0 && !q.flows_stream &&
 	    q.flows_limit > q.mem / sizeof(struct fcand) / q.threads) {
-		snprintf(res->err, QUERY_ERR_LEN, "-c %llu: that many flows do not fit in the "
-			 "memory limit", (unsigned long long)q.flows_limit);
-		rc = -E2BIG;
-		goto out;
+		if (!rq->spill_dir) {
+			snprintf(res->err, QUERY_ERR_LEN, "-c %llu: that many flows do not fit in "
+				 "the memory limit", (unsigned long long)q.flows_limit);
+			rc = -E2BIG;
+			goto out;
+		}
+		q.threads = 1;
+		q.flows_spill = 1;
+		q.cand_cap = q.mem / SPILL_SHARE / sizeof(struct fcand);
+		if (!q.cand_cap)
+			q.cand_cap = 1;
+		q.fspill = &fspill;
 	}
 	if ((rc = list_store(&q)) < 0)
 		goto out;
@@ -3619,6 +3692,7 @@ out:
 			close(q.fs[i].fd);
 	atomic_fetch_sub(&held_files, q.held);
 	store_list_free(&q.files);
+	spill_free(&fspill);
 	free(q.fs);
 	pthread_mutex_destroy(&q.lock);
 	return rc;

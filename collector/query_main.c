@@ -73,8 +73,7 @@ static const struct opt_def qopts[] = {
 	{ "count", 'c', OPT_UINT, O(count), 0, 1000000000, "N",
 	  "List the first N flows in store order (without -s and -A; more than the memory\n"
 	  "limit holds stream out, read on one thread), or with -O the first N in that\n"
-	  "order (kept in memory); with -A, at most N groups. 0: no limit (-A), no listing\n"
-	  "(flows)." },
+	  "order; with -A, at most N groups. 0: no limit (-A), no listing (flows)." },
 	{ "max-flows", 0, OPT_UINT, O(max_flows), 0, 0xffffffffu, "N",
 	  "Stop after N matching flows in store order; totals, statistics and groups then\n"
 	  "cover only those (what nfdump -c does). 0: no limit. Uses one thread." },
@@ -214,10 +213,10 @@ static void usage(FILE *out)
 "    are counted in hash tables bounded by --max-memory: when the distinct keys do\n"
 "    not fit, the query runs again in hash partitions (summary.passes), each pass\n"
 "    exact. Listings of any length stream out: flows in store order, groups\n"
-"    without -O. Ordered groups and statistics (-O, -s, -n N or 0) beyond a quarter\n"
-"    of --max-memory are sorted in runs in a file under $TMPDIR (else /tmp), deleted\n"
-"    as it is made, and merged as they go out; ordered flows (-O with -c N) must fit\n"
-"    in memory. Decoding takes about 10 MB per thread beyond --max-memory.\n"
+"    without -O. Ordered answers (-O, -s, -n N or 0) longer than a quarter of\n"
+"    --max-memory holds are sorted in runs in a file under $TMPDIR (else /tmp),\n"
+"    deleted as it is made, and merged as they go out (flows: read on one thread).\n"
+"    Decoding takes about 10 MB per thread beyond --max-memory.\n"
 "\n"
 "OPTIONS\n", out);
 	opt_print_help(qopts, &defaults, out);

@@ -960,6 +960,44 @@ static void test_compact_address_keys(void **st)
 	query_result_free(&res);
 }
 
+/* An ordered listing longer than the memory limit holds: refused without a spill
+ * directory; with one, the same rows in the same order as with memory enough. */
+static void test_long_ordered_listing_spills(void **st)
+{
+	(void)st;
+	struct query_req rq;
+	struct query_result big, small;
+	struct keeper k;
+	struct query_sink sk = { NULL, keep_cb, &k };
+	const char *t = getenv("TMPDIR");
+	query_req_init(&rq, dir);
+	rq.ntables = 1;
+	rq.table[0].kind = QK_FLOWS;
+	rq.table[0].order = QO_BYTES;
+	rq.table[0].limit = NFLOWS - 1000;
+	run_ok(&rq, &big);
+	assert_int_equal(big.table[0].nrows, NFLOWS - 1000);
+
+	rq.max_memory = 256 << 10;      /* room for about 2000 flows */
+	assert_int_equal(query_run(&rq, &small), -E2BIG);
+	query_result_free(&small);
+	memset(&k, 0, sizeof(k));
+	rq.spill_dir = t && *t ? t : "/tmp";
+	rq.sink = &sk;
+	run_ok(&rq, &small);
+	assert_int_equal(k.n, NFLOWS - 1000);
+	assert_int_equal(small.table[0].groups, NFLOWS);
+	for (uint64_t i = 0; i < k.n; i++) {
+		assert_int_equal(k.rows[i].f.bytes, big.table[0].rows[i].f.bytes);
+		assert_int_equal(k.rows[i].f.first_ms, big.table[0].rows[i].f.first_ms);
+		assert_memory_equal(k.rows[i].f.src, big.table[0].rows[i].f.src, 16);
+		assert_int_equal(k.rows[i].f.sport, big.table[0].rows[i].f.sport);
+	}
+	small.table[0].rows = k.rows;   /* freed with the result */
+	query_result_free(&small);
+	query_result_free(&big);
+}
+
 static void test_memory_cap_gives_same_answer(void **st)
 {
 	(void)st;
@@ -1552,6 +1590,7 @@ int main(void)
 		cmocka_unit_test(test_window_edges),
 		cmocka_unit_test(test_flow_listing),
 		cmocka_unit_test(test_long_listing_streams),
+		cmocka_unit_test(test_long_ordered_listing_spills),
 		cmocka_unit_test(test_max_flows_like_nfdump_c),
 		cmocka_unit_test(test_series),
 		cmocka_unit_test(test_memory_cap_gives_same_answer),
