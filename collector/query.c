@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2165,6 +2166,7 @@ static uint64_t **hash_ordered(const struct htab *t, const struct tspec *ts)
 /* Room for one more entry in o's heap: 0, or 1 when a heap that may spill (spill) has
  * reached its share of memory (SPILL_SHARE): the caller writes it out as a run. */
 #define SPILL_SHARE 4           /* the heap of a list that may spill: mem / 4 */
+#define SPILL_RESERVE (256ull << 20)    /* free space a spill leaves, at least (or 5%) */
 
 static int heap_room(struct qctx *q, struct tout *o, unsigned ew, int spill)
 {
@@ -2239,6 +2241,19 @@ static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64
 		if (err)
 			return spill_fail(q, err);
 		sp->open = 1;
+	}
+	/* the store may share the file system: a run must leave it room to keep writing */
+	struct statvfs fs;
+	if (fstatvfs(sp->fd, &fs) == 0) {
+		uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+		uint64_t size = (uint64_t)fs.f_blocks * fs.f_frsize, want = n * esz;
+		uint64_t reserve = size / 20 > SPILL_RESERVE ? size / 20 : SPILL_RESERVE;
+		if (avail < want || avail - want < reserve) {
+			snprintf(q->res->err, QUERY_ERR_LEN, "sorting under %s would leave less "
+				 "than %llu MiB free there: give a limit, or TMPDIR elsewhere",
+				 q->rq->spill_dir, (unsigned long long)(reserve >> 20));
+			return -E2BIG;  /* not -ENOSPC: that asks for more partitions */
+		}
 	}
 	uint64_t *len = realloc(sp->run_len, (sp->nruns + 1) * sizeof(*len));
 	const uint8_t **p = malloc((n ? n : 1) * sizeof(*p));

@@ -215,7 +215,8 @@ static void usage(FILE *out)
 "    exact. Listings of any length stream out: flows in store order, groups\n"
 "    without -O. Ordered answers (-O, -s, -n N or 0) longer than a quarter of\n"
 "    --max-memory holds are sorted in runs in a file under $TMPDIR (else /tmp),\n"
-"    deleted as it is made, and merged as they go out (flows: read on one thread).\n"
+"    deleted as it is made, and merged as they go out (flows: read on one thread);\n"
+"    refused where the runs would leave less than 256 MiB (or 5%) free there.\n"
 "    Decoding takes about 10 MB per thread beyond --max-memory.\n"
 "\n"
 "OPTIONS\n", out);

@@ -119,4 +119,20 @@ c=$("$Q" -R "$D" -s srcip/bytes -s ip/bps -n 10 -o csv --threads 1 | head -n -2)
 [ "$a" = "$c" ] || fail "--threads 1 changes the answer"
 p=$("$Q" -R "$D" -s srcip/bytes -o json --max-memory 1M | json 'd["summary"]["passes"]')
 [ "$p" -gt 1 ] || fail "--max-memory 1M took $p pass(es)"
-echo "ok: help, exit codes, errors, option order, -f, windows, formats, series, config, memory"
+# an ordered answer longer than memory holds: sorted in runs under $TMPDIR, the same
+# rows as in memory enough, nothing left behind; refused where the runs would leave
+# the file system (the store's, maybe) short of room
+mkdir -p "$T/tmp" "$T/small"
+a=$("$Q" -R "$D" -A srcip,dstport -O bytes -n 0 -o csv | head -n -2)
+b=$(TMPDIR=$T/tmp "$Q" -R "$D" -A srcip,dstport -O bytes -n 0 -o csv --max-memory 256k |
+	head -n -2)
+[ "$a" = "$b" ] || fail "a spilled ordered answer differs from the one in memory"
+[ "$(echo "$a" | wc -l)" -gt 20000 ] || fail "too few groups to spill: $(echo "$a" | wc -l)"
+[ -z "$(ls -A "$T/tmp")" ] || fail "files left in TMPDIR: $(ls "$T/tmp")"
+mount -t tmpfs -o size=64m tmpfs "$T/small"
+on_exit "umount '$T/small'"
+TMPDIR=$T/small expect_rc 1 "$Q" -R "$D" -A srcip,dstport -O bytes -n 0 --max-memory 256k
+grep -q "sorting under $T/small would leave less than 256 MiB free" "$T/err" ||
+	fail "no clear error for a spill without room: $(cat "$T/err")"
+echo "ok: help, exit codes, errors, option order, -f, windows, formats, series, config, memory,"
+echo "    spills"
