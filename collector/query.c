@@ -1190,6 +1190,8 @@ struct qctx {
 	int flows_spill;
 	uint64_t cand_cap;
 	struct spill *fspill;
+	struct fcand fworst;    /* the last in order of all written: once flows_limit are
+				   written, a flow after it cannot be listed */
 	pthread_mutex_t lock;
 	_Atomic int stop;
 	_Atomic uint64_t mem_now, mem_peak;
@@ -1649,10 +1651,17 @@ static int list_spill(struct worker *w, struct store_reader *r, uint32_t n, uint
 	int order = q->flows_order;
 	int rc = store_reader_decode(r, STORE_COLS_ALL, &w->xc);
 	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		struct fcand *x = &w->cand[w->ncand++];
+		struct fcand *x = &w->cand[w->ncand];
 		x->pos = pos0 | w->sel[i];
 		store_cols_get(&w->xc, w->sel[i], &x->f);
-		if (w->ncand == q->cand_cap) {
+		/* flows_limit written, all before fworst: this one cannot make the list */
+		if (q->fspill->total >= q->flows_limit && flow_cmp(x, &q->fworst, order) > 0)
+			continue;
+		if (++w->ncand == q->cand_cap) {
+			for (uint64_t j = 0; j < w->ncand; j++)
+				if ((!q->fspill->total && !j) ||
+				    flow_cmp(&w->cand[j], &q->fworst, order) > 0)
+					q->fworst = w->cand[j];
 			rc = spill_add_run(q, q->fspill, w->cand, w->ncand, sizeof(*x), flow_cmp_r,
 					   &order);
 			w->ncand = 0;
