@@ -371,7 +371,6 @@ static void print_stats(struct coll *c, FILE *out)
 	fflush(out);
 }
 
-/* Logs loss that appeared since the last call: never silent, never a flood. */
 /* Records the store could not write (a full disk): said at once, at most once a
  * second, with the last error. */
 static void report_store_loss(struct coll *c)
@@ -384,6 +383,7 @@ static void report_store_loss(struct coll *c)
 	c->seen_store_dropped = ws->dropped;
 }
 
+/* Logs loss that appeared since the last call: never silent, never a flood. */
 static void report_loss(struct coll *c)
 {
 	uint64_t lost = 0;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
+#include "bytes.h"
 #include "nfcompat.h"
 
 #define NUM_PROTOS 138
@@ -296,13 +298,7 @@ static int put_net(FILE *out, const uint8_t a[16], unsigned mask, int is6)
 {
 	uint8_t m[16];
 	char s[64];
-	unsigned bits = is6 ? (mask ? mask : 64) : 96 + (mask ? mask : 32);
-	memcpy(m, a, 16);
-	for (unsigned b = 0; b < 16; b++) {
-		unsigned keep = bits > b * 8 ? bits - b * 8 : 0;
-		if (keep < 8)
-			m[b] &= (uint8_t)(0xff00u >> keep);
-	}
+	addr_prefix(m, a, is6 ? (mask ? mask : 64) : 96 + (mask ? mask : 32));
 	return fprintf(out, "%16s/%-2u", nfc_addr(m, is6, 1, s), mask);
 }
 
@@ -493,21 +489,16 @@ static double pct(uint64_t v, uint64_t total)
 
 /* ---- pipe ---- */
 
-static uint32_t be32w(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int nfc_pipe_flow_row(const struct flow_rec *r, FILE *out)
 {
 	int is6 = nfc_is6(r);
 	int rc = fprintf(out, "%d|%llu|%llu|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|%u|"
 			 "%llu|%llu\n", is6 ? 10 : 2, (unsigned long long)r->first_ms,
 			 (unsigned long long)r->last_ms, r->proto,
-			 is6 ? be32w(r->src) : 0, is6 ? be32w(r->src + 4) : 0,
-			 is6 ? be32w(r->src + 8) : 0, be32w(r->src + 12), r->sport,
-			 is6 ? be32w(r->dst) : 0, is6 ? be32w(r->dst + 4) : 0,
-			 is6 ? be32w(r->dst + 8) : 0, be32w(r->dst + 12), r->dport, r->src_as,
+			 is6 ? ld_be32(r->src) : 0, is6 ? ld_be32(r->src + 4) : 0,
+			 is6 ? ld_be32(r->src + 8) : 0, ld_be32(r->src + 12), r->sport,
+			 is6 ? ld_be32(r->dst) : 0, is6 ? ld_be32(r->dst + 4) : 0,
+			 is6 ? ld_be32(r->dst + 8) : 0, ld_be32(r->dst + 12), r->dport, r->src_as,
 			 r->dst_as, r->in_if, r->out_if, r->tcp_flags, r->tos,
 			 (unsigned long long)r->packets, (unsigned long long)r->bytes);
 	return rc < 0 ? -EIO : 0;
@@ -541,7 +532,7 @@ int nfc_pipe_stat_row(const struct query_table *t, const struct query_row *r, FI
 		     (unsigned long long)f->first_ms, (unsigned long long)f->last_ms,
 		     k->field == QF_PROTO ? f->proto : 0);
 	if (rc >= 0 && a && flowrec_is4(a))
-		rc = fprintf(out, "0|0|0|%u|", be32w(a + 12));
+		rc = fprintf(out, "0|0|0|%u|", ld_be32(a + 12));
 	else if (rc >= 0 && a)
 		rc = fprintf(out, "%u|%u|%u|%u|", swapped_word(a, 0), swapped_word(a, 1),
 			     swapped_word(a, 2), swapped_word(a, 3));

@@ -236,11 +236,23 @@ static int nfdump_rank(int order)
 	return order >= 0 && order < QO__COUNT ? rank[order] : 9;
 }
 
-static void sort_tables(struct query_table_req *t, unsigned n)
+static int rank_before(const struct query_table_req *a, const struct query_table_req *b)
+{
+	return nfdump_rank(a->order) < nfdump_rank(b->order);
+}
+
+/* -s record's flows print before the element statistics. */
+static int record_before(const struct query_table_req *a, const struct query_table_req *b)
+{
+	return a->kind == QK_AGGR && b->kind != QK_AGGR;
+}
+
+/* Moves tables ahead where before() says so, the rest in the order given (stable). */
+static void sort_tables(struct query_table_req *t, unsigned n,
+			int (*before)(const struct query_table_req *, const struct query_table_req *))
 {
 	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && nfdump_rank(t[j - 1].order) > nfdump_rank(t[j].order);
-		     j--) {
+		for (unsigned j = i; j > 0 && before(&t[j], &t[j - 1]); j--) {
 			struct query_table_req x = t[j];
 			t[j] = t[j - 1];
 			t[j - 1] = x;
@@ -600,16 +612,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tapflow-nfdump: %s\n", err);
 			goto out;
 		}
-		sort_tables(rq.table + before, rq.ntables - before);
+		sort_tables(rq.table + before, rq.ntables - before, rank_before);
 	}
-	/* nfdump prints -s record's flows before the element statistics */
-	for (unsigned i = 1; i < rq.ntables; i++)
-		for (unsigned j = i; j > 0 && rq.table[j].kind == QK_AGGR &&
-				     rq.table[j - 1].kind != QK_AGGR; j--) {
-			struct query_table_req x = rq.table[j];
-			rq.table[j] = rq.table[j - 1];
-			rq.table[j - 1] = x;
-		}
+	sort_tables(rq.table, rq.ntables, record_before);
 	int has_stat = rq.ntables > 0;
 	o.record_stat = has_stat;
 	if (!has_stat) {
@@ -633,28 +638,15 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru0);
 	double t0 = mono_s();
 	struct query_table_req *lt = &rq.table[0];
-	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit && lorder == QO_NONE)
-		lt->limit = UINT64_MAX; /* in store order from one thread: rows stream out */
-	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit) {
-		/* an ordered listing keeps every flow: count them first */
-		struct query_req cq = rq;
-		cq.ntables = 0;
-		memset(&res, 0, sizeof(res));
-		qrc = query_run(&cq, &res);
-		uint64_t n = res.sum.flows;
-		if (qrc) {
-			have_res = 1;
-			goto failed;
-		}
-		query_result_free(&res);
-		lt->limit = n ? n : 1;
-	}
+	/* every flow: in store order they stream out; in another, what memory does not hold
+	 * is sorted on disk */
+	if (!has_stat && lt->kind == QK_FLOWS && !lt->limit)
+		lt->limit = UINT64_MAX;
 	struct query_sink sink = { sink_begin, sink_row, &o };
 	rq.sink = &sink;        /* rows go out as the engine delivers them */
 	memset(&res, 0, sizeof(res));
 	have_res = 1;
 	qrc = query_run(&rq, &res);
-failed:
 	if (qrc) {
 		if (qrc == -EINVAL && res.err_pos >= 0) {
 			fprintf(stderr, "tapflow-nfdump: filter: %s\n", res.err);

@@ -633,13 +633,8 @@ static inline void mask_addr(uint8_t *dst, const uint8_t *a, unsigned m4, unsign
 			     uint8_t *mlen)
 {
 	int v4 = flowrec_is4(a);
-	unsigned m = v4 ? m4 : m6, bits = v4 ? 96 + m : m;
-	memcpy(dst, a, 16);
-	for (unsigned b = 0; b < 16; b++) {
-		unsigned keep = bits > b * 8 ? bits - b * 8 : 0;
-		if (keep < 8)
-			dst[b] &= (uint8_t)(0xff00u >> keep);
-	}
+	unsigned m = v4 ? m4 : m6;
+	addr_prefix(dst, a, v4 ? 96 + m : m);
 	*mlen = (uint8_t)m;
 }
 
@@ -1136,7 +1131,8 @@ struct worker {
 	uint64_t done_bytes;    /* this pass, of the blocks it reads all of (!claim) */
 	struct fcand *cand;     /* QK_FLOWS candidates */
 	uint64_t ncand;         /* ... or, streaming, the flows listed */
-	int sink_failed;        /* a listed row was refused: its error ends the query */
+	int sink_failed;        /* listing failed (a row refused, a run not written): its
+				   error ends the query, no damaged block */
 	int rc;                 /* 0, -ENOSPC (a table is full), -errno */
 };
 
@@ -1639,7 +1635,7 @@ static int list_stream(struct worker *w, struct store_reader *r, uint32_t n)
 }
 
 static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64_t n,
-			 size_t esz, elem_cmp cmp, void *arg);
+			 size_t esz, elem_cmp cmp, void *arg, void *last);
 static int flow_cmp_r(const void *a, const void *b, void *arg);
 
 /* Every selected flow of the block is a candidate (q->flows_spill): a full buffer
@@ -1658,12 +1654,12 @@ static int list_spill(struct worker *w, struct store_reader *r, uint32_t n, uint
 		if (q->fspill->total >= q->flows_limit && flow_cmp(x, &q->fworst, order) > 0)
 			continue;
 		if (++w->ncand == q->cand_cap) {
-			for (uint64_t j = 0; j < w->ncand; j++)
-				if ((!q->fspill->total && !j) ||
-				    flow_cmp(&w->cand[j], &q->fworst, order) > 0)
-					q->fworst = w->cand[j];
+			struct fcand last;
+			int first = !q->fspill->total;
 			rc = spill_add_run(q, q->fspill, w->cand, w->ncand, sizeof(*x), flow_cmp_r,
-					   &order);
+					   &order, &last);
+			if (rc == 0 && (first || flow_cmp(&last, &q->fworst, order) > 0))
+				q->fworst = last;
 			w->ncand = 0;
 			w->sink_failed = rc < 0;
 		}
@@ -2172,11 +2168,11 @@ static uint64_t **hash_ordered(const struct htab *t, const struct tspec *ts)
 	return v;
 }
 
-/* Room for one more entry in o's heap: 0, or 1 when a heap that may spill (spill) has
- * reached its share of memory (SPILL_SHARE): the caller writes it out as a run. */
 #define SPILL_SHARE 4           /* the heap of a list that may spill: mem / 4 */
 #define SPILL_RESERVE (256ull << 20)    /* free space a spill leaves, at least (or 5%) */
 
+/* Room for one more entry in o's heap: 0, or 1 when a heap that may spill (spill) has
+ * reached its share of memory (SPILL_SHARE): the caller writes it out as a run. */
 static int heap_room(struct qctx *q, struct tout *o, unsigned ew, int spill)
 {
 	if (o->nheap < o->cap)
@@ -2231,9 +2227,10 @@ static int ptr_cmp(const void *a, const void *b, void *arg)
 }
 
 /* Sorts the n elements of esz bytes at v (through pointers: the elements stay put)
- * and writes them to sp as one more run. */
+ * and writes them to sp as one more run; a copy of its last goes to last (NULL: none
+ * wanted). */
 static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64_t n,
-			 size_t esz, elem_cmp cmp, void *arg)
+			 size_t esz, elem_cmp cmp, void *arg, void *last)
 {
 	struct ecmp ec = { cmp, arg };
 	int err = 0;
@@ -2278,6 +2275,8 @@ static int spill_add_run(struct qctx *q, struct spill *sp, const void *v, uint64
 	for (uint64_t i = 0; i < n; i++)
 		p[i] = (const uint8_t *)v + i * esz;
 	qsort_r(p, n, sizeof(*p), ptr_cmp, &ec);
+	if (last && n)
+		memcpy(last, p[n - 1], esz);
 	size_t fill = 0;
 	for (uint64_t i = 0; i < n && !err; i++) {
 		memcpy(buf + fill, p[i], esz);
@@ -2303,7 +2302,8 @@ static int ent_cmp_e(const void *a, const void *b, void *arg)
 static int spill_run(struct qctx *q, struct tout *o, const struct tspec *ts)
 {
 	struct ordctx oc = { ts, ts->order };
-	int rc = spill_add_run(q, &o->sp, o->heap, o->nheap, (size_t)ts->ew * 8, ent_cmp_e, &oc);
+	int rc = spill_add_run(q, &o->sp, o->heap, o->nheap, (size_t)ts->ew * 8, ent_cmp_e, &oc,
+			       NULL);
 	o->nheap = 0;
 	return rc;
 }
@@ -2762,11 +2762,12 @@ static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct ru
 		q->res->table[ti].groups = q->res->sum.flows;
 		return deliver_begin(st, ti);
 	}
-	if (q->flows_spill) {   /* sorted runs, the last one still here */
+	if (q->flows_spill && q->fspill->nruns) {   /* sorted runs, the last one still here */
 		struct flow_emit x = { st, ti };
 		q->res->table[ti].groups = q->res->sum.flows;
 		if (w[0].ncand && (rc = spill_add_run(q, q->fspill, w[0].cand, w[0].ncand,
-						      sizeof(struct fcand), flow_cmp_r, &order)) < 0)
+						      sizeof(struct fcand), flow_cmp_r, &order,
+						      NULL)) < 0)
 			return rc;
 		w[0].ncand = 0;
 		if ((rc = deliver_begin(st, ti)) < 0)
@@ -2774,6 +2775,7 @@ static int deliver_flows(struct qctx *q, struct worker *w, unsigned n, struct ru
 		return spill_merge(q, q->fspill, sizeof(struct fcand), flow_cmp_r, &order,
 				   q->flows_limit, emit_flow, &x);
 	}
+	/* (a listing that could spill and never had to ends here too, in memory) */
 	for (unsigned t = 0; t < n; t++)
 		total += w[t].ncand;
 	struct fcand *all = malloc((total ? total : 1) * sizeof(*all));
@@ -3296,9 +3298,8 @@ static int list_path(struct qctx *q, const char *p)
 		snprintf(q->res->err, QUERY_ERR_LEN, "%s: %s", p, store_strerror(rc));
 		return rc;
 	}
-	if (!q->files.n) {
-		store_list_free(&q->files);
-		q->files = l;
+	if (!l.n) {             /* an empty store */
+		free(l.v);
 		return 0;
 	}
 	struct store_file *v = realloc(q->files.v, (q->files.n + l.n) * sizeof(*v));
@@ -3313,15 +3314,6 @@ static int list_path(struct qctx *q, const char *p)
 	return 0;
 }
 
-/* Several stores' files: in time order, as one store's (then by path). */
-static int file_cmp(const void *a, const void *b)
-{
-	const struct store_file *x = a, *y = b;
-	if (x->start_ms != y->start_ms)
-		return x->start_ms < y->start_ms ? -1 : 1;
-	return strcmp(x->path, y->path);
-}
-
 static int list_store(struct qctx *q)
 {
 	const struct query_req *rq = q->rq;
@@ -3332,7 +3324,7 @@ static int list_store(struct qctx *q)
 	if (rc < 0)
 		return rc;
 	if (rq->nmore)
-		qsort(q->files.v, q->files.n, sizeof(*q->files.v), file_cmp);
+		store_list_sort(&q->files);     /* several stores' files: one time order */
 	q->fs = calloc(q->files.n ? q->files.n : 1, sizeof(*q->fs));
 	if (!q->fs)
 		return -ENOMEM;

@@ -4426,6 +4426,12 @@ static int file_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+void store_list_sort(struct store_list *l)
+{
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), file_cmp);
+}
+
 int store_list_files(const char *dir, struct store_list *out)
 {
 	size_t cap = 0;

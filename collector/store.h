@@ -397,6 +397,8 @@ struct store_list {
  * late), so only a file's zone maps can rule it out of a window. Returns 0 or -errno;
  * free *out with store_list_free(). */
 int store_list_files(const char *dir, struct store_list *out);
+/* Puts l in that order again (files of several stores listed one after the other). */
+void store_list_sort(struct store_list *l);
 void store_list_free(struct store_list *l);
 
 /* 0 if path is a store directory (holds store files or date directories, or nothing) or
