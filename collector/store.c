@@ -1178,66 +1178,130 @@ static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsi
 }
 
 /* One stream alone has nothing to overlap its chain with: bl_run1() shortens the chain
- * instead. An entry of its table (ft, from the stream's) holds the values whose code and
- * bits fit in the next HUF_MAXLEN bits, one or two: bits 0-3 the bits they take, 4-5
- * how many (0: none fits, decode the slow way), 6-17 the first, 18-29 the second. Time
- * deltas and small counters mostly take a few bits, so most steps give two values. */
-#define BL_FT_MIN 4096          /* values a stream needs to pay for building ft */
+ * instead, with a table (from the stream's) that decodes several values a step: time
+ * deltas and small counters mostly take a few bits. Streams of at most BL_SIX_AVG bits a
+ * value on average (time deltas of a busy exporter: 1-2 bits) take the six-value table,
+ * others the pair table. */
+#define BL_FT_MIN 4096          /* values a stream needs to pay for building a table */
+#define BL_SIX_BITS 10          /* six-value table window: 8 KiB, in the L1 cache */
+#define BL_SIX_AVG 3
+#define BL_SIX_VBITS 9          /* its values: below 2^9 */
+
+struct bltab {
+	/* pairs: bits 0-3 the bits they take, 4-5 how many (0: none fits, decode the slow
+	 * way), 6-17 the first value, 18-29 the second */
+	uint32_t ft[1u << HUF_MAXLEN];
+	/* up to six values in the next BL_SIX_BITS bits: bits 0-3 the bits they take, 4-6
+	 * how many (0: none fits), then the values, BL_SIX_VBITS bits each from bit 7 */
+	uint64_t six[1u << BL_SIX_BITS];
+};
+
+/* The value (or -1: it takes more than max bits, or is not below 2^vmax) coded at the
+ * bottom of j, given the stream's table; *t: the bits it takes. */
+static int64_t bl_small(const struct blstream *s, uint32_t j, unsigned max, unsigned vmax,
+			uint32_t *t)
+{
+	uint32_t e = s->st[j & s->mask], l = e >> 8 & 0xff, k = e >> 16;
+	*t = e & 0xff;
+	if (*t > max || k > vmax)
+		return -1;
+	return k ? 1u << (k - 1) | (j >> l & ((1u << (k - 1)) - 1)) : 0;
+}
 
 static void bl_ft(const struct blstream *s, uint32_t *ft)
 {
 	for (uint32_t j = 0; j < 1u << HUF_MAXLEN; j++) {
-		uint32_t e = s->st[j & s->mask], t = e & 0xff, l = e >> 8 & 0xff, k = e >> 16;
-		if (t > HUF_MAXLEN) {
+		uint32_t t, t2;
+		int64_t v1 = bl_small(s, j, HUF_MAXLEN, 12, &t), v2;
+		if (v1 < 0) {
 			ft[j] = 0;
 			continue;
 		}
-		uint32_t v1 = k ? 1u << (k - 1) | (j >> l & ((1u << (k - 1)) - 1)) : 0;
-		uint32_t j2 = j >> t, e2 = s->st[j2 & s->mask], t2 = e2 & 0xff;
-		uint32_t l2 = e2 >> 8 & 0xff, k2 = e2 >> 16;
-		if (t + t2 <= HUF_MAXLEN) {
-			uint32_t v2 = k2 ? 1u << (k2 - 1) | (j2 >> l2 & ((1u << (k2 - 1)) - 1)) : 0;
-			ft[j] = (t + t2) | 2u << 4 | v1 << 6 | v2 << 18;
-		} else {
-			ft[j] = t | 1u << 4 | v1 << 6;
-		}
+		v2 = bl_small(s, j >> t, HUF_MAXLEN - t, 12, &t2);
+		ft[j] = v2 >= 0 ? (t + t2) | 2u << 4 | (uint32_t)v1 << 6 | (uint32_t)v2 << 18 :
+			t | 1u << 4 | (uint32_t)v1 << 6;
 	}
 }
 
-static int bl_run1(struct blstream *s, uint32_t n, uint32_t *ft)
+static void bl_six(const struct blstream *s, uint64_t *six)
+{
+	for (uint32_t j = 0; j < 1u << BL_SIX_BITS; j++) {
+		uint64_t e = 0;
+		uint32_t used = 0, cnt = 0, t;
+		int64_t v;
+		while (cnt < 6 && (v = bl_small(s, j >> used, BL_SIX_BITS - used, BL_SIX_VBITS,
+						&t)) >= 0) {
+			e |= (uint64_t)v << (7 + BL_SIX_VBITS * cnt++);
+			used += t;
+		}
+		six[j] = e | cnt << 4 | used;
+	}
+}
+
+/* The value at pos the slow way (any bit length); *t: the bits it takes. */
+static inline uint64_t bl_one(const struct blstream *s, const uint8_t *p, uint64_t pos,
+			      uint64_t b, uint64_t *t)
+{
+	uint32_t e = s->st[b & s->mask];
+	unsigned l = (e >> 8) & 0xff, k = e >> 16;
+	uint64_t top = k ? 1ULL << (k - 1) : 0, mm = top ? top - 1 : 0;
+
+	*t = e & 0xff;
+	if (*t <= 57)
+		return top | (b >> l & mm);
+	uint64_t lo = br_peek(p, pos + l) & 0xffffffffu;
+	uint64_t hi = br_peek(p, pos + l + 32) & ((1ULL << (k - 33)) - 1);
+	return top | hi << 32 | lo;
+}
+
+static int bl_run1(struct blstream *s, uint32_t n, struct bltab *tb)
 {
 	const uint8_t *p = s->p;
-	const uint32_t *st = s->st;
-	uint64_t *out = s->out, pos = 0;
-	const uint64_t nbits = s->nbits, base = s->base, mask = s->mask;
+	uint64_t *out = s->out, pos = 0, t;
+	const uint64_t nbits = s->nbits, base = s->base;
+	const int six = nbits <= (uint64_t)n * BL_SIX_AVG;
 
-	bl_ft(s, ft);
+	if (six)
+		bl_six(s, tb->six);
+	else
+		bl_ft(s, tb->ft);
 	for (uint32_t i = 0; i < n;) {
 		/* a step takes at most BL_MAXBITS bits and gives at least one value */
 		uint64_t room = (nbits - pos + BL_REACH) / BL_MAXBITS + 1;
 		uint32_t end = room < n - i ? i + (uint32_t)room : n;
-		while (i < end) {
-			uint64_t b = br_peek(p, pos);
-			uint32_t f = ft[b & ((1u << HUF_MAXLEN) - 1)];
-			if (__builtin_expect((f & 0x30) && i + 1 < end, 1)) {
+		if (six) {
+			const uint64_t vm = (1u << BL_SIX_VBITS) - 1;
+			while (i + 5 < end) {
+				uint64_t b = br_peek(p, pos);
+				uint64_t e = tb->six[b & ((1u << BL_SIX_BITS) - 1)];
+				if (__builtin_expect(!(e & 0x70), 0)) {
+					out[i++] = base + bl_one(s, p, pos, b, &t);
+					pos += t;
+					continue;
+				}
+				for (unsigned q = 0; q < 6; q++)
+					out[i + q] = base + (e >> (7 + BL_SIX_VBITS * q) & vm);
+				pos += e & 15;
+				i += (uint32_t)(e >> 4 & 7);
+			}
+		} else {
+			while (i + 1 < end) {
+				uint64_t b = br_peek(p, pos);
+				uint32_t f = tb->ft[b & ((1u << HUF_MAXLEN) - 1)];
+				if (__builtin_expect(!(f & 0x30), 0)) {
+					out[i++] = base + bl_one(s, p, pos, b, &t);
+					pos += t;
+					continue;
+				}
 				out[i] = base + (f >> 6 & 0xfff);
 				out[i + 1] = base + (f >> 18 & 0xfff);
 				pos += f & 15;
 				i += f >> 4 & 3;
-				continue;
 			}
-			uint32_t e = st[b & mask];
-			unsigned l = (e >> 8) & 0xff, k = e >> 16, t = e & 0xff;
-			uint64_t top = k ? 1ULL << (k - 1) : 0, mm = top ? top - 1 : 0;
-			if (t <= 57) {
-				out[i] = base + (top | (b >> l & mm));
-			} else {
-				uint64_t lo = br_peek(p, pos + l) & 0xffffffffu;
-				uint64_t hi = br_peek(p, pos + l + 32) & ((1ULL << (k - 33)) - 1);
-				out[i] = base + (top | hi << 32 | lo);
-			}
+		}
+		for (; i < end; i++) {
+			out[i] = base + bl_one(s, p, pos, br_peek(p, pos), &t);
 			pos += t;
-			i++;
 		}
 		if (pos > nbits)
 			return -EPROTO;
@@ -1245,11 +1309,11 @@ static int bl_run1(struct blstream *s, uint32_t n, uint32_t *ft)
 	return 0;
 }
 
-/* Decodes k (1..BL_STREAMS) streams of n values each (ft: room for bl_run1's table). */
-static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n, uint32_t *ft)
+/* Decodes k (1..BL_STREAMS) streams of n values each (tb: room for bl_run1's tables). */
+static int bitlen_decode_n(struct blstream *s, unsigned k, uint32_t n, struct bltab *tb)
 {
 	switch (k) {
-	case 1: return n >= BL_FT_MIN ? bl_run1(s, n, ft) : bl_run(s, 1, n);
+	case 1: return n >= BL_FT_MIN ? bl_run1(s, n, tb) : bl_run(s, 1, n);
 	case 2: return bl_run(s, 2, n);
 	case 3: return bl_run(s, 3, n);
 	case 4: return bl_run(s, 4, n);
@@ -3031,7 +3095,7 @@ struct store_reader {
 	uint8_t tdict[TDICT_MAX_LEN];   /* the tuple dictionary's planes */
 	struct hufrd huf;
 	struct blstream bs[BL_STREAMS];
-	uint32_t blft[1u << HUF_MAXLEN];       /* bl_run1()'s table */
+	struct bltab blt;               /* bl_run1()'s tables */
 	ZSTD_DCtx *zd;
 	/* the tuple dictionary's members as columns (store_reader_decode_codes) */
 	struct store_cols tview;
@@ -3373,7 +3437,7 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 	}
 	if ((err = bitlen_open(r, c, base, v, &r->bs[0])) < 0)
 		return err;
-	return bitlen_decode_n(r->bs, 1, n, r->blft);
+	return bitlen_decode_n(r->bs, 1, n, &r->blt);
 }
 
 /* The XF_DELTA transform undone: v[0] = v0, then zigzag differences. */
@@ -3745,7 +3809,7 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 	}
 	if (!k)
 		return 0;
-	if ((err = bitlen_decode_n(r->bs, k, n, r->blft)) < 0)
+	if ((err = bitlen_decode_n(r->bs, k, n, &r->blt)) < 0)
 		return err;
 	for (unsigned j = 0; j < k; j++) {
 		if (r->b.col[cols[j]].xform == XF_DELTA)

@@ -1,7 +1,7 @@
 /* test_store_codec.c: the store's value codings below the block level, where a file
  * round trip cannot promise to reach every case (the writer picks encodings by size):
  * bit packing at every width, canonical Huffman and BITLEN streams (short ones and long
- * ones, which decode two values a step where they can), and streams that end before
+ * ones, which decode two or six values a step where they can), and streams that end before
  * their values do, and which coding the writer picks for counters and times.
  * store.c is included whole, for its static functions; the library's store.o is then
  * never linked in. */
@@ -131,6 +131,24 @@ static void test_huf_stream(void **state)
 	}
 }
 
+/* A skewed bit length, 1 in half the values, 2 in a quarter, .. 12: about four bits a
+ * value with mode 3's code, so a long stream takes the pair table. */
+static unsigned bl_skewed(uint64_t r)
+{
+	unsigned k = (unsigned)__builtin_ctzll(r | 1ULL << 12) + 1;
+	return k > 12 ? 12 : k;
+}
+
+/* A bit length like a busy exporter's time deltas: 0 three times in four, then 2,
+ * then the rest of 1..12. */
+static unsigned bl_busy(uint64_t r)
+{
+	if (r % 4)
+		return 0;
+	r /= 4;
+	return r % 3 ? 2 : 1 + (unsigned)(r / 3 % 12);
+}
+
 /* BITLEN streams, one and four side by side: every bit length 0..64, long runs of
  * wide values (the decoder's unchecked runs end by the bits left), and streams cut
  * short, alone or next to whole ones, fail. */
@@ -140,14 +158,23 @@ static void test_bitlen_streams(void **state)
 	static uint8_t buf[BL_STREAMS][BUFLEN + SLACK];
 	static struct blstream bs[BL_STREAMS];
 	static struct hufrd h;
-	static uint32_t ft[1u << HUF_MAXLEN];
+	static struct bltab ft;
 	uint8_t len[BITLEN_SYMS];
 	uint16_t code[BITLEN_SYMS];
 	(void)state;
 
-	for (unsigned mode = 0; mode < 4; mode++) {
+	for (unsigned mode = 0; mode < 5; mode++) {
 		memset(len, 0, sizeof(len));
-		if (mode < 3) {
+		if (mode == 4) {
+			/* time deltas of a busy exporter: mostly 0, some 2 or 3, a few wide
+			 * (bit lengths 0, 2, then 1 and 3..12, one bit for 0): a long stream
+			 * takes the six-value table, and some values miss it */
+			len[0] = 1;
+			len[2] = 2;
+			for (unsigned k = 3; k <= 12; k++)
+				len[k] = (uint8_t)(k);
+			len[1] = 12;
+		} else if (mode < 3) {
 			/* 63 symbols of 6 bits and 2 of 7: complete */
 			memset(len, 6, sizeof(len));
 			len[63] = len[64] = 7;
@@ -165,7 +192,8 @@ static void test_bitlen_streams(void **state)
 					unsigned k = mode == 0 ? (unsigned)(i % 65) :
 						     mode == 1 ? 64 - (unsigned)(i % 3) :
 						     mode == 2 ? (unsigned)(next64() % 65) :
-						     (unsigned)__builtin_ctzll(next64() | 1ULL << 12);
+						     mode == 3 ? bl_skewed(next64()) :
+						     bl_busy(next64());
 					uint64_t x = k ? (1ULL << (k - 1)) |
 							 (next64() & ((1ULL << (k - 1)) - 1)) : 0;
 					v[j][i] = base + x;
@@ -177,15 +205,15 @@ static void test_bitlen_streams(void **state)
 				assert_int_equal(cur_left(&c), 0);
 				bl_stream(&bs[j], &h, base, got[j]);
 			}
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), 0);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, &ft), 0);
 			for (unsigned j = 0; j < K; j++)
 				assert_memory_equal(got[j], v[j], n * 8);
 			/* the last stream cut short by a byte */
 			bs[K - 1].nbits -= 8;
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), -EPROTO);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, &ft), -EPROTO);
 			/* or far short: what is left of it cannot hold the values */
 			bs[K - 1].nbits /= 3;
-			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, ft), -EPROTO);
+			assert_int_equal(bitlen_decode_n(bs, K, (uint32_t)n, &ft), -EPROTO);
 		}
 	}
 }
