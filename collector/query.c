@@ -1435,29 +1435,52 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 			return -ENOMEM;
 		w->cacc_cap = cap;
 	}
-	acc = w->cacc;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t j = w->sel[i];
-		uint64_t x = code[j];
-		struct cacc *e = &acc[x];
-		if (!e->flows) {
-			w->idx[nt++] = (uint32_t)x;
-			e->packets = e->bytes = e->last = 0;
-			e->first = UINT64_MAX;
+	acc = w->cacc;       /* all zeros between blocks */
+	if (!w->bounding && (uint64_t)n * 4 >= c->nd[k]) {
+		/* most codes are used: count without a branch on whether a code is new
+		 * (it is for an unpredictable share of the records), then collect the
+		 * used ones in code order. first is kept as ~first: a zero entry is empty. */
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t j = w->sel[i];
+			struct cacc *e = &acc[code[j]];
+			uint64_t nf = ~c->first_ms[j], l = c->last_ms[j];
+			e->flows++;
+			e->packets += c->packets[j];
+			e->bytes += c->bytes[j];
+			e->first = nf > e->first ? nf : e->first;
+			e->last = l > e->last ? l : e->last;
 		}
-		e->flows++;
-		if (w->bounding) {
-			e->bytes += order_value(ts->order, c, j);
-			continue;
+		for (uint32_t x = 0; x < c->nd[k]; x++) {
+			if (!acc[x].flows)
+				continue;
+			w->idx[nt] = x;
+			w->cagg[nt] = acc[x];
+			w->cagg[nt++].first = ~acc[x].first;
+			memset(&acc[x], 0, sizeof(acc[x]));
 		}
-		e->packets += c->packets[j];
-		e->bytes += c->bytes[j];
-		e->first = c->first_ms[j] < e->first ? c->first_ms[j] : e->first;
-		e->last = c->last_ms[j] > e->last ? c->last_ms[j] : e->last;
-	}
-	for (uint32_t i = 0; i < nt; i++) {
-		w->cagg[i] = acc[w->idx[i]];
-		acc[w->idx[i]].flows = 0;       /* ready for the next block */
+	} else {
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t j = w->sel[i];
+			uint64_t x = code[j];
+			struct cacc *e = &acc[x];
+			if (!e->flows) {
+				w->idx[nt++] = (uint32_t)x;
+				e->first = UINT64_MAX;
+			}
+			e->flows++;
+			if (w->bounding) {
+				e->bytes += order_value(ts->order, c, j);
+				continue;
+			}
+			e->packets += c->packets[j];
+			e->bytes += c->bytes[j];
+			e->first = c->first_ms[j] < e->first ? c->first_ms[j] : e->first;
+			e->last = c->last_ms[j] > e->last ? c->last_ms[j] : e->last;
+		}
+		for (uint32_t i = 0; i < nt; i++) {
+			w->cagg[i] = acc[w->idx[i]];
+			memset(&acc[w->idx[i]], 0, sizeof(acc[0]));
+		}
 	}
 	if (w->sum_pending && !w->bounding) {
 		/* the block's summary from its codes' sums: one pass over the records less */
