@@ -13,6 +13,8 @@
 
 #include <lz4.h>
 #include <zstd.h>
+#define XXH_INLINE_ALL          /* header only: nothing to link, on any target */
+#include <xxhash.h>
 
 #include "bytes.h"
 #include "store.h"
@@ -136,6 +138,21 @@ uint32_t store_hash32(const void *data, size_t len, uint32_t seed)
 	h *= XP3;
 	h ^= h >> 16;
 	return h;
+}
+
+uint32_t store_payload_hash(unsigned phash, const void *p, size_t len)
+{
+	return phash == STORE_PHASH_XXH3 ? (uint32_t)XXH3_64bits(p, len) :
+	       store_hash32(p, len, 0);
+}
+
+unsigned store_phash_default(void)
+{
+#if UINTPTR_MAX > 0xffffffffu || defined(__ARM_NEON)
+	return STORE_PHASH_XXH3;
+#else
+	return STORE_PHASH_XXH32;
+#endif
 }
 
 /* ---- civil time (UTC) without time_t: 32-bit Pi builds ---- */
@@ -1336,6 +1353,7 @@ struct hslot {
 
 struct store_writer {
 	struct store_cfg cfg;
+	uint8_t phash;          /* the open file's payload hash (enum store_phash) */
 	char *dir;
 	uint64_t interval_ms;
 	uint64_t cur_start;     /* interval of the current (open or next) file */
@@ -1396,6 +1414,7 @@ void store_cfg_default(struct store_cfg *cfg, const char *dir)
 	cfg->block_recs = STORE_DEFAULT_BLOCK_RECS;
 	cfg->codec = STORE_CODEC_LZ4;
 	cfg->level = 0;
+	cfg->phash = STORE_PHASH_AUTO;
 }
 
 /* Byte planes for wide values under zstd (its Huffman stage then sees each byte's own
@@ -2339,7 +2358,8 @@ static int rd_recover(struct store_reader *r, uint64_t *end, struct store_zone *
 /* Takes over an existing file at w->path/fd: cuts it back to its last complete block
  * (also dropping a footer) so that blocks can be appended. */
 /* An older version's file the writer continues gets this version's number: its blocks
- * stay readable (every version's encodings are still read), the new ones need it. */
+ * stay readable (every version's encodings are still read), the new ones need it. Its
+ * blocks' payloads have XXH32, and so will the new ones'. */
 static int wr_upgrade_header(int fd)
 {
 	uint8_t h[STORE_FILE_HDR_LEN];
@@ -2348,6 +2368,7 @@ static int wr_upgrade_header(int fd)
 	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return -EIO;
 	st_le16(h + 8, STORE_VERSION);
+	h[37] = STORE_PHASH_XXH32;
 	st_le32(h + 60, store_hash32(h, 60, 0));
 	return pwrite_all(fd, &iov, 1, 0);
 }
@@ -2368,6 +2389,7 @@ static int wr_attach(struct store_writer *w, int fd)
 		return -errno;
 	rc = rd_recover(r, &end, &w->fzone, &w->fblocks, &w->frecs);
 	version = store_reader_hdr(r)->version;
+	w->phash = store_reader_hdr(r)->phash;   /* the new blocks hash as the old ones */
 	store_reader_close(r);
 	if (rc < 0)
 		return rc;
@@ -2399,6 +2421,8 @@ static int wr_new_header(struct store_writer *w, int fd)
 	st_le64(h + 24, w->created_ms);
 	st_le32(h + 32, w->cfg.block_recs);
 	h[36] = w->cfg.codec;
+	h[37] = w->cfg.phash;
+	w->phash = w->cfg.phash;
 	st_le32(h + 60, store_hash32(h, 60, 0));
 	if (ftruncate(fd, 0) < 0)
 		return -errno;
@@ -2743,8 +2767,8 @@ static int wr_write_block(struct store_writer *w)
 			continue;
 		wr_column(w, c, n, m, nt, &z);
 	}
-	blk_hdr(w->hdr, BLK_DATA, w->ncols, n, (uint32_t)w->pl, store_hash32(w->payload, w->pl, 0),
-		&z, w->cfg.codec);
+	blk_hdr(w->hdr, BLK_DATA, w->ncols, n, (uint32_t)w->pl,
+		store_payload_hash(w->phash, w->payload, w->pl), &z, w->cfg.codec);
 	hl = blk_seal(w->hdr, w->ncols);
 	rc = wr_append(w, w->hdr, hl, w->payload, w->pl);
 	if (rc < 0)
@@ -2879,7 +2903,7 @@ struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now
 
 	if (!cfg || !cfg->dir || !cfg->dir[0] || cfg->interval_s < 60 || cfg->interval_s % 60 ||
 	    cfg->block_recs < 1 || cfg->block_recs > STORE_MAX_BLOCK_RECS ||
-	    cfg->codec > STORE_CODEC_ZSTD) {
+	    cfg->codec > STORE_CODEC_ZSTD || cfg->phash > STORE_PHASH_XXH3) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -2891,6 +2915,9 @@ struct store_writer *store_writer_open(const struct store_cfg *cfg, uint64_t now
 	w->fd = -1;
 	w->lockfd = -1;
 	w->cfg = *cfg;
+	if (w->cfg.phash == STORE_PHASH_AUTO)
+		w->cfg.phash = (uint8_t)store_phash_default();
+	w->phash = w->cfg.phash;
 	w->dir = strdup(cfg->dir);
 	w->cfg.dir = w->dir;
 	w->interval_ms = (uint64_t)cfg->interval_s * 1000;
@@ -3962,7 +3989,7 @@ static int rd_load(struct store_reader *r)
 	if ((size_t)n != r->b.plen)
 		return -EIO;            /* the file shrank under us */
 	memset(r->pay + r->b.plen, 0, SLACK);
-	if (r->verify && store_hash32(r->pay, r->b.plen, 0) != r->b.phash)
+	if (r->verify && store_payload_hash(r->hdr.phash, r->pay, r->b.plen) != r->b.phash)
 		return -EBADMSG;
 	r->cur_loaded = 1;
 	return 0;
@@ -4203,6 +4230,9 @@ static int rd_start(struct store_reader *r)
 	r->hdr.created_ms = ld_le64(h + 24);
 	r->hdr.block_recs = ld_le32(h + 32);
 	r->hdr.codec = h[36];
+	r->hdr.phash = r->hdr.version < 3 ? STORE_PHASH_XXH32 : h[37];
+	if (r->hdr.phash != STORE_PHASH_XXH32 && r->hdr.phash != STORE_PHASH_XXH3)
+		return -ENOTSUP;        /* a hash of a later writer */
 	return 0;
 }
 

@@ -14,13 +14,13 @@
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 
-build_pkgs="make gcc clang llvm pkg-config libpcap-dev libconfig-dev liblz4-dev libzstd-dev
+build_pkgs="make gcc clang llvm pkg-config libpcap-dev libconfig-dev liblz4-dev libzstd-dev libxxhash-dev
 libmicrohttpd-dev libbpf-dev libelf-dev zlib1g-dev libcmocka-dev python3 iproute2"
 test_pkgs="libclang-rt-14-dev valgrind nfdump softflowd fprobe pmacct tshark tcpreplay hping3
 iperf3 bpftool iproute2 ethtool python3 procps bc lintian debootstrap man-db systemd"
 cross_pkgs="crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static"
 # What a cross build links against (apt adds their dependencies).
-sysroot_pkgs="libc6-dev libpcap-dev libconfig-dev liblz4-dev libzstd-dev libcmocka-dev
+sysroot_pkgs="libc6-dev libpcap-dev libconfig-dev liblz4-dev libzstd-dev libxxhash-dev libcmocka-dev
 libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev"
 
 want="$build_pkgs"

@@ -6,9 +6,10 @@
  * four), and with its addresses as dictionary codes and its tuple as its dictionary,
  * which must give the values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
  * small store files: version 1 (LZ4, zstd,
- * stored; mirrored and dictionary-coded columns; a torn tail) and version 2 ("v2-":
+ * stored; mirrored and dictionary-coded columns; a torn tail), version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
- * dictionary-coded ports and AS numbers and 64-bit counters).
+ * dictionary-coded ports and AS numbers and 64-bit counters) and version 3 ("v3-":
+ * realistic ones whose payloads carry XXH3).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -78,7 +78,7 @@ static void gen_random(uint64_t *s, struct flow_rec *r)
 	r->end_reason = (uint8_t)rnd_below(s, 6);
 }
 
-/* ---- a version 1 file (the first format; still read, and continued as version 2) ---- */
+/* ---- a version 1 file (the first format; still read, and continued as version 3) ---- */
 
 /* 60 realistic records (realgen seed 5, from RG_T0), blocks of 25, LZ4: a closed
  * version 1 file as the version 1 writer made it. */
@@ -1487,8 +1487,8 @@ static void test_read_v1(void **state)
 	rg_free(&g);
 }
 
-/* A writer continuing a version 1 file of its interval marks it version 2; old and new
- * blocks read back. */
+/* A writer continuing a version 1 file of its interval marks it version 3 with the
+ * XXH32 payload hash its blocks have; old and new blocks read back. */
 static void test_continue_v1(void **state)
 {
 	char *dir = mktmp(), p[256];
@@ -1520,9 +1520,97 @@ static void test_continue_v1(void **state)
 	struct store_reader *r = store_reader_open(p);
 	assert_non_null(r);
 	assert_int_equal(store_reader_hdr(r)->version, STORE_VERSION);
+	assert_int_equal(store_reader_hdr(r)->phash, STORE_PHASH_XXH32);
 	store_reader_close(r);
 	rg_free(&g);
 	rmtree(dir);
+}
+
+/* Both payload hashes: a file written with each names it in its header and reads back
+ * whole, and a flipped payload byte fails its block; a writer continuing a file keeps the
+ * file's hash whatever its own setting; a version 3 header naming no known hash, or a
+ * setting naming none, is refused. */
+static void test_payload_hashes(void **state)
+{
+	static const uint8_t kinds[] = { STORE_PHASH_XXH32, STORE_PHASH_XXH3 };
+	struct flow_rec in[100], *out;
+	struct realgen g;
+	struct store_cfg cfg;
+	uint64_t bad, tail;
+	(void)state;
+
+	rg_init(&g, 7);
+	for (int i = 0; i < 100; i++)
+		rg_next(&g, &in[i], NULL);
+	for (unsigned k = 0; k < 2; k++) {
+		char *dir = mktmp(), *path;
+		store_cfg_default(&cfg, dir);
+		cfg.block_recs = 25;
+		cfg.nosync = 1;
+		cfg.phash = kinds[k];
+		struct store_writer *w = store_writer_open(&cfg, T0);
+		assert_non_null(w);
+		for (int i = 0; i < 50; i++)
+			assert_int_equal(store_writer_add(w, &in[i]), 0);
+		path = strdup(store_writer_path(w));
+		assert_int_equal(store_writer_close(w), 0);
+		/* continued by a writer set to the other hash */
+		cfg.phash = kinds[1 - k];
+		w = store_writer_open(&cfg, T0 + 1000);
+		assert_non_null(w);
+		for (int i = 50; i < 100; i++)
+			assert_int_equal(store_writer_add(w, &in[i]), 0);
+		assert_int_equal(store_writer_close(w), 0);
+		assert_int_equal(read_all(dir, &out, &bad, &tail), 100);
+		assert_int_equal(bad, 0);
+		assert_int_equal(tail, 0);
+		assert_recs_equal(in, out, 100);
+		free(out);
+
+		size_t len;
+		uint8_t *img = slurp(path, &len);
+		struct store_reader *r = store_reader_open_mem(img, len);
+		assert_non_null(r);
+		assert_int_equal(store_reader_hdr(r)->version, STORE_VERSION);
+		assert_int_equal(store_reader_hdr(r)->phash, kinds[k]);
+		assert_int_equal(img[37], kinds[k]);
+		store_reader_close(r);
+		/* one payload byte of the first block flipped: that block fails its hash */
+		size_t hl = (size_t)img[STORE_FILE_HDR_LEN + 6] | (size_t)img[STORE_FILE_HDR_LEN + 7] << 8;
+		img[STORE_FILE_HDR_LEN + hl + 3] ^= 0x10;
+		struct store_block_info bi;
+		struct store_cols c;
+		store_cols_init(&c);
+		r = store_reader_open_mem(img, len);
+		assert_non_null(r);
+		assert_int_equal(store_reader_next(r, &bi), 1);
+		assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &c), -EBADMSG);
+		assert_int_equal(store_reader_next(r, &bi), 1);
+		assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &c), 0);
+		store_reader_close(r);
+		store_cols_free(&c);
+		img[STORE_FILE_HDR_LEN + hl + 3] ^= 0x10;
+		/* a hash this reader does not know, or none */
+		for (unsigned bad_kind = 0; bad_kind < 4; bad_kind += 3) {
+			img[37] = (uint8_t)bad_kind;
+			uint32_t h = store_hash32(img, 60, 0);
+			img[60] = (uint8_t)h, img[61] = (uint8_t)(h >> 8),
+			img[62] = (uint8_t)(h >> 16), img[63] = (uint8_t)(h >> 24);
+			assert_null(store_reader_open_mem(img, len));
+			assert_int_equal(errno, ENOTSUP);
+		}
+		free(img);
+		free(path);
+		rmtree(dir);
+	}
+	cfg.phash = STORE_PHASH_XXH3 + 1;
+	errno = 0;
+	assert_null(store_writer_open(&cfg, T0));
+	assert_int_equal(errno, EINVAL);
+	/* the hashes themselves: the low 32 bits of XXH3_64bits("") (xxHash's value), XXH32 */
+	assert_int_equal(store_payload_hash(STORE_PHASH_XXH3, "", 0), (uint32_t)0x2D06800538D394C2ULL);
+	assert_int_equal(store_payload_hash(STORE_PHASH_XXH32, "abc", 3), 0x32D153FF);
+	rg_free(&g);
 }
 
 /* Columns shaped to reach each coding path: a tuple with more than 1024 distinct values
@@ -1775,6 +1863,7 @@ int main(void)
 		cmocka_unit_test(test_bytes_per_flow),
 		cmocka_unit_test(test_read_v1),
 		cmocka_unit_test(test_continue_v1),
+		cmocka_unit_test(test_payload_hashes),
 		cmocka_unit_test(test_coding_paths),
 		cmocka_unit_test(test_address_codes),
 	};
