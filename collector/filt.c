@@ -2159,12 +2159,77 @@ static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store
 	return k;
 }
 
+/* c with port column k as values (store_cols_port_values) instead of codes. */
+static void port_values_view(struct store_cols *v, const struct store_cols *c, int k)
+{
+	const uint32_t bit = STORE_COLBIT(k ? STORE_COL_DPORT : STORE_COL_SPORT);
+
+	*v = *c;
+	if (k)
+		v->dport = (uint16_t *)store_cols_port_values(c, k);
+	else
+		v->sport = (uint16_t *)store_cols_port_values(c, k);
+	v->pcodes &= ~bit;
+	v->mask |= bit;
+}
+
+/* A leaf on one port column handed out as codes: evaluated once a frequent value and
+ * over the exceptions; where the exceptions all match or all fail (a port filter on
+ * well-known ports, which are frequent), a record's result is then its code's. Mixed
+ * exceptions need each record's value: the column is turned into values. */
+static uint32_t run_pcode(const struct leaf *l, unsigned neg, const struct store_cols *c,
+			  const uint32_t *in, uint32_t m, uint32_t *out)
+{
+	const int k = l->col_a == STORE_COL_DPORT;
+	const uint32_t nf = c->pnf[k], ne = c->pne[k];
+	const uint64_t *code = c->pcode[k];
+	uint32_t dsel[STORE_PDICT_MAX + 1], nd, eh = 0, kk = 0;
+	uint8_t hit[STORE_PDICT_MAX + 1];
+	struct store_cols d;
+
+	memset(&d, 0, sizeof(d));
+	d.mask = STORE_COLBIT(l->col_a);
+	for (uint32_t off = 0; off < ne; off += STORE_PDICT_MAX) {
+		d.n = ne - off < STORE_PDICT_MAX ? ne - off : STORE_PDICT_MAX;
+		d.sport = d.dport = (uint16_t *)c->pexc[k] + off;
+		eh += run_leaf(l, 0, &d, NULL, d.n, dsel);
+	}
+	if (eh && eh != ne) {
+		struct store_cols v;
+		port_values_view(&v, c, k);
+		return run_leaf(l, neg, &v, in, m, out);
+	}
+	d.n = nf;
+	d.sport = d.dport = (uint16_t *)c->pdict[k];
+	nd = run_leaf(l, 0, &d, NULL, nf, dsel);
+	memset(hit, (int)neg, nf + 1);
+	hit[0] = (uint8_t)((eh != 0) ^ neg);
+	for (uint32_t j = 0; j < nd; j++)
+		hit[dsel[j] + 1] = (uint8_t)!neg;
+	if (!in) {
+		for (uint32_t i = 0; i < m; i++) {
+			out[kk] = i;
+			kk += hit[code[i]];
+		}
+	} else {
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = in[j];
+			out[kk] = i;
+			kk += hit[code[i]];
+		}
+	}
+	return kk;
+}
+
 static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_cols *c,
 			 const uint32_t *in, uint32_t m, uint32_t *out)
 {
 	/* filt_tuple_columns() keeps a leaf's columns all in the dictionary or none */
 	if (c->tuple && (leaf_columns(l) & c->tuple))
 		return run_tuple(l, neg, c, in, m, out);
+	/* and filt_port_code_columns() a port code column's leaves on it alone */
+	if (c->pcodes && (leaf_columns(l) & c->pcodes))
+		return run_pcode(l, neg, c, in, m, out);
 	switch (l->kind) {
 	case LK_RANGE:
 	case LK_MASK:
@@ -2681,6 +2746,35 @@ uint32_t filt_tuple_columns(const struct filt *f)
 	return only & ~other;
 }
 
+/* The port columns read by leaves that read that one column alone, less those any other
+ * leaf reads ("port 80" reads both). */
+static void port_cols(const struct filt *f, uint32_t x, uint32_t *only, uint32_t *other)
+{
+	const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) | STORE_COLBIT(STORE_COL_DPORT);
+	const struct node *n = &f->norm.v[x];
+
+	if (n->type == N_LEAF) {
+		uint32_t m = leaf_columns(&f->leaves[n->leaf]);
+		if (m == STORE_COLBIT(STORE_COL_SPORT) || m == STORE_COLBIT(STORE_COL_DPORT))
+			*only |= m;
+		else
+			*other |= m & ports;
+		return;
+	}
+	for (uint32_t c = n->first; c != NONE; c = f->norm.v[c].next)
+		port_cols(f, c, only, other);
+}
+
+uint32_t filt_port_code_columns(const struct filt *f)
+{
+	uint32_t only = 0, other = 0;
+
+	if (f->result != R_REG)
+		return 0;
+	port_cols(f, f->norm_root, &only, &other);
+	return only & ~other;
+}
+
 int filt_zone_may_match(const struct filt *f, const struct store_zone *z)
 {
 	int mt, mf;
@@ -2703,8 +2797,15 @@ int filt_match(const struct filt *f, const struct flow_rec *r)
 static uint32_t eval_slow(const struct filt *f, const struct store_cols *c, uint32_t *sel)
 {
 	struct flow_rec r;
+	struct store_cols v;
 	uint32_t k = 0;
 
+	for (int j = 0; j < 2; j++) {   /* port codes as values: one pass, not one a record */
+		if (c->pcodes & STORE_COLBIT(j ? STORE_COL_DPORT : STORE_COL_SPORT)) {
+			port_values_view(&v, c, j);
+			c = &v;
+		}
+	}
 	for (uint32_t i = 0; i < c->n; i++) {
 		store_cols_get(c, i, &r);
 		if (match_tree(f, f->tree_root, &r))
@@ -2729,8 +2830,9 @@ uint32_t filt_eval(const struct filt *f, const struct store_cols *c, uint32_t *s
 			sel[i] = i;
 		return n;
 	}
-	if (((c->mask | c->tuple) & f->columns) != f->columns ||
-	    (c->tuple && (c->tuple & ~filt_tuple_columns(f))))
+	if (((c->mask | c->tuple | c->pcodes) & f->columns) != f->columns ||
+	    (c->tuple && (c->tuple & ~filt_tuple_columns(f))) ||
+	    (c->pcodes && (c->pcodes & ~filt_port_code_columns(f))))
 		return eval_slow(f, c, sel);
 	if (nr > FILT_STACK_REGS) {
 		mem = malloc(nr * (sizeof(uint32_t *) + sizeof(uint32_t)));

@@ -60,6 +60,10 @@ uint32_t filt_columns(const struct filt *f);
  * tuple members that only leaves on tuple members read. Such a leaf is evaluated once a
  * dictionary entry instead of once a record. */
 uint32_t filt_tuple_columns(const struct filt *f);
+/* Those of them filt_eval can take as port codes (store_cols' pcodes): port columns that
+ * only leaves reading that one column read. Such a leaf is evaluated once a frequent
+ * value, and on the exceptions, instead of once a record. */
+uint32_t filt_port_code_columns(const struct filt *f);
 
 /* 0 if no record of a block with zone z can match (skip it), 1 if some may. Uses the
  * protocol and IP version sets, the port ranges and the packet and byte sums (which it
@@ -67,7 +71,8 @@ uint32_t filt_tuple_columns(const struct filt *f);
 int filt_zone_may_match(const struct filt *f, const struct store_zone *z);
 
 /* Evaluates the filter over the c->n records of c (which must hold filt_columns(f); those
- * of filt_tuple_columns(f) may come as the tuple dictionary), writes the indices of
+ * of filt_tuple_columns(f) may come as the tuple dictionary, those of
+ * filt_port_code_columns(f) as port codes), writes the indices of
  * matching records in increasing order to sel (room for c->n), and returns how many
  * matched. Filters with "or" take scratch memory per call; should that fail, or a
  * needed column be missing from c->mask (it then reads as zero), the records are

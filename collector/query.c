@@ -1161,6 +1161,7 @@ struct qctx {
 	struct filt *filt;
 	uint32_t fcols;         /* columns the filter and window read */
 	uint32_t ftuple;        /* ... of them, what may come as the tuple dictionary */
+	uint32_t fport;         /* ... and as port codes */
 	uint32_t acols;         /* columns the tables read */
 	uint32_t bcols;         /* ... in a bounding scan: keys and the orders' values */
 	struct store_list files;
@@ -1770,7 +1771,7 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 	if ((rc = scratch(w, n)) < 0)
 		return rc;
 	if (q->fcols) {
-		rc = store_reader_decode_codes(r, q->fcols, q->ftuple, &w->fc);
+		rc = store_reader_decode_codes(r, q->fcols, q->ftuple | q->fport, &w->fc);
 		if (rc < 0)
 			goto bad;
 	} else {
@@ -3565,8 +3566,10 @@ static int run_query(const struct query_req *rq, struct query_result *res, int v
 		}
 		q.fcols = filt_columns(q.filt);
 	}
-	if (q.filt)
+	if (q.filt) {
 		q.ftuple = filt_tuple_columns(q.filt);
+		q.fport = filt_port_code_columns(q.filt);
+	}
 	if (rq->has_window)
 		q.fcols |= COL(FIRST) | COL(LAST);
 	q.acols = COUNTER_COLS;

@@ -405,6 +405,19 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		r->dst_mask = c->dst_mask[i];
 	if (m & STORE_COLBIT(STORE_COL_END_REASON))
 		r->end_reason = c->end_reason[i];
+	for (int k = 0; k < 2; k++) {
+		if (!(c->pcodes & STORE_COLBIT(STORE_COL_SPORT + k)))
+			continue;
+		uint64_t x = c->pcode[k][i];
+		uint32_t e = 0;
+		for (uint32_t j = 0; j < i; j++)
+			e += c->pcode[k][j] == 0;
+		uint16_t v = x ? c->pdict[k][x - 1] : e < c->pne[k] ? c->pexc[k][e] : 0;
+		if (k)
+			r->dport = v;
+		else
+			r->sport = v;
+	}
 	if (c->tuple) {
 		/* members handed out as the tuple dictionary: that entry's values */
 		struct flow_rec t;
@@ -419,6 +432,22 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		TUPLE_TAKE(end_reason, STORE_COL_END_REASON);
 #undef TUPLE_TAKE
 	}
+}
+
+const uint16_t *store_cols_port_values(const struct store_cols *c, int k)
+{
+	const uint64_t *code = c->pcode[k];
+	const uint16_t *dict = c->pdict[k], *exc = c->pexc[k];
+	uint16_t *v = c->pval[k];
+	uint32_t e = 0, ne = c->pne[k];
+
+	/* the decoder checked that the codes 0 are as many as the exceptions */
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint64_t x = code[i];
+		v[i] = x ? dict[x - 1] : exc[e < ne ? e : 0];
+		e += x == 0;
+	}
+	return v;
 }
 
 /* ---- zone maps ---- */
@@ -694,6 +723,7 @@ static int get_varints(struct cur *c, size_t n, uint64_t base, uint64_t *out)
  * u32 nbytes, then nbytes of codes, LSB first. Codes are canonical (deflate's order). */
 
 #define HUF_MAXSYM 1024         /* largest alphabet */
+_Static_assert(STORE_PDICT_MAX < HUF_MAXSYM, "port codes: the frequent values and 0");
 #define HUF_MAXLEN 12           /* longest code: decoding tables of 4096 entries */
 #define BITLEN_SYMS 65          /* BITLEN codes bit lengths 0..64 */
 
@@ -3116,6 +3146,9 @@ struct store_reader {
 	uint8_t (*ma)[16], (*mb)[16];   /* compacted mirrored columns */
 	uint16_t *mpa, *mpb;
 	uint32_t *tidx;         /* each record's tuple */
+	uint64_t *pcd[2];       /* port codes (store_reader_decode_codes) */
+	uint16_t *pex[2], *pvl[2];      /* their exceptions, room for their values */
+	uint16_t pdv[2][HUF_MAXSYM];    /* their frequent values */
 	size_t t_cap;           /* records t0 .. tidx have room for, all in scr */
 	uint8_t *scr;
 	size_t scr_len;
@@ -3416,7 +3449,7 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	if (n <= r->t_cap)
 		return 0;
 	rd_free_scratch(r);
-	r->scr_len = 6 * a8 + 64 + 5 * a16 + a4 + 2 * a2 + a1;
+	r->scr_len = 8 * a8 + 64 + 5 * a16 + a4 + 6 * a2 + a1;
 	if (!(r->scr = sys_big_zalloc(r->scr_len))) {
 		r->scr_len = 0;
 		return -ENOMEM;
@@ -3435,6 +3468,11 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 	r->tidx = (uint32_t *)p; p += a4;
 	r->mpa = (uint16_t *)p; p += a2;
 	r->mpb = (uint16_t *)p; p += a2;
+	for (int k = 0; k < 2; k++) {
+		r->pcd[k] = (uint64_t *)p; p += a8;
+		r->pex[k] = (uint16_t *)p; p += a2;
+		r->pvl[k] = (uint16_t *)p; p += a2;
+	}
 	r->mref = p;
 	r->t_cap = n;
 	return 0;
@@ -4065,6 +4103,54 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
 	return store_reader_decode_codes(r, mask, 0, out);
 }
 
+/* Port column c (SPORT, DPORT) as its codes into out, if the block codes it as frequent
+ * values and exceptions (HPDICT): returns 1, 0 when it codes it otherwise, or -errno. */
+static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
+{
+	const struct rd_col *rc = &r->b.col[c];
+	const int k = c == STORE_COL_DPORT;
+	const uint32_t n = r->b.nrec;
+	const uint8_t *p;
+	uint32_t nf, ne;
+	uint64_t zeros = 0;
+	struct cur cu;
+	int err;
+
+	if (!rc->present || rc->enc != ENC_HPDICT || rc->xform != XF_NONE)
+		return 0;
+	if ((err = chunk_cur(r, c, &cu)) < 0)
+		return err;
+	if (!(p = cur_take(&cu, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf > STORE_PDICT_MAX)
+		return -EPROTO;
+	if ((err = get_for(&cu, nf, r->dv)) < 0 || (err = huf_get(&cu, nf + 1, &r->huf)) < 0 ||
+	    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->pcd[k])) < 0)
+		return err < 0 ? err : -EPROTO;
+	if (!(p = cur_take(&cu, 4)) || (ne = ld_le32(p)) > n)
+		return -EPROTO;
+	if ((err = get_for(&cu, ne, r->t2)) < 0)
+		return err;
+	if (cur_left(&cu))
+		return -EPROTO;
+	/* as pdict_map() checks them; codes are below 2^63, so only 0 - 1 has the top bit
+	 * (a form SSE2 vectorizes) */
+	for (uint32_t i = 0; i < n; i++)
+		zeros += (r->pcd[k][i] - 1) >> 63;
+	if (zeros != ne)
+		return -EPROTO;
+	for (uint32_t i = 0; i < nf; i++)
+		r->pdv[k][i] = (uint16_t)r->dv[i];
+	for (uint32_t i = 0; i < ne; i++)
+		r->pex[k][i] = (uint16_t)r->t2[i];
+	out->pcodes |= STORE_COLBIT(c);
+	out->pcode[k] = r->pcd[k];
+	out->pdict[k] = r->pdv[k];
+	out->pexc[k] = r->pex[k];
+	out->pnf[k] = nf;
+	out->pne[k] = ne;
+	out->pval[k] = r->pvl[k];
+	return 1;
+}
+
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out)
 {
@@ -4092,6 +4178,7 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		mask |= mirrored;
 	}
 	uint32_t tcodes = codes & mask & TUPLE_MEMBERS;
+	uint32_t pcodes = codes & mask & ports & ~mirrored;
 	codes &= mask & addrs;
 	if (store_cols_reserve(out, r->b.nrec, mask) < 0 || rd_scratch(r, r->b.nrec) < 0)
 		return -ENOMEM;
@@ -4099,6 +4186,7 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	out->mask = 0;
 	out->codes = 0;
 	out->tuple = 0;
+	out->pcodes = 0;
 	if (mirrored) {
 		if ((err = dec_chunk(r, COL_MIRROR, r->mref, r->b.nrec, NULL)) < 0)
 			goto bad;
@@ -4150,19 +4238,23 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	}
 	if (codes && !mirrored && (err = dec_addr_codes(r, codes, 0, 0, out)) < 0)
 		goto bad;
+	for (int c = STORE_COL_SPORT; c <= STORE_COL_DPORT; c++)
+		if ((pcodes & STORE_COLBIT(c)) && (err = dec_port_codes(r, c, out)) < 0)
+			goto bad;
 	for (int c = 0; c < STORE_NCOLS; c++) {
 		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) ||
-		    ((mirrored | tuple | joint | out->codes) & STORE_COLBIT(c)))
+		    ((mirrored | tuple | joint | out->codes | out->pcodes) & STORE_COLBIT(c)))
 			continue;
 		if ((err = dec_col(r, c, out)) < 0)
 			goto bad;
 	}
 	out->n = r->b.nrec;
-	out->mask = mask & ~out->codes & ~out->tuple;
+	out->mask = mask & ~out->codes & ~out->tuple & ~out->pcodes;
 	return 0;
 bad:
 	out->codes = 0;
 	out->tuple = 0;
+	out->pcodes = 0;
 	if (err == -ENOMEM)
 		return err;
 	r->cur_err = err;

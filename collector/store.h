@@ -155,6 +155,7 @@ enum store_col {
 			     STORE_COLBIT(STORE_COL_DST_MASK) | \
 			     STORE_COLBIT(STORE_COL_END_REASON))
 #define STORE_TUPLE_MAX 1024
+#define STORE_PDICT_MAX 1023         /* frequent values a block's port codes may name */
 
 /* Records as columns (struct of arrays). Arrays hold cap records; only columns in mask
  * hold data. Owned by whoever called store_cols_init(); free with store_cols_free(). */
@@ -204,6 +205,17 @@ struct store_cols {
 	uint32_t tuple;
 	const uint32_t *tidx;
 	const struct store_cols *tdict;
+	/* Port columns handed out as the codes of a frequent-values dictionary (the same
+	 * call; blocks coding them so): bit STORE_COL_SPORT / _DPORT in pcodes, k 0 for
+	 * sport and 1 for dport. Record i's code pcode[k][i] is c >= 1 for pdict[k][c - 1]
+	 * (pnf[k] entries), 0 for the next of the pne[k] exceptions pexc[k], in record
+	 * order. A filter leaf on such a column is evaluated once a dictionary entry;
+	 * store_cols_port_values() gives the values. Point into the reader, as codes do. */
+	uint32_t pcodes;
+	const uint64_t *pcode[2];
+	const uint16_t *pdict[2], *pexc[2];
+	uint32_t pnf[2], pne[2];
+	uint16_t *pval[2];          /* the reader's room for store_cols_port_values() */
 };
 
 void store_cols_init(struct store_cols *c);
@@ -214,8 +226,12 @@ void store_cols_free(struct store_cols *c);
 /* Column id's array in c (STORE_COL_*), NULL for an unknown id. */
 void *store_cols_array(const struct store_cols *c, int id);
 /* Copies record i out of c into *r; columns neither in c->mask nor handed out as codes
- * or as the tuple dictionary read as zero. */
+ * or as the tuple dictionary read as zero. A port column handed out as codes costs a
+ * count of the exceptions before i (tests, single records). */
 void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r);
+/* Port column k (0 sport, 1 dport) of c, handed out as codes (c->pcodes), as values: in
+ * c->pval[k], which it returns. */
+const uint16_t *store_cols_port_values(const struct store_cols *c, int k);
 
 /* Per-block (and, in the footer, per-file) summary a reader gets without inflating.
  * An empty zone has first_min > first_max. */
@@ -390,8 +406,9 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
  * dictionary come as its codes (out->codes, out->code, out->dict) instead of in
  * out->src/dst and out->mask: aggregating codes costs less than hashing addresses.
  * Likewise tuple members of codes that the block stores as a tuple dictionary come as
- * that dictionary and each record's index (out->tuple, out->tdict, out->tidx). Columns
- * coded otherwise are decoded as usual. */
+ * that dictionary and each record's index (out->tuple, out->tdict, out->tidx), and port
+ * columns of codes that the block stores as frequent values and exceptions come as those
+ * (out->pcodes ..). Columns coded otherwise are decoded as usual. */
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out);
 

@@ -3,13 +3,14 @@
  * mutations reach the block and column decoders (Huffman streams, dictionaries, the
  * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
  * (all columns, one that pulls in its partner columns, one tuple member, the summary's
- * four), and with its addresses as dictionary codes and its tuple as its dictionary,
- * which must give the values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
+ * four), and with its addresses as dictionary codes, its tuple as its dictionary and its
+ * ports as codes, which must give the values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
  * small store files: version 1 (LZ4, zstd,
  * stored; mirrored and dictionary-coded columns; a torn tail), version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
  * dictionary-coded ports and AS numbers and 64-bit counters) and version 3 ("v3-":
- * realistic ones whose payloads carry XXH3).
+ * realistic ones whose payloads carry XXH3, and "ports", whose dport is frequent values
+ * and exceptions, which come as codes).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ static int same_cols(const struct flow_rec *a, const struct flow_rec *b, uint32_
 	return !(SAME(src, STORE_COL_SRC) || SAME(dst, STORE_COL_DST) ||
 		 SAME(in_if, STORE_COL_IN_IF) || SAME(out_if, STORE_COL_OUT_IF) ||
 		 SAME(vlan, STORE_COL_VLAN) || SAME(proto, STORE_COL_PROTO) ||
+		 SAME(sport, STORE_COL_SPORT) || SAME(dport, STORE_COL_DPORT) ||
 		 SAME(tos, STORE_COL_TOS) || SAME(tcp_flags, STORE_COL_TCP_FLAGS) ||
 		 SAME(ipver, STORE_COL_IPVER) || SAME(src_mask, STORE_COL_SRC_MASK) ||
 		 SAME(dst_mask, STORE_COL_DST_MASK) || SAME(end_reason, STORE_COL_END_REASON));
@@ -44,8 +46,9 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	struct store_block_info bi;
 	struct store_zone z;
 	struct flow_rec rec;
+	const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) | STORE_COLBIT(STORE_COL_DPORT);
 	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST) |
-			       STORE_TUPLE_MEMBERS;
+			       STORE_TUPLE_MEMBERS | ports;
 	unsigned k = 0;
 
 	if (!r)
@@ -58,11 +61,21 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 		/* addresses as dictionary codes (top N by address) and the tuple as its
 		 * dictionary (filters): the same values as decoded whole */
 		uint32_t got = 0, n = 0;
+		uint64_t psum[2] = { 0, 0 };
 		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC) |
-					      STORE_COLBIT(STORE_COL_PROTO), codes, c) == 0 && c->n) {
+					      STORE_COLBIT(STORE_COL_PROTO) | ports, codes, c) == 0 &&
+		    c->n) {
 			n = c->n;
-			got = c->mask | c->codes | c->tuple;
+			got = c->mask | c->codes | c->tuple | c->pcodes;
 			store_cols_get(c, n - 1, &rec);
+			for (int j = 0; j < 2; j++) {
+				const uint16_t *v = j ? c->dport : c->sport;
+				if (c->pcodes & (j ? STORE_COLBIT(STORE_COL_DPORT) :
+						     STORE_COLBIT(STORE_COL_SPORT)))
+					v = store_cols_port_values(c, j);
+				for (uint32_t i = 0; i < n; i++)
+					psum[j] += v[i];
+			}
 		}
 		if (store_reader_decode(r, STORE_COLS_ALL, c) == 0 && got) {
 			struct flow_rec whole;
@@ -71,6 +84,13 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 			store_cols_get(c, n - 1, &whole);
 			if (!same_cols(&rec, &whole, got))
 				__builtin_trap();
+			for (int j = 0; j < 2; j++) {
+				uint64_t sum = 0;
+				for (uint32_t i = 0; i < n; i++)
+					sum += j ? c->dport[i] : c->sport[i];
+				if (sum != psum[j])
+					__builtin_trap();
+			}
 		}
 	}
 	store_reader_close(r);

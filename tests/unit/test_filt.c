@@ -529,10 +529,61 @@ static void tuple_of(const struct store_cols *all, const struct flow_rec *r, uin
 	tv->tdict = dict;
 }
 
+/* Port codes as the store's reader hands them out (store_cols' pcodes) for the port
+ * columns of pcols, sharing all's other arrays. kind 0: the even records' ports are the
+ * frequent values, the others' exceptions; 1: every port an exception (one frequent
+ * value no record has); 2: every port frequent. */
+struct pview {
+	uint64_t code[2][NREC];
+	uint16_t dict[2][NREC + 1], exc[2][NREC], val[2][NREC];
+};
+
+static void ports_of(const struct store_cols *all, uint32_t pcols, int kind, struct pview *p,
+		     struct store_cols *pv)
+{
+	*pv = *all;
+	for (int k = 0; k < 2; k++) {
+		const uint32_t bit = STORE_COLBIT(k ? STORE_COL_DPORT : STORE_COL_SPORT);
+		const uint16_t *v = k ? all->dport : all->sport;
+		uint32_t nf = 0, ne = 0;
+		if (!(pcols & bit))
+			continue;
+		if (kind == 1)
+			p->dict[k][nf++] = 65535;
+		for (uint32_t i = 0; i < all->n; i++) {
+			uint32_t j = 0;
+			while (j < nf && p->dict[k][j] != v[i])
+				j++;
+			if (j == nf && (kind == 2 || (kind == 0 && i % 2 == 0)))
+				p->dict[k][nf++] = v[i];
+			if (j < nf) {
+				p->code[k][i] = j + 1;
+			} else {
+				p->code[k][i] = 0;
+				p->exc[k][ne++] = v[i];
+			}
+		}
+		pv->pcode[k] = p->code[k];
+		pv->pdict[k] = p->dict[k];
+		pv->pexc[k] = p->exc[k];
+		pv->pnf[k] = nf;
+		pv->pne[k] = ne;
+		pv->pval[k] = p->val[k];
+		/* the record array gone: a leaf that reads it anyway crashes */
+		if (k)
+			pv->dport = NULL;
+		else
+			pv->sport = NULL;
+		pv->mask &= ~bit;
+		pv->pcodes |= bit;
+	}
+}
+
 /* Each row through filt_match, through filt_eval on the record alone, in a block of
  * every record and in that block with tuple members as a dictionary (those the filter
- * takes so, and all of them: the record-by-record path), and through the zone map of
- * the record's own block. */
+ * takes so, and all of them: the record-by-record path) or ports as codes (likewise, in
+ * each mix of frequent values and exceptions), and through the zone map of the record's
+ * own block. */
 static void test_table(void **st)
 {
 	struct flow_rec r[NREC];
@@ -580,6 +631,23 @@ static void test_table(void **st)
 					 "dictionary: %u records, over the columns %u", table[t].expr,
 					 members, n2, n);
 		}
+		for (int v = 0; v < 2; v++) {
+			const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) |
+					       STORE_COLBIT(STORE_COL_DPORT);
+			uint32_t pcols = v ? ports : filt_port_code_columns(f);
+			if (!(pcols & filt_columns(f)))
+				continue;
+			for (int kind = 0; kind < 3; kind++) {
+				struct pview pvw;
+				struct store_cols pv;
+				ports_of(&all, pcols & filt_columns(f), kind, &pvw, &pv);
+				uint32_t n2 = filt_eval(f, &pv, sel2);
+				if (n2 != n || memcmp(sel, sel2, n * sizeof(*sel)))
+					fail_msg("filt_eval('%s') with ports %#x as codes (%d): "
+						 "%u records, over the columns %u", table[t].expr,
+						 pcols, kind, n2, n);
+			}
+		}
 		zone_of(&z, &r[rec], 1);
 		if (want && !filt_zone_may_match(f, &z))
 			fail_msg("'%s' skips the block of record %c", table[t].expr, 'A' + rec);
@@ -618,6 +686,34 @@ static void test_tuple_columns(void **st)
 		if (filt_tuple_columns(f) != t[i].want)
 			fail_msg("filt_tuple_columns('%s') = %#x, want %#x", t[i].expr,
 				 filt_tuple_columns(f), t[i].want);
+		filt_free(f);
+	}
+}
+
+/* Which columns a filter can take as port codes: port columns that only leaves on that
+ * one column read. */
+static void test_port_code_columns(void **st)
+{
+	const uint32_t sp = STORE_COLBIT(STORE_COL_SPORT), dp = STORE_COLBIT(STORE_COL_DPORT);
+	const struct {
+		const char *expr;
+		uint32_t want;
+	} t[] = {
+		{ "proto tcp and dst port 443", dp },
+		{ "port 53", 0 },
+		{ "src port 53 or dst port > 1023", sp | dp },
+		{ "dst port 80 and port 443", 0 },
+		{ "not src port in [ 22 80 443 ] and dst port 53", sp | dp },
+		{ "host 10.0.0.1", 0 },
+		{ "any", 0 },
+	};
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct filt *f = compile_ok(t[i].expr);
+		if (filt_port_code_columns(f) != t[i].want)
+			fail_msg("filt_port_code_columns('%s') = %#x, want %#x", t[i].expr,
+				 filt_port_code_columns(f), t[i].want);
 		filt_free(f);
 	}
 }
@@ -1249,6 +1345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_tuple_columns),
+		cmocka_unit_test(test_port_code_columns),
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_missing_column),
 		cmocka_unit_test(test_errors),

@@ -1838,6 +1838,99 @@ static void test_address_codes(void **state)
 	rmtree(dir);
 }
 
+/* Port columns as codes (store_reader_decode_codes): given for blocks that store a port
+ * as frequent values and exceptions, each record's port through them (one pass, or one
+ * record) is the one a plain decode gives; other codings, and mirrored blocks, give
+ * values. */
+struct pcodes_seen {
+	struct store_cols plain, coded;
+	uint32_t got[4];
+	unsigned nb;
+};
+
+static void check_pcodes_block(struct store_reader *r, const struct store_block_info *bi,
+			       void *arg)
+{
+	struct pcodes_seen *a = arg;
+	const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) | STORE_COLBIT(STORE_COL_DPORT);
+	struct store_cols *c = &a->coded;
+
+	assert_true(a->nb < 4);
+	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
+	assert_int_equal(store_reader_decode_codes(r, ports | STORE_COLBIT(STORE_COL_BYTES), ports,
+						   c), 0);
+	assert_int_equal(c->n, bi->nrec);
+	assert_int_equal(c->mask & c->pcodes, 0);
+	assert_int_equal((c->mask | c->pcodes) & ports, ports);
+	a->got[a->nb++] = c->pcodes;
+	for (int k = 0; k < 2; k++) {
+		const uint16_t *want = k ? a->plain.dport : a->plain.sport;
+		if (!(c->pcodes & STORE_COLBIT(k ? STORE_COL_DPORT : STORE_COL_SPORT)))
+			continue;
+		assert_true(c->pnf[k] >= 1 && c->pnf[k] <= STORE_PDICT_MAX);
+		assert_memory_equal(store_cols_port_values(c, k), want, c->n * sizeof(*want));
+		for (uint32_t i = 0; i < c->n; i += 97) {
+			struct flow_rec x;
+			store_cols_get(c, i, &x);
+			assert_int_equal(k ? x.dport : x.sport, want[i]);
+			assert_int_equal(x.bytes, a->plain.bytes[i]);
+		}
+	}
+}
+
+static void test_port_codes(void **state)
+{
+	enum { B = 8000 };      /* ports of more than 1024 values: no plain dictionary */
+	static const uint16_t common[] = { 443, 80, 53, 22, 8080, 123 };
+	char *dir = mktmp();
+	struct store_writer *w = wopen(dir, STORE_CODEC_LZ4, B, T0);
+	struct pcodes_seen a = { .nb = 0 };
+	uint64_t s = 9, bad, tail;
+	struct flow_rec prev;
+	(void)state;
+
+	memset(&prev, 0, sizeof(prev));
+	for (int b = 0; b < 3; b++) {
+		for (uint32_t i = 0; i < B; i++) {
+			struct flow_rec r;
+			memset(&r, 0, sizeof(r));
+			r.ipver = 4;
+			r.proto = 6;
+			r.packets = 1;
+			r.bytes = 40 + rnd_below(&s, 1000);
+			r.first_ms = r.last_ms = T0 + (uint64_t)b * B + i;
+			addr4(r.src, 0x0a000000 + (uint32_t)rnd_below(&s, 5000));
+			addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 5000));
+			r.sport = (uint16_t)(1024 + rnd_below(&s, 60000));
+			/* services a few ports, with ephemeral ones among them */
+			r.dport = rnd_below(&s, 3) ? common[rnd_below(&s, 6)] :
+				  (uint16_t)(1024 + rnd_below(&s, 60000));
+			if (b == 1)             /* one port: no dictionary */
+				r.dport = 443;
+			if (b == 2 && i % 2) {  /* replies after their requests: mirrored */
+				memcpy(r.src, prev.dst, 16);
+				memcpy(r.dst, prev.src, 16);
+				r.sport = prev.dport;
+				r.dport = prev.sport;
+			}
+			prev = r;
+			assert_int_equal(store_writer_add(w, &r), 0);
+		}
+	}
+	assert_int_equal(store_writer_close(w), 0);
+	store_cols_init(&a.plain);
+	store_cols_init(&a.coded);
+	each_block(dir, check_pcodes_block, &a, &bad, &tail);
+	assert_int_equal(bad, 0);
+	assert_int_equal(a.nb, 3);
+	assert_int_equal(a.got[0], STORE_COLBIT(STORE_COL_DPORT));      /* sport spread out */
+	assert_int_equal(a.got[1], 0);
+	assert_int_equal(a.got[2], 0);
+	store_cols_free(&a.plain);
+	store_cols_free(&a.coded);
+	rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1866,6 +1959,7 @@ int main(void)
 		cmocka_unit_test(test_payload_hashes),
 		cmocka_unit_test(test_coding_paths),
 		cmocka_unit_test(test_address_codes),
+		cmocka_unit_test(test_port_codes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
