@@ -1141,6 +1141,9 @@ struct blstream {
 	const uint8_t *p;
 	uint64_t nbits, base, mask;
 	uint64_t *out;
+	/* XF_DELTA: v0 and whether bl_run1() undid it (delta_done) */
+	int delta, delta_done;
+	uint64_t v0;
 	/* per code: k << 16 | code length << 8 | bits consumed in all (k: the bit length) */
 	uint32_t st[1u << HUF_MAXLEN];
 };
@@ -1151,6 +1154,7 @@ static void bl_stream(struct blstream *s, const struct hufrd *h, uint64_t base, 
 	s->nbits = h->nbits;
 	s->base = base;
 	s->out = out;
+	s->delta = s->delta_done = 0;
 	s->mask = (1u << h->tb) - 1;
 	/* per symbol k (at most BITLEN_SYMS of them), then the table from the code table */
 	uint32_t sym[BITLEN_SYMS] = { 0 };
@@ -1234,6 +1238,10 @@ static inline __attribute__((always_inline)) int bl_run(struct blstream *s, unsi
 #define BL_SIX_AVG 3
 #define BL_SIX_VBITS 9          /* its values: below 2^9 */
 
+#define BL_DSIX_VBITS 8         /* the delta table's coded values: below 2^8 */
+#define BL_DSIX_SUM 11          /* its running sums (5 * 2^7 at most either way) ... */
+#define BL_DSIX_BIAS 1024       /* ... plus this, so they are never negative */
+
 struct bltab {
 	/* pairs: bits 0-3 the bits they take, 4-5 how many (0: none fits, decode the slow
 	 * way), 6-17 the first value, 18-29 the second */
@@ -1241,6 +1249,11 @@ struct bltab {
 	/* up to six values in the next BL_SIX_BITS bits: bits 0-3 the bits they take, 4-6
 	 * how many (0: none fits), then the values, BL_SIX_VBITS bits each from bit 7 */
 	uint64_t six[1u << BL_SIX_BITS];
+	/* XF_DELTA over a base of 0, up to five values: bits 0-3 the bits they take, 4-6
+	 * how many, then from bit 7 the running sums of their differences (unzigzagged)
+	 * plus BL_DSIX_BIAS, BL_DSIX_SUM bits each: a step adds its sums to the last
+	 * value, not one value after another */
+	uint64_t dsix[1u << BL_SIX_BITS];
 };
 
 /* The value (or -1: it takes more than max bits, or is not below 2^vmax) coded at the
@@ -1301,6 +1314,72 @@ static inline uint64_t bl_one(const struct blstream *s, const uint8_t *p, uint64
 	return top | hi << 32 | lo;
 }
 
+static void bl_dsix(const struct blstream *s, uint64_t *dsix)
+{
+	for (uint32_t j = 0; j < 1u << BL_SIX_BITS; j++) {
+		uint64_t e = 0;
+		uint32_t used = 0, cnt = 0, t;
+		int64_t v, sum = 0;
+		while (cnt < 5 && (v = bl_small(s, j >> used, BL_SIX_BITS - used, BL_DSIX_VBITS,
+						&t)) >= 0) {
+			sum += (int64_t)unzigzag((uint64_t)v);
+			e |= (uint64_t)(sum + BL_DSIX_BIAS) << (7 + BL_DSIX_SUM * cnt++);
+			used += t;
+		}
+		dsix[j] = e | cnt << 4 | used;
+	}
+}
+
+/* Running sum q of a dsix entry, plus BL_DSIX_BIAS. */
+static inline uint64_t dsix_sum(uint64_t e, unsigned q)
+{
+	return e >> (7 + BL_DSIX_SUM * q) & ((1u << BL_DSIX_SUM) - 1);
+}
+
+/* bl_run1() for an XF_DELTA stream of base 0 and few bits a value: its values come out
+ * with the transform undone, as undo_delta() would (the first value is v0 whatever
+ * its slot codes). */
+static int bl_run1_delta(struct blstream *s, uint32_t n, struct bltab *tb)
+{
+	const uint8_t *p = s->p;
+	uint64_t *out = s->out, pos, t, x = s->v0;
+	const uint64_t nbits = s->nbits;
+
+	bl_dsix(s, tb->dsix);
+	bl_one(s, p, 0, br_peek(p, 0), &pos);   /* the first slot: read, not used */
+	if (pos > nbits)
+		return -EPROTO;
+	out[0] = x;
+	for (uint32_t i = 1; i < n;) {
+		uint64_t room = (nbits - pos + BL_REACH) / BL_MAXBITS + 1;
+		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		while (i + 4 < end) {
+			uint64_t b = br_peek(p, pos);
+			uint64_t e = tb->dsix[b & ((1u << BL_SIX_BITS) - 1)];
+			if (__builtin_expect(!(e & 0x70), 0)) {
+				out[i++] = x += unzigzag(bl_one(s, p, pos, b, &t));
+				pos += t;
+				continue;
+			}
+			unsigned cnt = (unsigned)(e >> 4 & 7);
+			uint64_t xb = x - BL_DSIX_BIAS;
+			for (unsigned q = 0; q < 5; q++)
+				out[i + q] = xb + dsix_sum(e, q);
+			x = xb + dsix_sum(e, cnt - 1);
+			pos += e & 15;
+			i += cnt;
+		}
+		for (; i < end; i++) {
+			out[i] = x += unzigzag(bl_one(s, p, pos, br_peek(p, pos), &t));
+			pos += t;
+		}
+		if (pos > nbits)
+			return -EPROTO;
+	}
+	s->delta_done = 1;
+	return 0;
+}
+
 static int bl_run1(struct blstream *s, uint32_t n, struct bltab *tb)
 {
 	const uint8_t *p = s->p;
@@ -1308,6 +1387,8 @@ static int bl_run1(struct blstream *s, uint32_t n, struct bltab *tb)
 	const uint64_t nbits = s->nbits, base = s->base;
 	const int six = nbits <= (uint64_t)n * BL_SIX_AVG;
 
+	if (six && s->delta && base == 0)
+		return bl_run1_delta(s, n, tb);
 	if (six)
 		bl_six(s, tb->six);
 	else
@@ -3868,6 +3949,8 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 		if ((err = bitlen_open(r, &cu, ld_le64(p), store_cols_array(out, c),
 				       &r->bs[k])) < 0)
 			return err;
+		r->bs[k].delta = rc->xform == XF_DELTA;
+		r->bs[k].v0 = v0[k];
 		if (cur_left(&cu))
 			return -EPROTO;
 		cols[k++] = c;
@@ -3877,7 +3960,7 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 	if ((err = bitlen_decode_n(r->bs, k, n, &r->blt)) < 0)
 		return err;
 	for (unsigned j = 0; j < k; j++) {
-		if (r->b.col[cols[j]].xform == XF_DELTA)
+		if (r->b.col[cols[j]].xform == XF_DELTA && !r->bs[j].delta_done)
 			undo_delta(r->bs[j].out, n, v0[j]);
 		*done |= STORE_COLBIT(cols[j]);
 	}

@@ -218,6 +218,58 @@ static void test_bitlen_streams(void **state)
 	}
 }
 
+/* A DELTA stream of few bits a value (a busy exporter's first-seen times) decodes with
+ * the transform undone as it goes, as undo_delta() undoes it after a plain decode: the
+ * first value v0 whatever its slot codes, differences up and down, some too wide for
+ * the step table; cut short, it fails. */
+static void test_bitlen_delta(void **state)
+{
+	static uint64_t zz[NMAX], want[NMAX], got[NMAX];
+	static uint8_t buf[BUFLEN + SLACK];
+	static struct blstream bs;
+	static struct hufrd h;
+	static struct bltab tb;
+	uint8_t len[BITLEN_SYMS];
+	uint16_t code[BITLEN_SYMS];
+	const uint64_t v0 = 1767225600000ULL;
+	(void)state;
+
+	memset(len, 0, sizeof(len));
+	len[0] = 1;
+	len[2] = 2;
+	for (unsigned k = 3; k <= 12; k++)
+		len[k] = (uint8_t)k;
+	len[1] = 12;
+	want[0] = v0;
+	zz[0] = 5;                              /* ignored */
+	for (size_t i = 1; i < NMAX; i++) {
+		uint64_t r = next64();
+		/* mostly 0; then +1 or -2 (zigzag 2, 3: two bits); one in 16 up to 1500 off */
+		int64_t d = r % 16 == 0 ? (int64_t)((r >> 8) % 3000) - 1500 :
+			    r % 4 == 0 ? (r >> 8 & 1 ? 1 : -2) : 0;
+		zz[i] = zigzag((uint64_t)d);
+		want[i] = want[i - 1] + (uint64_t)d;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		memset(buf, 0xa5, sizeof(buf));
+		size_t sz = put_bitlen(buf, zz, NMAX, 0, len, code);
+		struct cur c = cur_make(buf, sz);
+		assert_int_equal(huf_get(&c, BITLEN_SYMS, &h), 0);
+		bl_stream(&bs, &h, 0, got);
+		bs.delta = pass;
+		bs.v0 = v0;
+		assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), 0);
+		assert_int_equal(bs.delta_done, pass);
+		if (!pass)
+			undo_delta(got, NMAX, v0);
+		assert_memory_equal(got, want, sizeof(want));
+		bs.nbits -= 8;
+		assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), -EPROTO);
+		bs.nbits = 0;
+		assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), -EPROTO);
+	}
+}
+
 /* Addresses out of byte planes: every mix of constant and varying planes (IPv4-mapped,
  * one IPv6 prefix, all different, all the same, one address) comes out as stored. */
 static void test_addr_planes(void **state)
@@ -402,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_bits_every_width),
 		cmocka_unit_test(test_huf_stream),
 		cmocka_unit_test(test_bitlen_streams),
+		cmocka_unit_test(test_bitlen_delta),
 		cmocka_unit_test(test_addr_planes),
 		cmocka_unit_test(test_counter_time_coding),
 		cmocka_unit_test(test_port_coding),
