@@ -2181,7 +2181,7 @@ static uint32_t run_pcode(const struct leaf *l, unsigned neg, const struct store
 			  const uint32_t *in, uint32_t m, uint32_t *out)
 {
 	const int k = l->col_a == STORE_COL_DPORT;
-	const uint32_t nf = c->pnf[k], ne = c->pne[k];
+	uint32_t nf = c->pnf[k], ne = c->pne[k];
 	const uint64_t *code = c->pcode[k];
 	uint32_t dsel[STORE_PDICT_MAX + 1], nd, eh = 0, kk = 0;
 	uint8_t hit[STORE_PDICT_MAX + 1];
@@ -2189,7 +2189,12 @@ static uint32_t run_pcode(const struct leaf *l, unsigned neg, const struct store
 
 	memset(&d, 0, sizeof(d));
 	d.mask = STORE_COLBIT(l->col_a);
-	for (uint32_t off = 0; off < ne; off += STORE_PDICT_MAX) {
+	/* a range clear of the exceptions' range, or around it, decides them all */
+	if (l->kind == LK_RANGE && (l->b < c->pemin[k] || l->a > c->pemax[k]))
+		ne = 0;
+	else if (l->kind == LK_RANGE && l->a <= c->pemin[k] && c->pemax[k] <= l->b)
+		eh = ne;
+	for (uint32_t off = 0; off < ne && eh < ne; off += STORE_PDICT_MAX) {
 		d.n = ne - off < STORE_PDICT_MAX ? ne - off : STORE_PDICT_MAX;
 		d.sport = d.dport = (uint16_t *)c->pexc[k] + off;
 		eh += run_leaf(l, 0, &d, NULL, d.n, dsel);

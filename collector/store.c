@@ -4222,8 +4222,15 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 		return -EPROTO;
 	for (uint32_t i = 0; i < nf; i++)
 		r->pdv[k][i] = (uint16_t)r->dv[i];
-	for (uint32_t i = 0; i < ne; i++)
-		r->pex[k][i] = (uint16_t)r->t2[i];
+	uint16_t lo = UINT16_MAX, hi = 0;
+	for (uint32_t i = 0; i < ne; i++) {
+		uint16_t x = (uint16_t)r->t2[i];
+		r->pex[k][i] = x;
+		lo = x < lo ? x : lo;
+		hi = x > hi ? x : hi;
+	}
+	out->pemin[k] = ne ? lo : 1;
+	out->pemax[k] = ne ? hi : 0;
 	out->pcodes |= STORE_COLBIT(c);
 	out->pcode[k] = r->pcd[k];
 	out->pdict[k] = r->pdv[k];

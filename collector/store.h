@@ -215,6 +215,7 @@ struct store_cols {
 	const uint64_t *pcode[2];
 	const uint16_t *pdict[2], *pexc[2];
 	uint32_t pnf[2], pne[2];
+	uint16_t pemin[2], pemax[2];        /* the exceptions' range (none: 1, 0) */
 	uint16_t *pval[2];          /* the reader's room for store_cols_port_values() */
 };
 

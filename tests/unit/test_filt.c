@@ -568,6 +568,14 @@ static void ports_of(const struct store_cols *all, uint32_t pcols, int kind, str
 		pv->pexc[k] = p->exc[k];
 		pv->pnf[k] = nf;
 		pv->pne[k] = ne;
+		pv->pemin[k] = 1;
+		pv->pemax[k] = 0;
+		for (uint32_t j = 0; j < ne; j++) {
+			if (!j || p->exc[k][j] < pv->pemin[k])
+				pv->pemin[k] = p->exc[k][j];
+			if (!j || p->exc[k][j] > pv->pemax[k])
+				pv->pemax[k] = p->exc[k][j];
+		}
 		pv->pval[k] = p->val[k];
 		/* the record array gone: a leaf that reads it anyway crashes */
 		if (k)
@@ -688,6 +696,68 @@ static void test_tuple_columns(void **st)
 				 filt_tuple_columns(f), t[i].want);
 		filt_free(f);
 	}
+}
+
+/* Port leaves over codes whose exceptions are one range of ports and frequent values
+ * others: a leaf clear of that range, one around it and one that cuts it each select
+ * what they select over the values, by record and after another leaf. */
+static void test_port_code_ranges(void **st)
+{
+	enum { N = 3000 };
+	static const uint16_t freq[] = { 53, 443, 80, 5000 };
+	static uint64_t code[N];
+	static uint16_t exc[N], vals[N], room[N];
+	static uint32_t sel[N], sel2[N];
+	static const char *exprs[] = {
+		"dst port 443", "dst port 1500", "dst port > 500", "dst port < 100",
+		"dst port > 1500", "not dst port 443", "dst port in [ 53 1200 ]",
+		"proto tcp and dst port 443", "proto tcp and not dst port > 999",
+		"dst port >= 1000 and dst port <= 2000", "src port 7 or dst port 80",
+	};
+	struct store_cols all, pv;
+	uint64_t r = 77;
+	uint32_t ne = 0;
+	(void)st;
+
+	store_cols_init(&all);
+	assert_int_equal(store_cols_reserve(&all, N, STORE_COLS_ALL), 0);
+	all.mask = STORE_COLS_ALL;
+	all.n = N;
+	for (uint32_t i = 0; i < N; i++) {
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		all.proto[i] = (uint8_t)(r >> 40 & 1 ? 6 : 17);
+		all.sport[i] = (uint16_t)(r >> 20 & 7);
+		if (r >> 33 & 1) {      /* frequent */
+			code[i] = 1 + (r >> 34) % 4;
+			all.dport[i] = freq[code[i] - 1];
+		} else {                /* an exception, 1000 .. 2000 */
+			code[i] = 0;
+			all.dport[i] = exc[ne++] = (uint16_t)(1000 + (r >> 34) % 1001);
+		}
+	}
+	pv = all;
+	pv.dport = NULL;
+	pv.mask &= ~STORE_COLBIT(STORE_COL_DPORT);
+	pv.pcodes = STORE_COLBIT(STORE_COL_DPORT);
+	pv.pcode[1] = code;
+	pv.pdict[1] = freq;
+	pv.pnf[1] = 4;
+	pv.pexc[1] = exc;
+	pv.pne[1] = ne;
+	pv.pemin[1] = 1000;
+	pv.pemax[1] = 2000;
+	pv.pval[1] = room;
+	memcpy(vals, all.dport, sizeof(vals));
+	for (size_t t = 0; t < sizeof(exprs) / sizeof(exprs[0]); t++) {
+		struct filt *f = compile_ok(exprs[t]);
+		uint32_t n = filt_eval(f, &all, sel), n2 = filt_eval(f, &pv, sel2);
+		if (n2 != n || memcmp(sel, sel2, n * sizeof(*sel)))
+			fail_msg("filt_eval('%s') over port codes: %u records, over values %u",
+				 exprs[t], n2, n);
+		assert_memory_equal(all.dport, vals, sizeof(vals));
+		filt_free(f);
+	}
+	store_cols_free(&all);
 }
 
 /* Which columns a filter can take as port codes: port columns that only leaves on that
@@ -1346,6 +1416,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_tuple_columns),
 		cmocka_unit_test(test_port_code_columns),
+		cmocka_unit_test(test_port_code_ranges),
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_missing_column),
 		cmocka_unit_test(test_errors),
