@@ -4591,7 +4591,7 @@ const char *store_strerror(int err)
 {
 	switch (err < 0 ? -err : err) {
 	case EILSEQ: return "not a tapflow store file";
-	case ENOTSUP: return "unsupported store version or byte order";
+	case ENOTSUP: return "unsupported store version (a later tapflow's), hash or byte order";
 	case EBADMSG: return "checksum mismatch";
 	case EPROTO: return "malformed store data";
 	case EIO: return "decompression failed or short read";
