@@ -880,6 +880,23 @@ static inline uint64_t huf_hdr_size(unsigned A)
 	return 2 + (A + 1) / 2 + 4;
 }
 
+/* A Huffman stream of n >= HUF_SYNC_MIN symbols in a block flagged BLK_F_HSYNC (every
+ * block of version 3) also holds, before its u32 nbytes, the u32 bit offset of symbol
+ * huf_half(n): a reader then decodes the two halves as two chains side by side (one
+ * chain a step waits for a load; two overlap). */
+#define HUF_SYNC_MIN 4096
+#define BLK_F_HSYNC 1u          /* block header flags: the only one */
+
+static inline uint32_t huf_half(uint32_t n)
+{
+	return (n + 1) / 2;
+}
+
+static inline uint64_t huf_sync_size(uint32_t n)
+{
+	return n >= HUF_SYNC_MIN ? 4 : 0;
+}
+
 /* Bit writer: n <= 56 bits at a time; writes up to 8 bytes past its position. */
 struct bitw {
 	uint8_t *p;
@@ -918,22 +935,17 @@ static uint8_t *huf_put_end(uint8_t *body, struct bitw *b)
 	return end;
 }
 
-/* Stream of symbols v[i] - base. Codes are at most 12 bits, so four go in before each
- * flush. */
-static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
-		      const uint8_t *len, unsigned A, uint16_t *code)
+/* Codes of v[i] - base for i in [from, to) onto b (ct: code << 4 | length). Codes are at
+ * most 12 bits, so four go in before each flush. */
+static void huf_put_codes(struct bitw *b, const uint32_t *ct, const uint64_t *v,
+			  uint32_t from, uint32_t to, uint64_t base)
 {
-	uint8_t *body = huf_put_hdr(o, len, A), *p = body;
-	uint32_t ct[HUF_MAXSYM];
-	uint64_t acc = 0;
-	unsigned cnt = 0;
-	uint32_t i = 0;
-	struct bitw b;
+	uint8_t *p = b->p;
+	uint64_t acc = b->acc;
+	unsigned cnt = b->cnt;
+	uint32_t i = from;
 
-	huf_codes(len, A, code);
-	for (unsigned s = 0; s < A; s++)
-		ct[s] = (uint32_t)code[s] << 4 | len[s];
-	for (; i + 4 <= n; i += 4) {
+	for (; i + 4 <= to; i += 4) {
 		for (unsigned k = 0; k < 4; k++) {
 			uint32_t e = ct[(uint32_t)(v[i + k] - base)];
 			acc |= (uint64_t)(e >> 4) << cnt;
@@ -944,10 +956,29 @@ static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 		acc >>= cnt & ~7u;
 		cnt &= 7;
 	}
-	b = (struct bitw){ p, acc, cnt };
-	for (; i < n; i++) {
+	*b = (struct bitw){ p, acc, cnt };
+	for (; i < to; i++) {
 		uint32_t e = ct[(uint32_t)(v[i] - base)];
-		bw_put(&b, e >> 4, e & 15);
+		bw_put(b, e >> 4, e & 15);
+	}
+}
+
+/* Stream of symbols v[i] - base, with its sync point (huf_sync_size). */
+static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
+		      const uint8_t *len, unsigned A, uint16_t *code)
+{
+	const uint32_t sync = (uint32_t)huf_sync_size(n), half = sync ? huf_half(n) : n;
+	uint8_t *body = huf_put_hdr(o, len, A) + sync;
+	uint32_t ct[HUF_MAXSYM];
+	struct bitw b = { body, 0, 0 };
+
+	huf_codes(len, A, code);
+	for (unsigned s = 0; s < A; s++)
+		ct[s] = (uint32_t)code[s] << 4 | len[s];
+	huf_put_codes(&b, ct, v, 0, half, base);
+	if (sync) {
+		st_le32(body - 8, (uint32_t)((uint64_t)(b.p - body) * 8 + b.cnt));
+		huf_put_codes(&b, ct, v, half, n, base);
 	}
 	return (size_t)(huf_put_end(body, &b) - o);
 }
@@ -1002,10 +1033,14 @@ struct hufrd {
 	 * HUF_QUAD_BITS bits. Bits 0-3: the bits they take; 4-6: how many (0: the first
 	 * code is longer, decode it from tab); 7-16, 17-26, 27-36, 37-46: the symbols. */
 	uint64_t tab4[1u << 10];
+	/* the sync point (huf_sync_size): symbol half starts at bit sync; half = 0: none */
+	uint64_t sync;
+	uint32_t half;
 };
 
-/* Parses a stream header at c (alphabet at most maxA) and builds its table. */
-static int huf_get(struct cur *c, unsigned maxA, struct hufrd *h)
+/* Parses a stream header at c (alphabet at most maxA) and builds its table; a stream of
+ * n symbols in a block with sync points (BLK_F_HSYNC) may have one. */
+static int huf_get_n(struct cur *c, unsigned maxA, uint32_t n, uint32_t flags, struct hufrd *h)
 {
 	const uint8_t *p = cur_take(c, 2), *q;
 	int tb;
@@ -1017,14 +1052,30 @@ static int huf_get(struct cur *c, unsigned maxA, struct hufrd *h)
 		return -EPROTO;
 	for (unsigned s = 0; s < h->A; s++)
 		h->len[s] = (uint8_t)(q[s / 2] >> (s & 1) * 4 & 15);
-	if ((tb = huf_table(h->len, h->A, h->code, h->tab)) < 0 || !(p = cur_take(c, 4)))
+	if ((tb = huf_table(h->len, h->A, h->code, h->tab)) < 0)
+		return -EPROTO;
+	h->half = 0;
+	if ((flags & BLK_F_HSYNC) && huf_sync_size(n)) {
+		if (!(p = cur_take(c, 4)))
+			return -EPROTO;
+		h->sync = ld_le32(p);
+		h->half = huf_half(n);
+	}
+	if (!(p = cur_take(c, 4)))
 		return -EPROTO;
 	uint32_t nb = ld_le32(p);
 	if (nb > cur_left(c) || !(h->p = cur_take(c, nb)))
 		return -EPROTO;
 	h->nbits = (uint64_t)nb * 8;
 	h->tb = (unsigned)tb;
+	if (h->half && h->sync > h->nbits)
+		return -EPROTO;
 	return 0;
+}
+
+static int huf_get(struct cur *c, unsigned maxA, struct hufrd *h)
+{
+	return huf_get_n(c, maxA, 0, 0, h);
 }
 
 static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
@@ -1067,67 +1118,118 @@ static void huf_pairs(struct hufrd *h)
 	}
 }
 
-/* n symbols into out[i] = base + sym. A symbol starting at bit q reads bytes up to
- * q / 8 + 8, within the SLACK after the stream for any q up to nbits + 8 * (SLACK - 8):
- * runs of steps that cannot go further are decoded unchecked. A step is a lookup in the
- * pair or quad table where the stream is long enough to pay for building it: decoding
- * is a chain (position, load, table, position) that the CPU cannot overlap, and the
- * skewed columns this codes have codes of a few bits, so several symbols a step
- * shorten it. */
+/* One quad step at the bottom of b (its next HUF_MAXLEN bits or more): up to four
+ * symbols at out + *i; returns the bits taken. */
+static inline __attribute__((always_inline)) unsigned huf_step4(const struct hufrd *h,
+								uint64_t b, uint64_t base,
+								uint64_t *out, uint32_t *i)
+{
+	uint64_t e = h->tab4[b & ((1u << HUF_QUAD_BITS) - 1)];
+	if (__builtin_expect(!(e & 0x70), 0)) {
+		unsigned x = h->tab[b & ((1u << h->tb) - 1)];
+		out[(*i)++] = base + (x >> 4);
+		return x & 15;
+	}
+	out[*i] = base + (e >> 7 & 1023);
+	out[*i + 1] = base + (e >> 17 & 1023);
+	out[*i + 2] = base + (e >> 27 & 1023);
+	out[*i + 3] = base + (e >> 37 & 1023);
+	*i += (uint32_t)(e >> 4 & 7);
+	return e & 15;
+}
+
+/* One pair step: one or two symbols at out + *i; returns the bits taken. */
+static inline __attribute__((always_inline)) unsigned huf_step2(const struct hufrd *h,
+								uint64_t b, uint64_t base,
+								uint64_t *out, uint32_t *i)
+{
+	uint32_t e = h->tab2[b & ((1u << HUF_MAXLEN) - 1)];
+	out[*i] = base + (e >> 4 & 1023);
+	out[*i + 1] = base + (e >> 14 & 1023);
+	*i += 1 + (e >> 24);
+	return e & 15;
+}
+
+/* Symbols i0 .. n - 1 from bit *pos on (tables built: mode 2 quads, 1 pairs, 0 neither).
+ * A symbol starting at bit q reads bytes up to q / 8 + 8, within the SLACK after the
+ * stream for any q up to nbits + 8 * (SLACK - 8): runs of steps that cannot go further
+ * are decoded unchecked. */
+static int huf_run(const struct hufrd *h, int mode, uint32_t i, uint32_t n, uint64_t *pos,
+		   uint64_t base, uint64_t *out)
+{
+	const uint8_t *p = h->p;
+	const uint64_t nbits = h->nbits, mask = (1u << h->tb) - 1;
+	uint64_t q = *pos;
+
+	while (i < n) {
+		/* each step takes at most HUF_MAXLEN bits and gives at least one symbol */
+		uint64_t room = (nbits - q + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
+		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		if (mode == 2)
+			while (i + 3 < end)
+				q += huf_step4(h, br_peek(p, q), base, out, &i);
+		if (mode == 1)
+			while (i + 1 < end)
+				q += huf_step2(h, br_peek(p, q), base, out, &i);
+		for (; i < end; i++) {
+			unsigned e = h->tab[br_peek(p, q) & mask];
+			q += e & 15;
+			out[i] = base + (e >> 4);
+		}
+		if (q > nbits)
+			return -EPROTO;
+	}
+	*pos = q;
+	return 0;
+}
+
+/* n symbols into out[i] = base + sym. A step is a lookup in the pair or quad table
+ * where the stream is long enough to pay for building it: decoding is a chain
+ * (position, load, table, position) that the CPU cannot overlap, and the skewed
+ * columns this codes have codes of a few bits, so several symbols a step shorten it.
+ * A stream with a sync point is decoded as two chains side by side, which the CPU
+ * overlaps; the first must end where the second begins. */
 static int huf_decode(struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 {
 	const uint8_t *p = h->p;
-	const uint16_t *tab = h->tab;
-	const uint32_t *tab2 = h->tab2;
-	const uint64_t nbits = h->nbits, mask = (1u << h->tb) - 1;
-	const uint64_t *tab4 = h->tab4;
+	const uint64_t nbits = h->nbits;
 	const int quads = n >= HUF_PAIRS_MIN && nbits <= (uint64_t)n * HUF_QUAD_AVG;
 	const int pairs = n >= HUF_PAIRS_MIN && !quads;
-	uint64_t pos = 0;
+	const int mode = quads ? 2 : pairs ? 1 : 0;
+	const uint32_t half = h->half && h->half < n ? h->half : 0;
+	uint64_t pa = 0, pb = h->sync;
+	uint32_t i = 0, j = half;
 
 	if (pairs)
 		huf_pairs(h);
 	if (quads)
 		huf_quads(h);
-	for (uint32_t i = 0; i < n;) {
-		/* each step takes at most HUF_MAXLEN bits and gives at least one symbol */
-		uint64_t room = (nbits - pos + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
-		uint32_t end = room < n - i ? i + (uint32_t)room : n;
-		if (quads) {
-			while (i + 3 < end) {
-				uint64_t b = br_peek(p, pos);
-				uint64_t e = tab4[b & ((1u << HUF_QUAD_BITS) - 1)];
-				if (__builtin_expect(!(e & 0x70), 0)) {
-					unsigned x = tab[b & mask];
-					pos += x & 15;
-					out[i++] = base + (x >> 4);
-					continue;
-				}
-				out[i] = base + (e >> 7 & 1023);
-				out[i + 1] = base + (e >> 17 & 1023);
-				out[i + 2] = base + (e >> 27 & 1023);
-				out[i + 3] = base + (e >> 37 & 1023);
-				pos += e & 15;
-				i += (uint32_t)(e >> 4 & 7);
+	if (!half)
+		return huf_run(h, mode, 0, n, &pa, base, out);
+	while (mode) {
+		uint64_t ra = (nbits - pa + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
+		uint64_t rb = (nbits - pb + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
+		uint32_t ea = ra < half - i ? i + (uint32_t)ra : half;
+		uint32_t eb = rb < n - j ? j + (uint32_t)rb : n;
+		if (i + 3 >= ea || j + 3 >= eb)
+			break;
+		if (mode == 2) {
+			while (i + 3 < ea && j + 3 < eb) {
+				pa += huf_step4(h, br_peek(p, pa), base, out, &i);
+				pb += huf_step4(h, br_peek(p, pb), base, out, &j);
+			}
+		} else {
+			while (i + 3 < ea && j + 3 < eb) {
+				pa += huf_step2(h, br_peek(p, pa), base, out, &i);
+				pb += huf_step2(h, br_peek(p, pb), base, out, &j);
 			}
 		}
-		if (pairs) {
-			for (; i + 1 < end;) {
-				uint32_t e = tab2[br_peek(p, pos) & ((1u << HUF_MAXLEN) - 1)];
-				pos += e & 15;
-				out[i] = base + (e >> 4 & 1023);
-				out[i + 1] = base + (e >> 14 & 1023);
-				i += 1 + (e >> 24);
-			}
-		}
-		for (; i < end; i++) {
-			unsigned e = tab[br_peek(p, pos) & mask];
-			pos += e & 15;
-			out[i] = base + (e >> 4);
-		}
-		if (pos > nbits)
+		if (pa > nbits || pb > nbits)
 			return -EPROTO;
 	}
+	if (huf_run(h, mode, i, half, &pa, base, out) < 0 || pa != h->sync ||
+	    huf_run(h, mode, j, n, &pb, base, out) < 0)
+		return -EPROTO;
 	return 0;
 }
 
@@ -1790,7 +1892,7 @@ static void pick_huf(struct store_writer *w, struct ipick *b, const uint64_t *v,
 			w->hist[v[i] - mn]++;
 		hist = w->hist;
 	}
-	c.size = xf_hdr(xform) + 8 + huf_hdr_size(c.A) +
+	c.size = xf_hdr(xform) + 8 + huf_hdr_size(c.A) + huf_sync_size(n) +
 		 (huf_lengths(&w->hw, hist, c.A, w->hlen) + 7) / 8;
 	pick_better(w, b, &c);
 }
@@ -1811,7 +1913,7 @@ static void pick_bitlen(struct store_writer *w, struct ipick *b, const uint64_t 
 /* HDICT: a dictionary of nd values (w->dictv, counts w->dcnt, w->idx) with Huffman coded
  * indices. */
 static void pick_hdict(struct store_writer *w, struct ipick *b, const uint64_t *v,
-		       uint32_t nd)
+		       uint32_t n, uint32_t nd)
 {
 	struct ipick c = { .v = v, .enc = ENC_HDICT, .nd = nd, .A = nd };
 	uint64_t dmax;
@@ -1820,7 +1922,7 @@ static void pick_hdict(struct store_writer *w, struct ipick *b, const uint64_t *
 		return;
 	minmax(w->dictv, nd, &c.dmin, &dmax);
 	c.dw = bits64(dmax - c.dmin);
-	c.size = 4 + for_size(nd, c.dw, w->zstd) + huf_hdr_size(nd) +
+	c.size = 4 + for_size(nd, c.dw, w->zstd) + huf_hdr_size(nd) + huf_sync_size(n) +
 		 (huf_lengths(&w->hw, w->dcnt, nd, w->hlen) + 7) / 8;
 	pick_better(w, b, &c);
 }
@@ -1868,7 +1970,7 @@ static void pick_hpdict(struct store_writer *w, struct ipick *b, const uint64_t 
 	c.nexc = w->hist[0];
 	c.dw = bits64(dmax - c.dmin);
 	c.ew = bits64(emax - c.emin);
-	c.size = 4 + for_size(nf, c.dw, w->zstd) + huf_hdr_size(c.A) +
+	c.size = 4 + for_size(nf, c.dw, w->zstd) + huf_hdr_size(c.A) + huf_sync_size(n) +
 		 (huf_lengths(&w->hw, w->hist, c.A, w->hlen) + 7) / 8 + 4 +
 		 for_size(c.nexc, c.ew, w->zstd);
 	(void)n;
@@ -2204,13 +2306,13 @@ static size_t enc_other(struct store_writer *w, uint32_t n, uint64_t mn, uint64_
 	} else if (size == 2) {
 		uint32_t nd = dict_small(w, x, n);
 		if (nd <= HUF_MAXSYM)
-			pick_hdict(w, b, x, nd);
+			pick_hdict(w, b, x, n, nd);
 		else
 			pick_hpdict(w, b, x, n, nd);
 	} else {
 		uint32_t nd = dict_u64(w, x, n, HUF_MAXSYM);
 		if (nd)
-			pick_hdict(w, b, x, nd);
+			pick_hdict(w, b, x, n, nd);
 	}
 	return write_pick(w, b, n, w->raw);
 }
@@ -2880,6 +2982,7 @@ static int wr_write_block(struct store_writer *w)
 	}
 	blk_hdr(w->hdr, BLK_DATA, w->ncols, n, (uint32_t)w->pl,
 		store_payload_hash(w->phash, w->payload, w->pl), &z, w->cfg.codec);
+	st_le32(w->hdr + 20, BLK_F_HSYNC);
 	hl = blk_seal(w->hdr, w->ncols);
 	rc = wr_append(w, w->hdr, hl, w->payload, w->pl);
 	if (rc < 0)
@@ -3193,7 +3296,7 @@ struct rd_col {
 struct blkhdr {
 	int kind;
 	unsigned ncols;
-	uint32_t hdr_len, nrec, plen, phash;
+	uint32_t hdr_len, nrec, plen, phash, flags;
 	uint8_t codec;
 	struct store_zone zone;
 	struct rd_col col[NCOLS_ALL];
@@ -3328,6 +3431,9 @@ static int parse_blkhdr(const uint8_t *h, size_t n, int verify, struct blkhdr *b
 	b->nrec = ld_le32(h + 8);
 	b->plen = ld_le32(h + 12);
 	b->phash = ld_le32(h + 16);
+	b->flags = ld_le32(h + 20);
+	if (b->flags & ~BLK_F_HSYNC)
+		return -EPROTO;
 	b->codec = h[113];
 	zone_get(h, &b->zone);
 	if (b->kind == BLK_FOOTER)
@@ -3577,7 +3683,7 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 	int err;
 
 	if (enc == ENC_HUF) {
-		if ((err = huf_get(c, HUF_MAXSYM, &r->huf)) < 0)
+		if ((err = huf_get_n(c, HUF_MAXSYM, n, r->b.flags, &r->huf)) < 0)
 			return err;
 		return huf_decode(&r->huf, n, base, v);
 	}
@@ -3700,7 +3806,8 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 		uint32_t nd = ld_le32(p);
 		if (nd < 2 || nd > n || nd > HUF_MAXSYM)
 			return -EPROTO;
-		if ((err = get_for(c, nd, r->dv)) < 0 || (err = huf_get(c, nd, &r->huf)) < 0 ||
+		if ((err = get_for(c, nd, r->dv)) < 0 ||
+		    (err = huf_get_n(c, nd, n, r->b.flags, &r->huf)) < 0 ||
 		    r->huf.A != nd || (err = huf_decode(&r->huf, n, 0, r->t1)) < 0)
 			return err < 0 ? err : -EPROTO;
 		for (uint32_t i = 0; i < n; i++)
@@ -3711,7 +3818,8 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 		uint32_t nf, ne;
 		if (!(p = cur_take(c, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf >= HUF_MAXSYM)
 			return -EPROTO;
-		if ((err = get_for(c, nf, r->dv)) < 0 || (err = huf_get(c, nf + 1, &r->huf)) < 0 ||
+		if ((err = get_for(c, nf, r->dv)) < 0 ||
+		    (err = huf_get_n(c, nf + 1, n, r->b.flags, &r->huf)) < 0 ||
 		    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->t1)) < 0)
 			return err < 0 ? err : -EPROTO;
 		if (!(p = cur_take(c, 4)) || (ne = ld_le32(p)) > n)
@@ -4205,7 +4313,8 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 		return err;
 	if (!(p = cur_take(&cu, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf > STORE_PDICT_MAX)
 		return -EPROTO;
-	if ((err = get_for(&cu, nf, r->dv)) < 0 || (err = huf_get(&cu, nf + 1, &r->huf)) < 0 ||
+	if ((err = get_for(&cu, nf, r->dv)) < 0 ||
+	    (err = huf_get_n(&cu, nf + 1, n, r->b.flags, &r->huf)) < 0 ||
 	    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->pcd[k])) < 0)
 		return err < 0 ? err : -EPROTO;
 	if (!(p = cur_take(&cu, 4)) || (ne = ld_le32(p)) > n)

@@ -11,9 +11,10 @@
  * version 3, which the file header's phash names: XXH32 or XXH3 (the low 32 bits of
  * XXH3_64bits, seed 0: three times as fast on 64-bit and NEON hosts, where a query spent
  * a tenth of its time on XXH32). Version 2 only added encodings and internal columns to
- * version 1; version 3 only added phash. Readers read all three, and a writer that
- * continues an older file (crash recovery in the same interval) rewrites its header as
- * version 3 with phash XXH32, which its blocks have.
+ * version 1; version 3 only added phash and the blocks' HSYNC flag. Readers read all
+ * three, and a writer that continues an older file (crash recovery in the same
+ * interval) rewrites its header as version 3 with phash XXH32, which its blocks have
+ * (its blocks say by their flags whether their streams have sync points).
  *
  *   +----------------------+ 0
  *   | file header (64 B)   |
@@ -49,7 +50,8 @@
  *    8  4  nrec        records in the block (footer: in the whole file)
  *   12  4  payload_len bytes after the header
  *   16  4  payload_hash XXH32 of the payload
- *   20  4  flags       zero
+ *   20  4  flags       bit 0 HSYNC: Huffman streams of 4096 or more symbols carry a
+ *                      sync point (set on every block version 3 writes); others zero
  *   24 56  zone map    u64 first_min, first_max, last_min, last_max, packets (sum),
  *                      bytes (sum), then u16 sport_min, sport_max, dport_min, dport_max
  *   80 32  proto set   bit p (byte p / 8, bit p % 8) set if IP protocol p occurs
@@ -90,7 +92,10 @@
  *                    in_if (4), out_if (4), lowest byte first
  * HSTREAM (canonical Huffman): u16 A symbols (2..1024), ceil(A/2) bytes of 4-bit code
  * lengths (symbol 2i in the low nibble; 0 = unused; at most 12; they must make a complete
- * code), u32 nbytes, nbytes of codes read LSB first (deflate's canonical order).
+ * code), [u32 sync], u32 nbytes, nbytes of codes read LSB first (deflate's canonical
+ * order). sync, only in an HSYNC block's HUF, HDICT and HPDICT streams of n >= 4096
+ * symbols, is the bit offset of symbol ceil(n/2): readers decode the two halves side by
+ * side (BITLEN streams have none).
  * Internal columns: 24 holds mirror references, u8 r per record: r >= 1 says the record's
  * src, dst, sport, dport are the dst, src, dport, sport of record i - r (a reply after
  * its request); columns 0, 1, 14, 15 then hold only the records with r = 0. 25 (TDICT)

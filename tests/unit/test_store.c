@@ -1529,7 +1529,7 @@ static void test_continue_v1(void **state)
 /* Both payload hashes: a file written with each names it in its header and reads back
  * whole, and a flipped payload byte fails its block; a writer continuing a file keeps the
  * file's hash whatever its own setting; a version 3 header naming no known hash, or a
- * setting naming none, is refused. */
+ * setting naming none, is refused; a block with a flag no version defines is damaged. */
 static void test_payload_hashes(void **state)
 {
 	static const uint8_t kinds[] = { STORE_PHASH_XXH32, STORE_PHASH_XXH3 };
@@ -1590,6 +1590,26 @@ static void test_payload_hashes(void **state)
 		store_reader_close(r);
 		store_cols_free(&c);
 		img[STORE_FILE_HDR_LEN + hl + 3] ^= 0x10;
+		/* a block flag this reader does not know: that block is damaged, the rest read */
+		uint8_t *bh = img + STORE_FILE_HDR_LEN;
+		bh[20] |= 2;
+		uint32_t hh = store_hash32(bh, hl - 4, 0);
+		bh[hl - 4] = (uint8_t)hh, bh[hl - 3] = (uint8_t)(hh >> 8),
+		bh[hl - 2] = (uint8_t)(hh >> 16), bh[hl - 1] = (uint8_t)(hh >> 24);
+		store_cols_init(&c);
+		r = store_reader_open_mem(img, len);
+		assert_non_null(r);
+		uint32_t recs = 0;
+		while (store_reader_next(r, &bi) > 0) {
+			assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &c), 0);
+			recs += c.n;
+		}
+		assert_int_equal(recs, 75);
+		assert_int_equal(store_reader_stats(r)->bad_blocks, 1);
+		store_reader_close(r);
+		store_cols_free(&c);
+		free(img);
+		img = slurp(path, &len);
 		/* a hash this reader does not know, or none */
 		for (unsigned bad_kind = 0; bad_kind < 4; bad_kind += 3) {
 			img[37] = (uint8_t)bad_kind;

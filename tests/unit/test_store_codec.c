@@ -1,7 +1,8 @@
 /* test_store_codec.c: the store's value codings below the block level, where a file
  * round trip cannot promise to reach every case (the writer picks encodings by size):
- * bit packing at every width, canonical Huffman and BITLEN streams (short ones and long
- * ones, which decode two or six values a step where they can), and streams that end before
+ * bit packing at every width, canonical Huffman streams (long ones in two halves side by
+ * side from their sync point) and BITLEN streams (short ones and long ones, which decode
+ * two or six values a step where they can), and streams that end before
  * their values do, and which coding the writer picks for counters and times.
  * store.c is included whole, for its static functions; the library's store.o is then
  * never linked in. */
@@ -120,10 +121,23 @@ static void test_huf_stream(void **state)
 			memset(buf, 0xff, sizeof(buf));
 			size_t sz = put_huf(buf, v, (uint32_t)n, 1000, len, A, code);
 			struct cur c = cur_make(buf, sz);
-			assert_int_equal(huf_get(&c, HUF_MAXSYM, &h), 0);
+			assert_int_equal(huf_get_n(&c, HUF_MAXSYM, (uint32_t)n, BLK_F_HSYNC, &h), 0);
 			assert_int_equal(cur_left(&c), 0);
+			assert_int_equal(h.half, n >= HUF_SYNC_MIN ? huf_half((uint32_t)n) : 0);
 			assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), 0);
 			assert_memory_equal(got, v, n * 8);
+			if (h.half) {
+				/* a sync point off by a bit: the first half does not end there */
+				h.sync++;
+				assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), -EPROTO);
+				h.sync--;
+				/* read as one chain, the same symbols */
+				h.half = 0;
+				memset(got, 0, n * 8);
+				assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), 0);
+				assert_memory_equal(got, v, n * 8);
+				h.half = huf_half((uint32_t)n);
+			}
 			/* the same stream, its last byte gone (it held code bits) */
 			h.nbits -= 8;
 			assert_int_equal(huf_decode(&h, (uint32_t)n, 1000, got), -EPROTO);
