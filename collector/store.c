@@ -880,10 +880,10 @@ static inline uint64_t huf_hdr_size(unsigned A)
 	return 2 + (A + 1) / 2 + 4;
 }
 
-/* A Huffman stream of n >= HUF_SYNC_MIN symbols in a block flagged BLK_F_HSYNC (every
- * block of version 3) also holds, before its u32 nbytes, the u32 bit offset of symbol
- * huf_half(n): a reader then decodes the two halves as two chains side by side (one
- * chain a step waits for a load; two overlap). */
+/* A Huffman or BITLEN stream of n >= HUF_SYNC_MIN values in a block flagged
+ * BLK_F_HSYNC (every block of version 3) also holds, before its u32 nbytes, the u32 bit
+ * offset of value huf_half(n): a reader may then decode the two halves as two chains
+ * side by side (one chain a step waits for a load; two overlap). */
 #define HUF_SYNC_MIN 4096
 #define BLK_F_HSYNC 1u          /* block header flags: the only one */
 
@@ -963,6 +963,12 @@ static void huf_put_codes(struct bitw *b, const uint32_t *ct, const uint64_t *v,
 	}
 }
 
+/* Writes the sync point (huf_sync_size) of a stream begun at body: where b is now. */
+static void huf_put_sync(uint8_t *body, const struct bitw *b)
+{
+	st_le32(body - 8, (uint32_t)((uint64_t)(b->p - body) * 8 + b->cnt));
+}
+
 /* Stream of symbols v[i] - base, with its sync point (huf_sync_size). */
 static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 		      const uint8_t *len, unsigned A, uint16_t *code)
@@ -977,7 +983,7 @@ static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 		ct[s] = (uint32_t)code[s] << 4 | len[s];
 	huf_put_codes(&b, ct, v, 0, half, base);
 	if (sync) {
-		st_le32(body - 8, (uint32_t)((uint64_t)(b.p - body) * 8 + b.cnt));
+		huf_put_sync(body, &b);
 		huf_put_codes(&b, ct, v, half, n, base);
 	}
 	return (size_t)(huf_put_end(body, &b) - o);
@@ -989,11 +995,14 @@ static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 static size_t put_bitlen(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 			 const uint8_t *len, uint16_t *code)
 {
-	uint8_t *body = huf_put_hdr(o, len, BITLEN_SYMS);
+	const uint32_t sync = (uint32_t)huf_sync_size(n), half = sync ? huf_half(n) : n;
+	uint8_t *body = huf_put_hdr(o, len, BITLEN_SYMS) + sync;
 	struct bitw b = { body, 0, 0 };
 
 	huf_codes(len, BITLEN_SYMS, code);
 	for (uint32_t i = 0; i < n; i++) {
+		if (i == half)
+			huf_put_sync(body, &b);
 		uint64_t x = v[i] - base;
 		unsigned k = bits64(x), l = len[k], m = k ? k - 1 : 0;
 		uint64_t mant = x & ((1ULL << m) - 1);
@@ -1073,10 +1082,6 @@ static int huf_get_n(struct cur *c, unsigned maxA, uint32_t n, uint32_t flags, s
 	return 0;
 }
 
-static int huf_get(struct cur *c, unsigned maxA, struct hufrd *h)
-{
-	return huf_get_n(c, maxA, 0, 0, h);
-}
 
 static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
 {
@@ -1246,6 +1251,8 @@ struct blstream {
 	/* XF_DELTA: v0 and whether bl_run1() undid it (delta_done) */
 	int delta, delta_done;
 	uint64_t v0;
+	uint64_t sync;          /* the stream's sync point (hufrd's); half = 0: none */
+	uint32_t half;
 	/* per code: k << 16 | code length << 8 | bits consumed in all (k: the bit length) */
 	uint32_t st[1u << HUF_MAXLEN];
 };
@@ -1257,6 +1264,8 @@ static void bl_stream(struct blstream *s, const struct hufrd *h, uint64_t base, 
 	s->base = base;
 	s->out = out;
 	s->delta = s->delta_done = 0;
+	s->sync = h->sync;
+	s->half = h->half;
 	s->mask = (1u << h->tb) - 1;
 	/* per symbol k (at most BITLEN_SYMS of them), then the table from the code table */
 	uint32_t sym[BITLEN_SYMS] = { 0 };
@@ -1438,46 +1447,95 @@ static inline uint64_t dsix_sum(uint64_t e, unsigned q)
 	return e >> (7 + BL_DSIX_SUM * q) & ((1u << BL_DSIX_SUM) - 1);
 }
 
+/* One step of a DELTA stream through the dsix table: up to five values at out + *i, the
+ * running value in *x; returns the bits taken. */
+static inline __attribute__((always_inline)) uint64_t
+bl_dsix_step(const struct blstream *s, const struct bltab *tb, const uint8_t *p, uint64_t pos,
+	     uint64_t *x, uint64_t *out, uint32_t *i)
+{
+	uint64_t b = br_peek(p, pos), t;
+	uint64_t e = tb->dsix[b & ((1u << BL_SIX_BITS) - 1)];
+
+	if (__builtin_expect(!(e & 0x70), 0)) {
+		out[(*i)++] = *x += unzigzag(bl_one(s, p, pos, b, &t));
+		return t;
+	}
+	unsigned cnt = (unsigned)(e >> 4 & 7);
+	uint64_t xb = *x - BL_DSIX_BIAS;
+	for (unsigned q = 0; q < 5; q++)
+		out[*i + q] = xb + dsix_sum(e, q);
+	*x = xb + dsix_sum(e, cnt - 1);
+	*i += cnt;
+	return e & 15;
+}
+
+/* Values [i, n) of a DELTA stream from bit *pos, running on from *x. */
+static int bl_dsix_run(const struct blstream *s, const struct bltab *tb, uint32_t i, uint32_t n,
+		       uint64_t *pos, uint64_t *x, uint64_t *out)
+{
+	const uint8_t *p = s->p;
+	const uint64_t nbits = s->nbits;
+	uint64_t q = *pos, t;
+
+	while (i < n) {
+		/* a step takes at most BL_MAXBITS bits and gives at least one value */
+		uint64_t room = (nbits - q + BL_REACH) / BL_MAXBITS + 1;
+		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		while (i + 4 < end)
+			q += bl_dsix_step(s, tb, p, q, x, out, &i);
+		for (; i < end; i++) {
+			out[i] = *x += unzigzag(bl_one(s, p, q, br_peek(p, q), &t));
+			q += t;
+		}
+		if (q > nbits)
+			return -EPROTO;
+	}
+	*pos = q;
+	return 0;
+}
+
 /* bl_run1() for an XF_DELTA stream of base 0 and few bits a value: its values come out
  * with the transform undone, as undo_delta() would (the first value is v0 whatever
- * its slot codes). */
+ * its slot codes). With a sync point, the halves run side by side, the second from 0;
+ * it then gets the first's last value added. */
 static int bl_run1_delta(struct blstream *s, uint32_t n, struct bltab *tb)
 {
 	const uint8_t *p = s->p;
-	uint64_t *out = s->out, pos, t, x = s->v0;
 	const uint64_t nbits = s->nbits;
+	const uint32_t half = s->half > 1 && s->half < n ? s->half : 0;
+	uint64_t *out = s->out, pa, pb = s->sync, xa = s->v0, xb = 0;
+	uint32_t i = 1, j = half;
 
 	bl_dsix(s, tb->dsix);
-	bl_one(s, p, 0, br_peek(p, 0), &pos);   /* the first slot: read, not used */
-	if (pos > nbits)
+	bl_one(s, p, 0, br_peek(p, 0), &pa);    /* the first slot: read, not used */
+	if (pa > nbits)
 		return -EPROTO;
-	out[0] = x;
-	for (uint32_t i = 1; i < n;) {
-		uint64_t room = (nbits - pos + BL_REACH) / BL_MAXBITS + 1;
-		uint32_t end = room < n - i ? i + (uint32_t)room : n;
-		while (i + 4 < end) {
-			uint64_t b = br_peek(p, pos);
-			uint64_t e = tb->dsix[b & ((1u << BL_SIX_BITS) - 1)];
-			if (__builtin_expect(!(e & 0x70), 0)) {
-				out[i++] = x += unzigzag(bl_one(s, p, pos, b, &t));
-				pos += t;
-				continue;
-			}
-			unsigned cnt = (unsigned)(e >> 4 & 7);
-			uint64_t xb = x - BL_DSIX_BIAS;
-			for (unsigned q = 0; q < 5; q++)
-				out[i + q] = xb + dsix_sum(e, q);
-			x = xb + dsix_sum(e, cnt - 1);
-			pos += e & 15;
-			i += cnt;
+	out[0] = xa;
+	if (!half) {
+		if (bl_dsix_run(s, tb, 1, n, &pa, &xa, out) < 0)
+			return -EPROTO;
+		s->delta_done = 1;
+		return 0;
+	}
+	for (;;) {
+		uint64_t ra = (nbits - pa + BL_REACH) / BL_MAXBITS + 1;
+		uint64_t rb = (nbits - pb + BL_REACH) / BL_MAXBITS + 1;
+		uint32_t ea = ra < half - i ? i + (uint32_t)ra : half;
+		uint32_t eb = rb < n - j ? j + (uint32_t)rb : n;
+		if (i + 4 >= ea || j + 4 >= eb)
+			break;
+		while (i + 4 < ea && j + 4 < eb) {
+			pa += bl_dsix_step(s, tb, p, pa, &xa, out, &i);
+			pb += bl_dsix_step(s, tb, p, pb, &xb, out, &j);
 		}
-		for (; i < end; i++) {
-			out[i] = x += unzigzag(bl_one(s, p, pos, br_peek(p, pos), &t));
-			pos += t;
-		}
-		if (pos > nbits)
+		if (pa > nbits || pb > nbits)
 			return -EPROTO;
 	}
+	if (bl_dsix_run(s, tb, i, half, &pa, &xa, out) < 0 || pa != s->sync ||
+	    bl_dsix_run(s, tb, j, n, &pb, &xb, out) < 0)
+		return -EPROTO;
+	for (uint32_t k = half; k < n; k++)
+		out[k] += xa;
 	s->delta_done = 1;
 	return 0;
 }
@@ -1899,13 +1957,13 @@ static void pick_huf(struct store_writer *w, struct ipick *b, const uint64_t *v,
 
 /* BITLEN (base 0) from hist, the counts of bits64(v). */
 static void pick_bitlen(struct store_writer *w, struct ipick *b, const uint64_t *v,
-			const uint32_t *hist, uint8_t xform, uint64_t v0)
+			uint32_t n, const uint32_t *hist, uint8_t xform, uint64_t v0)
 {
 	struct ipick c = { .v = v, .xform = xform, .v0 = v0, .enc = ENC_BITLEN,
 			   .A = BITLEN_SYMS };
 
 	huf_lengths(&w->hw, hist, BITLEN_SYMS, w->hlen);
-	c.size = xf_hdr(xform) + 8 + huf_hdr_size(BITLEN_SYMS) +
+	c.size = xf_hdr(xform) + 8 + huf_hdr_size(BITLEN_SYMS) + huf_sync_size(n) +
 		 (bitlen_bits(hist, w->hlen) + 7) / 8;
 	pick_better(w, b, &c);
 }
@@ -2144,14 +2202,14 @@ static int bl_choose(struct store_writer *w, const uint64_t *v, const uint64_t *
 			memcpy(w->blen, w->hlen, BITLEN_SYMS);
 		}
 	}
-	*size = 8 + huf_hdr_size(BITLEN_SYMS) + (best + 7) / 8;
+	*size = 8 + huf_hdr_size(BITLEN_SYMS) + huf_sync_size(n) + (best + 7) / 8;
 	return pick;
 }
 
-/* BITLEN chunk header at w->raw (the DELTA transform's first value, base, code lengths);
- * returns where the codes start. */
+/* BITLEN chunk header at w->raw (the DELTA transform's first value, base, code lengths,
+ * room for the sync point of n values); returns where the codes start. */
 static uint8_t *bl_begin(struct store_writer *w, int c, uint64_t v0, uint64_t base,
-			 struct blsym *t)
+			 struct blsym *t, uint32_t n)
 {
 	uint8_t *o = w->raw;
 
@@ -2161,7 +2219,40 @@ static uint8_t *bl_begin(struct store_writer *w, int c, uint64_t v0, uint64_t ba
 	}
 	st_le64(o, base);
 	bl_table(w->blen, w->hcode, t);
-	return huf_put_hdr(o + 8, w->blen, BITLEN_SYMS);
+	return huf_put_hdr(o + 8, w->blen, BITLEN_SYMS) + huf_sync_size(n);
+}
+
+/* Codes values [from, to) of candidate c (v, and last for LASTDIFF) onto b. */
+static void bl_put_cand(struct bitw *b, const struct blsym *t, int c, const uint64_t *v,
+			const uint64_t *last, uint64_t base, uint32_t from, uint32_t to)
+{
+	switch (c) {
+	case CAND_NONE:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, v[i] - base);
+		break;
+	case CAND_DELTA:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, (i ? zigzag(v[i] - v[i - 1]) : 0) - base);
+		break;
+	default:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, last[i] - v[i] - base);
+		break;
+	}
+}
+
+/* All n values of candidate c, with the sync point where there is one. */
+static void bl_put_all(uint8_t *body, struct bitw *b, const struct blsym *t, int c,
+		       const uint64_t *v, const uint64_t *last, uint64_t base, uint32_t n)
+{
+	uint32_t half = huf_sync_size(n) ? huf_half(n) : n;
+
+	bl_put_cand(b, t, c, v, last, base, 0, half);
+	if (half < n) {
+		huf_put_sync(body, b);
+		bl_put_cand(b, t, c, v, last, base, half, n);
+	}
 }
 
 static size_t bl_end(struct store_writer *w, uint8_t *body, struct bitw *b, int c,
@@ -2216,10 +2307,9 @@ static size_t enc_counter(struct store_writer *w, const uint64_t *v, uint32_t n,
 		p->stored = 1;
 		return write_pick(w, p, n, w->raw);
 	}
-	body = bl_begin(w, CAND_NONE, 0, base, t);
+	body = bl_begin(w, CAND_NONE, 0, base, t, n);
 	b = (struct bitw){ body, 0, 0 };
-	for (uint32_t i = 0; i < n; i++)
-		bl_put(&b, t, v[i] - base);
+	bl_put_all(body, &b, t, CAND_NONE, v, NULL, base, n);
 	return bl_end(w, body, &b, CAND_NONE, p);
 }
 
@@ -2270,22 +2360,9 @@ static size_t enc_time(struct store_writer *w, const uint64_t *v, const uint64_t
 		p->stored = 1;
 		return write_pick(w, p, n, w->raw);
 	}
-	body = bl_begin(w, c, v[0], base, t);
+	body = bl_begin(w, c, v[0], base, t, n);
 	b = (struct bitw){ body, 0, 0 };
-	switch (c) {
-	case CAND_NONE:
-		for (uint32_t i = 0; i < n; i++)
-			bl_put(&b, t, v[i] - base);
-		break;
-	case CAND_DELTA:
-		for (uint32_t i = 0; i < n; i++)
-			bl_put(&b, t, (i ? zigzag(v[i] - v[i - 1]) : 0) - base);
-		break;
-	default:
-		for (uint32_t i = 0; i < n; i++)
-			bl_put(&b, t, last[i] - v[i] - base);
-		break;
-	}
+	bl_put_all(body, &b, t, c, v, last, base, n);
 	return bl_end(w, body, &b, c, p);
 }
 
@@ -2389,7 +2466,7 @@ static size_t enc_addr(struct store_writer *w, const uint8_t (*a)[16], uint32_t 
 		}
 		struct ipick b = { .size = UINT64_MAX };
 		pick_for(w, &b, w->idx, n, 0, nd - 1, XF_NONE, 0);
-		pick_bitlen(w, &b, w->idx, h, XF_NONE, 0);
+		pick_bitlen(w, &b, w->idx, n, h, XF_NONE, 0);
 		*enc = ENC_ADDR_DICT2;
 		st_le32(o, nd);
 		o += 4;
@@ -3667,10 +3744,10 @@ static int rd_scratch(struct store_reader *r, uint32_t n)
 
 /* A Huffman coded body (ENC_HUF, ENC_BITLEN) of n values over base. */
 /* A BITLEN body's code at c made ready as stream s, to decode into v over base. */
-static int bitlen_open(struct store_reader *r, struct cur *c, uint64_t base, uint64_t *v,
-		       struct blstream *s)
+static int bitlen_open(struct store_reader *r, struct cur *c, uint32_t n, uint64_t base,
+		       uint64_t *v, struct blstream *s)
 {
-	int err = huf_get(c, BITLEN_SYMS, &r->huf);
+	int err = huf_get_n(c, BITLEN_SYMS, n, r->b.flags, &r->huf);
 
 	if (err == 0)
 		bl_stream(s, &r->huf, base, v);
@@ -3687,7 +3764,7 @@ static int dec_body(struct store_reader *r, struct cur *c, unsigned enc, uint32_
 			return err;
 		return huf_decode(&r->huf, n, base, v);
 	}
-	if ((err = bitlen_open(r, c, base, v, &r->bs[0])) < 0)
+	if ((err = bitlen_open(r, c, n, base, v, &r->bs[0])) < 0)
 		return err;
 	return bitlen_decode_n(r->bs, 1, n, &r->blt);
 }
@@ -4054,7 +4131,7 @@ static int dec_bitlen_cols(struct store_reader *r, uint32_t mask, struct store_c
 		}
 		if (!(p = cur_take(&cu, 8)))
 			return -EPROTO;
-		if ((err = bitlen_open(r, &cu, ld_le64(p), store_cols_array(out, c),
+		if ((err = bitlen_open(r, &cu, n, ld_le64(p), store_cols_array(out, c),
 				       &r->bs[k])) < 0)
 			return err;
 		r->bs[k].delta = rc->xform == XF_DELTA;

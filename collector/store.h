@@ -50,7 +50,7 @@
  *    8  4  nrec        records in the block (footer: in the whole file)
  *   12  4  payload_len bytes after the header
  *   16  4  payload_hash XXH32 of the payload
- *   20  4  flags       bit 0 HSYNC: Huffman streams of 4096 or more symbols carry a
+ *   20  4  flags       bit 0 HSYNC: streams (HSTREAM) of 4096 or more values carry a
  *                      sync point (set on every block version 3 writes); others zero
  *   24 56  zone map    u64 first_min, first_max, last_min, last_max, packets (sum),
  *                      bytes (sum), then u16 sport_min, sport_max, dport_min, dport_max
@@ -93,9 +93,9 @@
  * HSTREAM (canonical Huffman): u16 A symbols (2..1024), ceil(A/2) bytes of 4-bit code
  * lengths (symbol 2i in the low nibble; 0 = unused; at most 12; they must make a complete
  * code), [u32 sync], u32 nbytes, nbytes of codes read LSB first (deflate's canonical
- * order). sync, only in an HSYNC block's HUF, HDICT and HPDICT streams of n >= 4096
- * symbols, is the bit offset of symbol ceil(n/2): readers decode the two halves side by
- * side (BITLEN streams have none).
+ * order). sync, only in an HSYNC block's streams of n >= 4096 values (HUF, HDICT,
+ * HPDICT, BITLEN), is the bit offset of value ceil(n/2): readers may decode the two
+ * halves side by side.
  * Internal columns: 24 holds mirror references, u8 r per record: r >= 1 says the record's
  * src, dst, sport, dport are the dst, src, dport, sport of record i - r (a reply after
  * its request); columns 0, 1, 14, 15 then hold only the records with r = 0. 25 (TDICT)

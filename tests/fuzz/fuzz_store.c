@@ -9,8 +9,9 @@
  * stored; mirrored and dictionary-coded columns; a torn tail), version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
  * dictionary-coded ports and AS numbers and 64-bit counters) and version 3 ("v3-":
- * realistic ones whose payloads carry XXH3, and "ports", whose dport is frequent values
- * and exceptions, which come as codes).
+ * realistic ones whose payloads carry XXH3, and "ports", a block of 4200 whose dport is
+ * frequent values and exceptions, which come as codes, and whose streams of times have
+ * sync points).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -215,7 +215,7 @@ static void test_bitlen_streams(void **state)
 				memset(buf[j], 0xa5, sizeof(buf[j]));
 				size_t sz = put_bitlen(buf[j], v[j], (uint32_t)n, base, len, code);
 				struct cur c = cur_make(buf[j], sz);
-				assert_int_equal(huf_get(&c, BITLEN_SYMS, &h), 0);
+				assert_int_equal(huf_get_n(&c, BITLEN_SYMS, (uint32_t)n, BLK_F_HSYNC, &h), 0);
 				assert_int_equal(cur_left(&c), 0);
 				bl_stream(&bs[j], &h, base, got[j]);
 			}
@@ -233,9 +233,10 @@ static void test_bitlen_streams(void **state)
 }
 
 /* A DELTA stream of few bits a value (a busy exporter's first-seen times) decodes with
- * the transform undone as it goes, as undo_delta() undoes it after a plain decode: the
- * first value v0 whatever its slot codes, differences up and down, some too wide for
- * the step table; cut short, it fails. */
+ * the transform undone as it goes, in one chain or in two halves from its sync point,
+ * as undo_delta() undoes it after a plain decode: the first value v0 whatever its slot
+ * codes, differences up and down, some too wide for the step table; cut short, or with
+ * a wrong sync point, it fails. */
 static void test_bitlen_delta(void **state)
 {
 	static uint64_t zz[NMAX], want[NMAX], got[NMAX];
@@ -264,19 +265,30 @@ static void test_bitlen_delta(void **state)
 		zz[i] = zigzag((uint64_t)d);
 		want[i] = want[i - 1] + (uint64_t)d;
 	}
-	for (int pass = 0; pass < 2; pass++) {
+	/* plain then undo_delta; as it goes, halves side by side; as it goes, one chain */
+	for (int pass = 0; pass < 3; pass++) {
 		memset(buf, 0xa5, sizeof(buf));
 		size_t sz = put_bitlen(buf, zz, NMAX, 0, len, code);
 		struct cur c = cur_make(buf, sz);
-		assert_int_equal(huf_get(&c, BITLEN_SYMS, &h), 0);
+		assert_int_equal(huf_get_n(&c, BITLEN_SYMS, NMAX, BLK_F_HSYNC, &h), 0);
+		assert_int_equal(h.half, huf_half(NMAX));
 		bl_stream(&bs, &h, 0, got);
-		bs.delta = pass;
+		bs.delta = pass > 0;
 		bs.v0 = v0;
+		if (pass == 2)
+			bs.half = 0;
+		memset(got, 0, sizeof(got));
 		assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), 0);
-		assert_int_equal(bs.delta_done, pass);
+		assert_int_equal(bs.delta_done, pass > 0);
 		if (!pass)
 			undo_delta(got, NMAX, v0);
 		assert_memory_equal(got, want, sizeof(want));
+		if (pass == 1) {
+			/* a sync point off by a bit: the first half does not end there */
+			bs.sync++;
+			assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), -EPROTO);
+			bs.sync--;
+		}
 		bs.nbits -= 8;
 		assert_int_equal(bitlen_decode_n(&bs, 1, NMAX, &tb), -EPROTO);
 		bs.nbits = 0;
