@@ -2723,61 +2723,55 @@ uint32_t filt_columns(const struct filt *f)
 	return f->columns;
 }
 
-/* The tuple members read by leaves that read nothing else, less those any other leaf
- * reads (an address leaf's IP version): what filt_eval can take as the dictionary. */
-static void tuple_cols(const struct filt *f, uint32_t x, uint32_t *only, uint32_t *other)
+/* Columns a block may hand out as a dictionary: those read by leaves that alone(m) says
+ * can be evaluated over it (m: the leaf's columns), less those any other leaf reads. */
+static void dict_cols(const struct filt *f, uint32_t x, int (*alone)(uint32_t m),
+		      uint32_t *only, uint32_t *other)
 {
 	const struct node *n = &f->norm.v[x];
 
 	if (n->type == N_LEAF) {
 		uint32_t m = leaf_columns(&f->leaves[n->leaf]);
-		if (!(m & ~STORE_TUPLE_MEMBERS))
+		if (alone(m))
 			*only |= m;
 		else
 			*other |= m;
 		return;
 	}
 	for (uint32_t c = n->first; c != NONE; c = f->norm.v[c].next)
-		tuple_cols(f, c, only, other);
+		dict_cols(f, c, alone, only, other);
+}
+
+static uint32_t dict_columns(const struct filt *f, int (*alone)(uint32_t m))
+{
+	uint32_t only = 0, other = 0;
+
+	if (f->result != R_REG)
+		return 0;
+	dict_cols(f, f->norm_root, alone, &only, &other);
+	return only & ~other;
+}
+
+/* Tuple members only (not an address leaf's IP version, read a record at a time). */
+static int tuple_alone(uint32_t m)
+{
+	return !(m & ~STORE_TUPLE_MEMBERS);
+}
+
+/* One port column ("port 80" reads both, a record at a time). */
+static int port_alone(uint32_t m)
+{
+	return m == STORE_COLBIT(STORE_COL_SPORT) || m == STORE_COLBIT(STORE_COL_DPORT);
 }
 
 uint32_t filt_tuple_columns(const struct filt *f)
 {
-	uint32_t only = 0, other = 0;
-
-	if (f->result != R_REG)
-		return 0;
-	tuple_cols(f, f->norm_root, &only, &other);
-	return only & ~other;
-}
-
-/* The port columns read by leaves that read that one column alone, less those any other
- * leaf reads ("port 80" reads both). */
-static void port_cols(const struct filt *f, uint32_t x, uint32_t *only, uint32_t *other)
-{
-	const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) | STORE_COLBIT(STORE_COL_DPORT);
-	const struct node *n = &f->norm.v[x];
-
-	if (n->type == N_LEAF) {
-		uint32_t m = leaf_columns(&f->leaves[n->leaf]);
-		if (m == STORE_COLBIT(STORE_COL_SPORT) || m == STORE_COLBIT(STORE_COL_DPORT))
-			*only |= m;
-		else
-			*other |= m & ports;
-		return;
-	}
-	for (uint32_t c = n->first; c != NONE; c = f->norm.v[c].next)
-		port_cols(f, c, only, other);
+	return dict_columns(f, tuple_alone);
 }
 
 uint32_t filt_port_code_columns(const struct filt *f)
 {
-	uint32_t only = 0, other = 0;
-
-	if (f->result != R_REG)
-		return 0;
-	port_cols(f, f->norm_root, &only, &other);
-	return only & ~other;
+	return dict_columns(f, port_alone);
 }
 
 int filt_zone_may_match(const struct filt *f, const struct store_zone *z)

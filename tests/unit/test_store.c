@@ -1745,6 +1745,19 @@ static void test_coding_paths(void **state)
 	free(in);
 }
 
+/* A one-packet IPv4 TCP flow at t of random size from an ephemeral port (s: the
+ * random state; addresses and dport left zero). */
+static void tcp_rec(struct flow_rec *r, uint64_t *s, uint64_t t)
+{
+	memset(r, 0, sizeof(*r));
+	r->ipver = 4;
+	r->proto = 6;
+	r->packets = 1;
+	r->bytes = 40 + rnd_below(s, 1000);
+	r->first_ms = r->last_ms = t;
+	r->sport = (uint16_t)(1024 + rnd_below(s, 60000));
+}
+
 /* Address columns as dictionary codes (store_reader_decode_codes): each record's
  * address through its code is the one a plain decode gives; codes come for the
  * dictionary-coded columns only, and in a block with mirrored records for both or
@@ -1803,13 +1816,7 @@ static void test_address_codes(void **state)
 	for (int b = 0; b < 4; b++) {
 		for (uint32_t i = 0; i < B; i++) {
 			struct flow_rec r;
-			memset(&r, 0, sizeof(r));
-			r.ipver = 4;
-			r.proto = 6;
-			r.packets = 1;
-			r.bytes = 40 + rnd_below(&s, 1000);
-			r.first_ms = r.last_ms = T0 + (uint64_t)b * B + i;
-			r.sport = (uint16_t)(1024 + rnd_below(&s, 60000));
+			tcp_rec(&r, &s, T0 + (uint64_t)b * B + i);
 			r.dport = 443;
 			switch (b) {
 			case 0: /* src from a few (dictionary), dst all different (raw) */
@@ -1913,15 +1920,9 @@ static void test_port_codes(void **state)
 	for (int b = 0; b < 3; b++) {
 		for (uint32_t i = 0; i < B; i++) {
 			struct flow_rec r;
-			memset(&r, 0, sizeof(r));
-			r.ipver = 4;
-			r.proto = 6;
-			r.packets = 1;
-			r.bytes = 40 + rnd_below(&s, 1000);
-			r.first_ms = r.last_ms = T0 + (uint64_t)b * B + i;
+			tcp_rec(&r, &s, T0 + (uint64_t)b * B + i);
 			addr4(r.src, 0x0a000000 + (uint32_t)rnd_below(&s, 5000));
 			addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 5000));
-			r.sport = (uint16_t)(1024 + rnd_below(&s, 60000));
 			/* services a few ports, with ephemeral ones among them */
 			r.dport = rnd_below(&s, 3) ? common[rnd_below(&s, 6)] :
 				  (uint16_t)(1024 + rnd_below(&s, 60000));
