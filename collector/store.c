@@ -723,7 +723,7 @@ static int get_varints(struct cur *c, size_t n, uint64_t base, uint64_t *out)
  * u32 nbytes, then nbytes of codes, LSB first. Codes are canonical (deflate's order). */
 
 #define HUF_MAXSYM 1024         /* largest alphabet */
-_Static_assert(STORE_PDICT_MAX < HUF_MAXSYM, "port codes: the frequent values and 0");
+_Static_assert(STORE_PDICT_MAX == HUF_MAXSYM - 1, "port codes: HPDICT's frequent values");
 #define HUF_MAXLEN 12           /* longest code: decoding tables of 4096 entries */
 #define BITLEN_SYMS 65          /* BITLEN codes bit lengths 0..64 */
 
@@ -989,31 +989,91 @@ static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 	return (size_t)(huf_put_end(body, &b) - o);
 }
 
+/* BITLEN coding of one symbol (bit length k): its code and widths, and the top bit the
+ * mantissa leaves out. */
+struct blsym {
+	uint64_t top;           /* 1 << (k - 1), 0 for k = 0 */
+	uint32_t code;
+	uint16_t len, total;    /* code length; code plus mantissa */
+};
+
+enum { CAND_NONE, CAND_DELTA, CAND_LASTDIFF };
+
+static inline uint8_t cand_xform(int c)
+{
+	return c == CAND_DELTA ? XF_DELTA : c == CAND_LASTDIFF ? XF_LASTDIFF : XF_NONE;
+}
+
+static void bl_table(const uint8_t *len, uint16_t *code, struct blsym *t)
+{
+	huf_codes(len, BITLEN_SYMS, code);
+	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
+		t[k].top = k ? 1ULL << (k - 1) : 0;
+		t[k].code = code[k];
+		t[k].len = len[k];
+		t[k].total = (uint8_t)(len[k] + (k ? k - 1 : 0));
+	}
+}
+
+BW_INLINE void bl_put(struct bitw *b, const struct blsym *t, uint64_t x)
+{
+	const struct blsym *e = &t[bits64(x)];
+	uint64_t mant = x ^ e->top;
+
+	if (__builtin_expect(e->total <= 56, 1)) {
+		bw_put(b, e->code | mant << e->len, e->total);
+	} else {
+		bw_put(b, e->code, e->len);
+		bw_put(b, mant & 0xffffffffu, 32);
+		bw_put(b, mant >> 32, e->total - e->len - 32u);
+	}
+}
+
+/* Codes values [from, to) of candidate c (v, and last for LASTDIFF) onto b. */
+static void bl_put_cand(struct bitw *b, const struct blsym *t, int c, const uint64_t *v,
+			const uint64_t *last, uint64_t base, uint32_t from, uint32_t to)
+{
+	switch (c) {
+	case CAND_NONE:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, v[i] - base);
+		break;
+	case CAND_DELTA:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, (i ? zigzag(v[i] - v[i - 1]) : 0) - base);
+		break;
+	default:
+		for (uint32_t i = from; i < to; i++)
+			bl_put(b, t, last[i] - v[i] - base);
+		break;
+	}
+}
+
+/* All n values of candidate c, with the sync point where there is one. */
+static void bl_put_all(uint8_t *body, struct bitw *b, const struct blsym *t, int c,
+		       const uint64_t *v, const uint64_t *last, uint64_t base, uint32_t n)
+{
+	uint32_t half = huf_sync_size(n) ? huf_half(n) : n;
+
+	bl_put_cand(b, t, c, v, last, base, 0, half);
+	if (half < n) {
+		huf_put_sync(body, b);
+		bl_put_cand(b, t, c, v, last, base, half, n);
+	}
+}
+
 /* BITLEN stream: v - base as its bit length k (Huffman coded), then its k-1 bits below
  * the top one: near the entropy for counters, durations and deltas whatever their
  * spread. */
 static size_t put_bitlen(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 			 const uint8_t *len, uint16_t *code)
 {
-	const uint32_t sync = (uint32_t)huf_sync_size(n), half = sync ? huf_half(n) : n;
-	uint8_t *body = huf_put_hdr(o, len, BITLEN_SYMS) + sync;
+	uint8_t *body = huf_put_hdr(o, len, BITLEN_SYMS) + huf_sync_size(n);
+	struct blsym t[BITLEN_SYMS];
 	struct bitw b = { body, 0, 0 };
 
-	huf_codes(len, BITLEN_SYMS, code);
-	for (uint32_t i = 0; i < n; i++) {
-		if (i == half)
-			huf_put_sync(body, &b);
-		uint64_t x = v[i] - base;
-		unsigned k = bits64(x), l = len[k], m = k ? k - 1 : 0;
-		uint64_t mant = x & ((1ULL << m) - 1);
-		if (l + m <= 56) {
-			bw_put(&b, code[k] | mant << l, l + m);
-		} else {
-			bw_put(&b, code[k], l);
-			bw_put(&b, mant & 0xffffffffu, 32);
-			bw_put(&b, mant >> 32, m - 32);
-		}
-	}
+	bl_table(len, code, t);
+	bl_put_all(body, &b, t, CAND_NONE, v, NULL, base, n);
 	return (size_t)(huf_put_end(body, &b) - o);
 }
 
@@ -1082,7 +1142,6 @@ static int huf_get_n(struct cur *c, unsigned maxA, uint32_t n, uint32_t flags, s
 	return 0;
 }
 
-
 static inline uint64_t br_peek(const uint8_t *p, uint64_t pos)
 {
 	return ld_le64(p + (pos >> 3)) >> (pos & 7);      /* 57 valid bits */
@@ -1122,6 +1181,18 @@ static void huf_pairs(struct hufrd *h)
 			     l1 | (e1 >> 4) << 4;
 	}
 }
+
+/* Where a run of steps from value i (of n) at bit pos must stop so that none reads past
+ * the stream's nbits and the reach bits of slack after them, each step taking at most
+ * maxbits bits and giving at least one value: no step of the run needs a check. */
+static inline uint32_t run_end(uint64_t nbits, uint64_t pos, uint64_t reach, unsigned maxbits,
+			       uint32_t i, uint32_t n)
+{
+	uint64_t room = (nbits - pos + reach) / maxbits + 1;
+	return room < n - i ? i + (uint32_t)room : n;
+}
+
+#define HUF_REACH (8 * (SLACK - 8))
 
 /* One quad step at the bottom of b (its next HUF_MAXLEN bits or more): up to four
  * symbols at out + *i; returns the bits taken. */
@@ -1167,9 +1238,7 @@ static int huf_run(const struct hufrd *h, int mode, uint32_t i, uint32_t n, uint
 	uint64_t q = *pos;
 
 	while (i < n) {
-		/* each step takes at most HUF_MAXLEN bits and gives at least one symbol */
-		uint64_t room = (nbits - q + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
-		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		uint32_t end = run_end(nbits, q, HUF_REACH, HUF_MAXLEN, i, n);
 		if (mode == 2)
 			while (i + 3 < end)
 				q += huf_step4(h, br_peek(p, q), base, out, &i);
@@ -1212,10 +1281,8 @@ static int huf_decode(struct hufrd *h, uint32_t n, uint64_t base, uint64_t *out)
 	if (!half)
 		return huf_run(h, mode, 0, n, &pa, base, out);
 	while (mode) {
-		uint64_t ra = (nbits - pa + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
-		uint64_t rb = (nbits - pb + 8 * (SLACK - 8)) / HUF_MAXLEN + 1;
-		uint32_t ea = ra < half - i ? i + (uint32_t)ra : half;
-		uint32_t eb = rb < n - j ? j + (uint32_t)rb : n;
+		uint32_t ea = run_end(nbits, pa, HUF_REACH, HUF_MAXLEN, i, half);
+		uint32_t eb = run_end(nbits, pb, HUF_REACH, HUF_MAXLEN, j, n);
 		if (i + 3 >= ea || j + 3 >= eb)
 			break;
 		if (mode == 2) {
@@ -1478,9 +1545,7 @@ static int bl_dsix_run(const struct blstream *s, const struct bltab *tb, uint32_
 	uint64_t q = *pos, t;
 
 	while (i < n) {
-		/* a step takes at most BL_MAXBITS bits and gives at least one value */
-		uint64_t room = (nbits - q + BL_REACH) / BL_MAXBITS + 1;
-		uint32_t end = room < n - i ? i + (uint32_t)room : n;
+		uint32_t end = run_end(nbits, q, BL_REACH, BL_MAXBITS, i, n);
 		while (i + 4 < end)
 			q += bl_dsix_step(s, tb, p, q, x, out, &i);
 		for (; i < end; i++) {
@@ -1518,10 +1583,8 @@ static int bl_run1_delta(struct blstream *s, uint32_t n, struct bltab *tb)
 		return 0;
 	}
 	for (;;) {
-		uint64_t ra = (nbits - pa + BL_REACH) / BL_MAXBITS + 1;
-		uint64_t rb = (nbits - pb + BL_REACH) / BL_MAXBITS + 1;
-		uint32_t ea = ra < half - i ? i + (uint32_t)ra : half;
-		uint32_t eb = rb < n - j ? j + (uint32_t)rb : n;
+		uint32_t ea = run_end(nbits, pa, BL_REACH, BL_MAXBITS, i, half);
+		uint32_t eb = run_end(nbits, pb, BL_REACH, BL_MAXBITS, j, n);
 		if (i + 4 >= ea || j + 4 >= eb)
 			break;
 		while (i + 4 < ea && j + 4 < eb) {
@@ -1540,10 +1603,53 @@ static int bl_run1_delta(struct blstream *s, uint32_t n, struct bltab *tb)
 	return 0;
 }
 
+/* One value at pos the slow way: out[(*i)++]; returns the bits taken. */
+static inline __attribute__((always_inline)) uint64_t
+bl_step1(const struct blstream *s, const uint8_t *p, uint64_t pos, uint64_t b, uint64_t base,
+	 uint64_t *out, uint32_t *i)
+{
+	uint64_t t;
+
+	out[(*i)++] = base + bl_one(s, p, pos, b, &t);
+	return t;
+}
+
+/* One step through the six-value table: up to six values at out + *i. */
+static inline __attribute__((always_inline)) uint64_t
+bl_step6(const struct blstream *s, const struct bltab *tb, const uint8_t *p, uint64_t pos,
+	 uint64_t base, uint64_t *out, uint32_t *i)
+{
+	const uint64_t vm = (1u << BL_SIX_VBITS) - 1;
+	uint64_t b = br_peek(p, pos), e = tb->six[b & ((1u << BL_SIX_BITS) - 1)];
+
+	if (__builtin_expect(!(e & 0x70), 0))
+		return bl_step1(s, p, pos, b, base, out, i);
+	for (unsigned q = 0; q < 6; q++)
+		out[*i + q] = base + (e >> (7 + BL_SIX_VBITS * q) & vm);
+	*i += (uint32_t)(e >> 4 & 7);
+	return e & 15;
+}
+
+/* One step through the pair table: one or two values at out + *i. */
+static inline __attribute__((always_inline)) uint64_t
+bl_step2(const struct blstream *s, const struct bltab *tb, const uint8_t *p, uint64_t pos,
+	 uint64_t base, uint64_t *out, uint32_t *i)
+{
+	uint64_t b = br_peek(p, pos);
+	uint32_t f = tb->ft[b & ((1u << HUF_MAXLEN) - 1)];
+
+	if (__builtin_expect(!(f & 0x30), 0))
+		return bl_step1(s, p, pos, b, base, out, i);
+	out[*i] = base + (f >> 6 & 0xfff);
+	out[*i + 1] = base + (f >> 18 & 0xfff);
+	*i += f >> 4 & 3;
+	return f & 15;
+}
+
 static int bl_run1(struct blstream *s, uint32_t n, struct bltab *tb)
 {
 	const uint8_t *p = s->p;
-	uint64_t *out = s->out, pos = 0, t;
+	uint64_t *out = s->out, pos = 0;
 	const uint64_t nbits = s->nbits, base = s->base;
 	const int six = nbits <= (uint64_t)n * BL_SIX_AVG;
 
@@ -1554,43 +1660,15 @@ static int bl_run1(struct blstream *s, uint32_t n, struct bltab *tb)
 	else
 		bl_ft(s, tb->ft);
 	for (uint32_t i = 0; i < n;) {
-		/* a step takes at most BL_MAXBITS bits and gives at least one value */
-		uint64_t room = (nbits - pos + BL_REACH) / BL_MAXBITS + 1;
-		uint32_t end = room < n - i ? i + (uint32_t)room : n;
-		if (six) {
-			const uint64_t vm = (1u << BL_SIX_VBITS) - 1;
-			while (i + 5 < end) {
-				uint64_t b = br_peek(p, pos);
-				uint64_t e = tb->six[b & ((1u << BL_SIX_BITS) - 1)];
-				if (__builtin_expect(!(e & 0x70), 0)) {
-					out[i++] = base + bl_one(s, p, pos, b, &t);
-					pos += t;
-					continue;
-				}
-				for (unsigned q = 0; q < 6; q++)
-					out[i + q] = base + (e >> (7 + BL_SIX_VBITS * q) & vm);
-				pos += e & 15;
-				i += (uint32_t)(e >> 4 & 7);
-			}
-		} else {
-			while (i + 1 < end) {
-				uint64_t b = br_peek(p, pos);
-				uint32_t f = tb->ft[b & ((1u << HUF_MAXLEN) - 1)];
-				if (__builtin_expect(!(f & 0x30), 0)) {
-					out[i++] = base + bl_one(s, p, pos, b, &t);
-					pos += t;
-					continue;
-				}
-				out[i] = base + (f >> 6 & 0xfff);
-				out[i + 1] = base + (f >> 18 & 0xfff);
-				pos += f & 15;
-				i += f >> 4 & 3;
-			}
-		}
-		for (; i < end; i++) {
-			out[i] = base + bl_one(s, p, pos, br_peek(p, pos), &t);
-			pos += t;
-		}
+		uint32_t end = run_end(nbits, pos, BL_REACH, BL_MAXBITS, i, n);
+		if (six)
+			while (i + 5 < end)
+				pos += bl_step6(s, tb, p, pos, base, out, &i);
+		else
+			while (i + 1 < end)
+				pos += bl_step2(s, tb, p, pos, base, out, &i);
+		while (i < end)
+			pos += bl_step1(s, p, pos, br_peek(p, pos), base, out, &i);
 		if (pos > nbits)
 			return -EPROTO;
 	}
@@ -2106,21 +2184,6 @@ static inline int pick_compressible(const struct ipick *p)
 #define SAMPLE_STEP 8
 #define SAMPLE_FROM 4096        /* smaller blocks are planned from every value */
 
-/* BITLEN coding of one symbol (bit length k): its code and widths, and the top bit the
- * mantissa leaves out. */
-struct blsym {
-	uint64_t top;           /* 1 << (k - 1), 0 for k = 0 */
-	uint32_t code;
-	uint16_t len, total;    /* code length; code plus mantissa */
-};
-
-enum { CAND_NONE, CAND_DELTA, CAND_LASTDIFF };
-
-static inline uint8_t cand_xform(int c)
-{
-	return c == CAND_DELTA ? XF_DELTA : c == CAND_LASTDIFF ? XF_LASTDIFF : XF_NONE;
-}
-
 static inline uint32_t sample_step(uint32_t n)
 {
 	return n >= SAMPLE_FROM ? SAMPLE_STEP : 1;
@@ -2136,31 +2199,6 @@ static uint64_t bl_plan(struct store_writer *w, const uint32_t *hist, uint8_t *l
 		wt[k] = hist[k] * 64 + 1;
 	huf_lengths(&w->hw, wt, BITLEN_SYMS, len);
 	return bitlen_bits(hist, len);
-}
-
-static void bl_table(const uint8_t *len, uint16_t *code, struct blsym *t)
-{
-	huf_codes(len, BITLEN_SYMS, code);
-	for (unsigned k = 0; k < BITLEN_SYMS; k++) {
-		t[k].top = k ? 1ULL << (k - 1) : 0;
-		t[k].code = code[k];
-		t[k].len = len[k];
-		t[k].total = (uint8_t)(len[k] + (k ? k - 1 : 0));
-	}
-}
-
-BW_INLINE void bl_put(struct bitw *b, const struct blsym *t, uint64_t x)
-{
-	const struct blsym *e = &t[bits64(x)];
-	uint64_t mant = x ^ e->top;
-
-	if (__builtin_expect(e->total <= 56, 1)) {
-		bw_put(b, e->code | mant << e->len, e->total);
-	} else {
-		bw_put(b, e->code, e->len);
-		bw_put(b, mant & 0xffffffffu, 32);
-		bw_put(b, mant >> 32, e->total - e->len - 32u);
-	}
 }
 
 /* The value candidate c codes for record i (DELTA: zigzag difference, 0 for the first). */
@@ -2220,39 +2258,6 @@ static uint8_t *bl_begin(struct store_writer *w, int c, uint64_t v0, uint64_t ba
 	st_le64(o, base);
 	bl_table(w->blen, w->hcode, t);
 	return huf_put_hdr(o + 8, w->blen, BITLEN_SYMS) + huf_sync_size(n);
-}
-
-/* Codes values [from, to) of candidate c (v, and last for LASTDIFF) onto b. */
-static void bl_put_cand(struct bitw *b, const struct blsym *t, int c, const uint64_t *v,
-			const uint64_t *last, uint64_t base, uint32_t from, uint32_t to)
-{
-	switch (c) {
-	case CAND_NONE:
-		for (uint32_t i = from; i < to; i++)
-			bl_put(b, t, v[i] - base);
-		break;
-	case CAND_DELTA:
-		for (uint32_t i = from; i < to; i++)
-			bl_put(b, t, (i ? zigzag(v[i] - v[i - 1]) : 0) - base);
-		break;
-	default:
-		for (uint32_t i = from; i < to; i++)
-			bl_put(b, t, last[i] - v[i] - base);
-		break;
-	}
-}
-
-/* All n values of candidate c, with the sync point where there is one. */
-static void bl_put_all(uint8_t *body, struct bitw *b, const struct blsym *t, int c,
-		       const uint64_t *v, const uint64_t *last, uint64_t base, uint32_t n)
-{
-	uint32_t half = huf_sync_size(n) ? huf_half(n) : n;
-
-	bl_put_cand(b, t, c, v, last, base, 0, half);
-	if (half < n) {
-		huf_put_sync(body, b);
-		bl_put_cand(b, t, c, v, last, base, half, n);
-	}
 }
 
 static size_t bl_end(struct store_writer *w, uint8_t *body, struct bitw *b, int c,
@@ -3809,6 +3814,26 @@ static int pdict_map(struct store_reader *r, uint32_t nf, uint32_t ne, uint32_t 
 	return k != ne ? -1 : 0;
 }
 
+/* An HPDICT body of n records at c: its nf frequent values into r->dv, each record's
+ * code (c >= 1: value c - 1, 0: the next exception) into codes, its ne exceptions into
+ * r->t2. */
+static int get_hpdict(struct store_reader *r, struct cur *c, uint32_t n, uint64_t *codes,
+		      uint32_t *nf, uint32_t *ne)
+{
+	const uint8_t *p;
+	int err;
+
+	if (!(p = cur_take(c, 4)) || (*nf = ld_le32(p)) < 1 || *nf > n || *nf >= HUF_MAXSYM)
+		return -EPROTO;
+	if ((err = get_for(c, *nf, r->dv)) < 0 ||
+	    (err = huf_get_n(c, *nf + 1, n, r->b.flags, &r->huf)) < 0 ||
+	    r->huf.A != *nf + 1 || (err = huf_decode(&r->huf, n, 0, codes)) < 0)
+		return err < 0 ? err : -EPROTO;
+	if (!(p = cur_take(c, 4)) || (*ne = ld_le32(p)) > n)
+		return -EPROTO;
+	return get_for(c, *ne, r->t2);
+}
+
 static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const struct rd_col *rc,
 		   uint64_t *v)
 {
@@ -3893,15 +3918,7 @@ static int dec_int(struct store_reader *r, struct cur *c, uint32_t n, const stru
 	}
 	case ENC_HPDICT: {
 		uint32_t nf, ne;
-		if (!(p = cur_take(c, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf >= HUF_MAXSYM)
-			return -EPROTO;
-		if ((err = get_for(c, nf, r->dv)) < 0 ||
-		    (err = huf_get_n(c, nf + 1, n, r->b.flags, &r->huf)) < 0 ||
-		    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->t1)) < 0)
-			return err < 0 ? err : -EPROTO;
-		if (!(p = cur_take(c, 4)) || (ne = ld_le32(p)) > n)
-			return -EPROTO;
-		if ((err = get_for(c, ne, r->t2)) < 0)
+		if ((err = get_hpdict(r, c, n, r->t1, &nf, &ne)) < 0)
 			return err;
 		if (pdict_map(r, nf, ne, n, v) < 0)     /* codes < A = nf + 1 */
 			return -EPROTO;
@@ -4378,7 +4395,6 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 	const struct rd_col *rc = &r->b.col[c];
 	const int k = c == STORE_COL_DPORT;
 	const uint32_t n = r->b.nrec;
-	const uint8_t *p;
 	uint32_t nf, ne;
 	uint64_t zeros = 0;
 	struct cur cu;
@@ -4386,17 +4402,8 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 
 	if (!rc->present || rc->enc != ENC_HPDICT || rc->xform != XF_NONE)
 		return 0;
-	if ((err = chunk_cur(r, c, &cu)) < 0)
-		return err;
-	if (!(p = cur_take(&cu, 4)) || (nf = ld_le32(p)) < 1 || nf > n || nf > STORE_PDICT_MAX)
-		return -EPROTO;
-	if ((err = get_for(&cu, nf, r->dv)) < 0 ||
-	    (err = huf_get_n(&cu, nf + 1, n, r->b.flags, &r->huf)) < 0 ||
-	    r->huf.A != nf + 1 || (err = huf_decode(&r->huf, n, 0, r->pcd[k])) < 0)
-		return err < 0 ? err : -EPROTO;
-	if (!(p = cur_take(&cu, 4)) || (ne = ld_le32(p)) > n)
-		return -EPROTO;
-	if ((err = get_for(&cu, ne, r->t2)) < 0)
+	if ((err = chunk_cur(r, c, &cu)) < 0 ||
+	    (err = get_hpdict(r, &cu, n, r->pcd[k], &nf, &ne)) < 0)
 		return err;
 	if (cur_left(&cu))
 		return -EPROTO;
