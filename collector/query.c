@@ -1390,6 +1390,20 @@ static uint32_t code_cols(const struct qctx *q)
 	return cols & ~no;
 }
 
+/* The counter and time columns a block may hand out packed (store_cols.packed): those
+ * of a scan whose every table counts by address code (codes_keys reads them packed);
+ * none for a listing or a bounding scan. */
+static uint32_t packed_cols(const struct worker *w)
+{
+	const struct qctx *q = w->q;
+	if (w->bounding || q->flows_table >= 0 || !q->nspec)
+		return 0;
+	for (unsigned s = 0; s < q->nspec; s++)
+		if (!code_key(&q->spec[s]))
+			return 0;
+	return COL(PACKETS) | COL(BYTES) | COL(FIRST) | COL(LAST);
+}
+
 /* Side side's address column of spec ts as codes in c: 0 src, 1 dst; -1 when c has
  * the addresses themselves. */
 static inline int code_side(const struct tspec *ts, const struct store_cols *c, int side)
@@ -1415,6 +1429,30 @@ static void sum_add(struct query_summary *s, uint64_t flows, uint64_t pk, uint64
 	s->bytes += by;
 }
 
+/* 1 if codes_keys counts the n selected records of c by code k into a zeroed array of
+ * every code (most codes are used), 0 if it lists the codes as they come. */
+static inline int codes_dense(const struct worker *w, const struct store_cols *c, uint32_t n,
+			      int k)
+{
+	return !w->bounding && (uint64_t)n * 4 >= c->nd[k];
+}
+
+/* The used entries of acc[0 .. nd) (first kept as ~first) into w->cagg in code order,
+ * their codes into w->idx (*nt of them), acc zeroed again. */
+static void codes_collect(struct worker *w, struct cacc *acc, uint32_t nd, uint32_t *nt)
+{
+	uint32_t m = 0;
+	for (uint32_t x = 0; x < nd; x++) {
+		if (!acc[x].flows)
+			continue;
+		w->idx[m] = x;
+		w->cagg[m] = acc[x];
+		w->cagg[m++].first = ~acc[x].first;
+		memset(&acc[x], 0, sizeof(acc[x]));
+	}
+	*nt = m;
+}
+
 /* Counts the n selected records per code of address column k into w->cagg, one key
  * per code used in w->keys (put_field over the dictionary); *nk: how many. A bounding
  * scan has only the order's column: its sum goes in bytes. Returns 0 or EWIDE (as
@@ -1437,7 +1475,28 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 		w->cacc_cap = cap;
 	}
 	acc = w->cacc;       /* all zeros between blocks */
-	if (!w->bounding && (uint64_t)n * 4 >= c->nd[k]) {
+	if (c->packed) {
+		/* dense (see codes_dense), the counters read where they are stored: a
+		 * selected few of a block's records cost less than unpacking them all */
+		struct store_packed pk, by, fs, ls;
+		const uint64_t ld = c->lastdiff ? ~0ULL : 0;
+		store_cols_packed_view(c, STORE_COL_PACKETS, &pk);
+		store_cols_packed_view(c, STORE_COL_BYTES, &by);
+		store_cols_packed_view(c, STORE_COL_FIRST, &fs);
+		store_cols_packed_view(c, STORE_COL_LAST, &ls);
+		for (uint32_t i = 0; i < n; i++) {
+			uint32_t j = w->sel[i];
+			struct cacc *e = &acc[code[j]];
+			uint64_t l = store_packed_get(&ls, j), f = store_packed_get(&fs, j);
+			uint64_t nf = ~(f ^ (ld & (f ^ (l - f))));      /* lastdiff: l - f */
+			e->flows++;
+			e->packets += store_packed_get(&pk, j);
+			e->bytes += store_packed_get(&by, j);
+			e->first = nf > e->first ? nf : e->first;
+			e->last = l > e->last ? l : e->last;
+		}
+		codes_collect(w, acc, c->nd[k], &nt);
+	} else if (codes_dense(w, c, n, k)) {
 		/* most codes are used: count without a branch on whether a code is new
 		 * (it is for an unpredictable share of the records), then collect the
 		 * used ones in code order. first is kept as ~first: a zero entry is empty. */
@@ -1451,14 +1510,7 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 			e->first = nf > e->first ? nf : e->first;
 			e->last = l > e->last ? l : e->last;
 		}
-		for (uint32_t x = 0; x < c->nd[k]; x++) {
-			if (!acc[x].flows)
-				continue;
-			w->idx[nt] = x;
-			w->cagg[nt] = acc[x];
-			w->cagg[nt++].first = ~acc[x].first;
-			memset(&acc[x], 0, sizeof(acc[x]));
-		}
+		codes_collect(w, acc, c->nd[k], &nt);
 	} else {
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t j = w->sel[i];
@@ -1752,6 +1804,22 @@ static void sum_block(struct query_summary *s, const struct store_cols *c, const
 	sum_add(s, n, pk, by, first, last);
 }
 
+/* 1 if every table counts the n selected records of c by address code densely, the
+ * one way that reads packed columns (see packed_cols). */
+static int packed_fit(const struct worker *w, const struct store_cols *c, uint32_t n)
+{
+	const struct qctx *q = w->q;
+	for (unsigned s = 0; s < q->nspec; s++) {
+		const struct tspec *ts = &q->spec[s];
+		for (int side = 0; side <= ts->both; side++) {
+			int k = code_side(ts, c, side);
+			if (k < 0 || !codes_dense(w, c, n, k))
+				return 0;
+		}
+	}
+	return 1;
+}
+
 /* One block: zone maps, filter columns, selection, then the rest. Returns 0, 1 when
  * max_flows is reached, or a negative errno (-ENOSPC: a table is full). */
 static int scan_block(struct worker *w, struct store_reader *r, const struct store_block_info *bi,
@@ -1801,14 +1869,18 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 		return done;
 	uint32_t need = w->bounding ? q->bcols : q->acols;
 	if (need & ~w->fc.mask) {
-		rc = store_reader_decode_codes(r, need & ~w->fc.mask, code_cols(q), &w->ac);
+		rc = store_reader_decode_codes(r, need & ~w->fc.mask,
+					       code_cols(q) | packed_cols(w), &w->ac);
 		if (rc < 0)
 			goto bad;
 	} else {
 		w->ac.mask = 0;
 		w->ac.codes = 0;
+		w->ac.packed = 0;
 	}
 	cols_view(&v, &w->fc, &w->ac);
+	if (v.packed && !packed_fit(w, &v, n))
+		store_cols_unpack(&v);
 	if (w->count_blocks && q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0) {
 		if (w->sink_failed)
 			return rc;

@@ -4095,7 +4095,7 @@ static int dec_chunk(struct store_reader *r, int c, void *arr, uint32_t n, const
 	} else {
 		uint64_t *v = ci->size == 8 ? arr : r->t0;
 		err = dec_int(r, &cu, n, rc, v);
-		if (err == 0 && rc->xform == XF_LASTDIFF)
+		if (err == 0 && rc->xform == XF_LASTDIFF && last)      /* NULL: left undone */
 			undo_lastdiff(v, last, n);
 		if (err == 0) {
 			switch (ci->size) {
@@ -4434,6 +4434,67 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 	return 1;
 }
 
+#define PACKABLE (STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) | \
+		  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST))
+#define PACK_HOST (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) /* store_packed_get's loads */
+
+/* Column c (PACKETS .. LAST) as a packed view into the payload when the block stores it
+ * as plain FOR bits (no transform but, with ld, LASTDIFF; not compressed; a width
+ * store_packed_get reads): 1, 0 when coded otherwise (nothing read), or -EPROTO. */
+static int dec_packed(struct store_reader *r, int c, int ld, struct store_cols *out)
+{
+	const struct rd_col *rc = &r->b.col[c];
+	const uint8_t *h, *d;
+	struct cur cu;
+	unsigned w;
+
+	if (!rc->present || rc->enc != ENC_FOR || rc->codec != STORE_CODEC_NONE ||
+	    (rc->xform != XF_NONE && !(ld && rc->xform == XF_LASTDIFF)))
+		return 0;
+	cu = cur_make(r->pay + rc->off, rc->disk_len);
+	if (!(h = cur_take(&cu, 10)))
+		return -EPROTO;
+	w = h[8];
+	if (h[9] || (w > 56 && w != 64))
+		return 0;       /* planes, or two loads a value: decoded as usual (or refused) */
+	uint64_t len = packed_len(r->b.nrec, w, 0);
+	if (len != cur_left(&cu) || !(d = cur_take(&cu, (size_t)len)))
+		return -EPROTO;
+	struct store_packed *v = &out->pk[c - STORE_COL_PACKETS];
+	v->p = d;       /* SLACK readable bytes follow the payload */
+	v->base = ld_le64(h);
+	v->mask = w == 64 ? ~0ULL : (1ULL << w) - 1;
+	v->w = w;
+	out->packed |= STORE_COLBIT(c);
+	return 1;
+}
+
+void store_cols_packed_view(const struct store_cols *c, int col, struct store_packed *v)
+{
+	if (c->packed & STORE_COLBIT(col)) {
+		*v = c->pk[col - STORE_COL_PACKETS];
+		return;
+	}
+	v->p = store_cols_array(c, col);
+	v->base = 0;
+	v->mask = ~0ULL;
+	v->w = 64;
+}
+
+void store_cols_unpack(struct store_cols *c)
+{
+	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
+		const struct store_packed *v = &c->pk[col - STORE_COL_PACKETS];
+		if (c->packed & STORE_COLBIT(col))
+			unpack_bits(v->p, c->n, v->w, v->base, store_cols_array(c, col));
+	}
+	if (c->lastdiff)
+		undo_lastdiff(c->first_ms, c->last_ms, c->n);
+	c->mask |= c->packed;
+	c->packed = 0;
+	c->lastdiff = 0;
+}
+
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out)
 {
@@ -4462,6 +4523,7 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	}
 	uint32_t tcodes = codes & mask & TUPLE_MEMBERS;
 	uint32_t pcodes = codes & mask & ports & ~mirrored;
+	uint32_t packs = PACK_HOST ? codes & mask & PACKABLE : 0;
 	codes &= mask & addrs;
 	if (store_cols_reserve(out, r->b.nrec, mask) < 0 || rd_scratch(r, r->b.nrec) < 0)
 		return -ENOMEM;
@@ -4470,6 +4532,8 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	out->codes = 0;
 	out->tuple = 0;
 	out->pcodes = 0;
+	out->packed = 0;
+	out->lastdiff = 0;
 	if (mirrored) {
 		if ((err = dec_chunk(r, COL_MIRROR, r->mref, r->b.nrec, NULL)) < 0)
 			goto bad;
@@ -4489,12 +4553,23 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	uint32_t joint;
 	if ((err = dec_bitlen_cols(r, mask & ~mirrored, out, &joint)) < 0)
 		goto bad;
-	/* LAST before FIRST's LASTDIFF: FIRST may be coded against it */
-	if (mask & STORE_COLBIT(STORE_COL_LAST) && !(joint & STORE_COLBIT(STORE_COL_LAST)) &&
-	    (err = dec_col(r, STORE_COL_LAST, out)) < 0)
-		goto bad;
-	if ((joint & STORE_COLBIT(STORE_COL_FIRST)) &&
-	    r->b.col[STORE_COL_FIRST].xform == XF_LASTDIFF)
+	/* LAST before FIRST's LASTDIFF: FIRST may be coded against it. With LAST packed,
+	 * FIRST is left as the difference (out->lastdiff), packed or not. */
+	const struct rd_col *fc = &r->b.col[STORE_COL_FIRST];
+	int first_ld = (mask & STORE_COLBIT(STORE_COL_FIRST)) && fc->present &&
+		       fc->xform == XF_LASTDIFF;
+	if (mask & STORE_COLBIT(STORE_COL_LAST) && !(joint & STORE_COLBIT(STORE_COL_LAST))) {
+		int got = 0;
+		if ((packs & STORE_COLBIT(STORE_COL_LAST)) &&
+		    (got = dec_packed(r, STORE_COL_LAST, 0, out)) < 0) {
+			err = got;
+			goto bad;
+		}
+		if (!got && (err = dec_col(r, STORE_COL_LAST, out)) < 0)
+			goto bad;
+	}
+	out->lastdiff = first_ld && (out->packed & STORE_COLBIT(STORE_COL_LAST));
+	if ((joint & STORE_COLBIT(STORE_COL_FIRST)) && first_ld && !out->lastdiff)
 		undo_lastdiff(out->first_ms, out->last_ms, r->b.nrec);
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
@@ -4528,16 +4603,25 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		if (c == STORE_COL_LAST || !(mask & STORE_COLBIT(c)) ||
 		    ((mirrored | tuple | joint | out->codes | out->pcodes) & STORE_COLBIT(c)))
 			continue;
-		if ((err = dec_col(r, c, out)) < 0)
+		int ld = c == STORE_COL_FIRST && out->lastdiff;
+		if ((packs & STORE_COLBIT(c)) && (err = dec_packed(r, c, ld, out)) != 0) {
+			if (err < 0)
+				goto bad;
+			continue;
+		}
+		err = ld ? dec_chunk(r, c, out->first_ms, r->b.nrec, NULL) : dec_col(r, c, out);
+		if (err < 0)
 			goto bad;
 	}
 	out->n = r->b.nrec;
-	out->mask = mask & ~out->codes & ~out->tuple & ~out->pcodes;
+	out->mask = mask & ~out->codes & ~out->tuple & ~out->pcodes & ~out->packed;
 	return 0;
 bad:
 	out->codes = 0;
 	out->tuple = 0;
 	out->pcodes = 0;
+	out->packed = 0;
+	out->lastdiff = 0;
 	if (err == -ENOMEM)
 		return err;
 	r->cur_err = err;

@@ -114,6 +114,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "flowrec.h"
 
@@ -222,7 +223,30 @@ struct store_cols {
 	uint32_t pnf[2], pne[2];
 	uint16_t pemin[2], pemax[2];        /* the exceptions' range (none: 1, 0) */
 	uint16_t *pval[2];          /* the reader's room for store_cols_port_values() */
+	/* Counter and time columns (PACKETS, BYTES, FIRST, LAST) handed out as they are
+	 * stored, bit-packed over a base (the same call; bits in packed, on little-endian
+	 * hosts, for blocks coding them so): record i's value is store_packed_get(&pk[c -
+	 * STORE_COL_PACKETS], i). A query that reads a few selected records of a block
+	 * reads them there instead of unpacking every record first. With lastdiff set,
+	 * first_ms holds last - first (LAST came packed). store_cols_unpack() turns them
+	 * into arrays. Point into the reader, as codes do. */
+	uint32_t packed;
+	int lastdiff;
+	struct store_packed {
+		const uint8_t *p;
+		uint64_t base, mask;
+		unsigned w;     /* bits a value: at most 56, or 64 */
+	} pk[4];
 };
+
+/* Record i of a packed column (little-endian hosts: see store_cols.packed). An array of
+ * native u64 reads as w 64, mask ~0, base 0 (store_cols_packed_view). */
+static inline uint64_t store_packed_get(const struct store_packed *v, uint32_t i)
+{
+	uint64_t bp = (uint64_t)i * v->w, x;
+	memcpy(&x, v->p + (bp >> 3), sizeof(x));
+	return v->base + (x >> (bp & 7) & v->mask);
+}
 
 void store_cols_init(struct store_cols *c);
 /* Makes sure the columns in mask have arrays for cap records (contents not kept when an
@@ -238,6 +262,12 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r);
 /* Port column k (0 sport, 1 dport) of c, handed out as codes (c->pcodes), as values: in
  * c->pval[k], which it returns. */
 const uint16_t *store_cols_port_values(const struct store_cols *c, int k);
+/* Column c (PACKETS .. LAST) of c, packed or an array, as a view for store_packed_get
+ * (little-endian hosts). */
+void store_cols_packed_view(const struct store_cols *c, int col, struct store_packed *v);
+/* The packed columns of c unpacked into their arrays (and FIRST's lastdiff undone), so
+ * that c holds them as store_reader_decode() gives them. */
+void store_cols_unpack(struct store_cols *c);
 
 /* Per-block (and, in the footer, per-file) summary a reader gets without inflating.
  * An empty zone has first_min > first_max. */
@@ -414,7 +444,9 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
  * Likewise tuple members of codes that the block stores as a tuple dictionary come as
  * that dictionary and each record's index (out->tuple, out->tdict, out->tidx), and port
  * columns of codes that the block stores as frequent values and exceptions come as those
- * (out->pcodes ..). Columns coded otherwise are decoded as usual. */
+ * (out->pcodes ..), and counter and time columns of codes (PACKETS .. LAST) that the
+ * block stores plainly bit-packed come so (out->packed, out->pk). Columns coded
+ * otherwise are decoded as usual. */
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out);
 

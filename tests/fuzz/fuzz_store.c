@@ -4,14 +4,17 @@
  * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
  * (all columns, one that pulls in its partner columns, one tuple member, the summary's
  * four), and with its addresses as dictionary codes, its tuple as its dictionary and its
- * ports as codes, which must give the values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
+ * ports as codes, and its counters and times packed where they are stored plainly
+ * (read through the packed views, then unpacked), which must give the values the whole
+ * decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
  * small store files: version 1 (LZ4, zstd,
  * stored; mirrored and dictionary-coded columns; a torn tail), version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
  * dictionary-coded ports and AS numbers and 64-bit counters) and version 3 ("v3-":
  * realistic ones whose payloads carry XXH3, and "ports", a block of 4200 whose dport is
  * frequent values and exceptions, which come as codes, and whose streams of times have
- * sync points).
+ * sync points; "packed", whose counters and times are plain bit-packed values, FIRST
+ * against LAST, and 64-bit byte counts).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -48,8 +51,10 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	struct store_zone z;
 	struct flow_rec rec;
 	const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) | STORE_COLBIT(STORE_COL_DPORT);
+	const uint32_t counters = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
+				  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST);
 	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST) |
-			       STORE_TUPLE_MEMBERS | ports;
+			       STORE_TUPLE_MEMBERS | ports | counters;
 	unsigned k = 0;
 
 	if (!r)
@@ -62,12 +67,26 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 		/* addresses as dictionary codes (top N by address) and the tuple as its
 		 * dictionary (filters): the same values as decoded whole */
 		uint32_t got = 0, n = 0;
-		uint64_t psum[2] = { 0, 0 };
+		uint64_t psum[2] = { 0, 0 }, csum[4] = { 0, 0, 0, 0 };
 		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC) |
 					      STORE_COLBIT(STORE_COL_PROTO) | ports, codes, c) == 0 &&
 		    c->n) {
 			n = c->n;
-			got = c->mask | c->codes | c->tuple | c->pcodes;
+			got = c->mask | c->codes | c->tuple | c->pcodes | c->packed;
+			for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
+				struct store_packed v, l;
+				if (!(got & STORE_COLBIT(col)))
+					continue;
+				store_cols_packed_view(c, col, &v);
+				store_cols_packed_view(c, STORE_COL_LAST, &l);
+				for (uint32_t i = 0; i < n; i++) {
+					uint64_t x = store_packed_get(&v, i);
+					if (col == STORE_COL_FIRST && c->lastdiff)
+						x = store_packed_get(&l, i) - x;
+					csum[col - STORE_COL_PACKETS] += x;
+				}
+			}
+			store_cols_unpack(c);
 			store_cols_get(c, n - 1, &rec);
 			for (int j = 0; j < 2; j++) {
 				const uint16_t *v = j ? c->dport : c->sport;
@@ -90,6 +109,19 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 				for (uint32_t i = 0; i < n; i++)
 					sum += j ? c->dport[i] : c->sport[i];
 				if (sum != psum[j])
+					__builtin_trap();
+			}
+			for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
+				const uint64_t *v = store_cols_array(c, col);
+				uint64_t sum = 0;
+				if (!(got & STORE_COLBIT(col)))
+					continue;
+				for (uint32_t i = 0; i < n; i++)
+					sum += v[i];
+				const uint64_t rv[4] = { rec.packets, rec.bytes, rec.first_ms,
+							 rec.last_ms };
+				if (sum != csum[col - STORE_COL_PACKETS] ||
+				    rv[col - STORE_COL_PACKETS] != v[n - 1])
 					__builtin_trap();
 			}
 		}

@@ -1637,12 +1637,53 @@ static void test_payload_hashes(void **state)
  * (members coded apart), Huffman codes that must be length-limited (Fibonacci counts),
  * ports with many values of which a few are frequent, a wide 32-bit column of few values,
  * counters up to 2^64 - 1 (BITLEN's 64-bit class), constant and all-zero columns. */
+#define PACKABLE (STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) | \
+		  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST))
+
+/* The current block's columns of mask with the counters and times asked for packed
+ * (into c) read as in plain (a plain decode of them all), through the packed views
+ * and again once unpacked. Returns the columns that came packed. */
+static uint32_t check_packed(struct store_reader *r, uint32_t mask, const struct store_cols *plain,
+			     struct store_cols *c)
+{
+	assert_int_equal(store_reader_decode_codes(r, mask, PACKABLE, c), 0);
+	assert_int_equal(c->n, plain->n);
+	assert_int_equal(c->mask & c->packed, 0);
+	assert_int_equal(c->packed & ~PACKABLE, 0);
+	if (c->lastdiff)
+		assert_true(c->packed & STORE_COLBIT(STORE_COL_LAST));
+	uint32_t got = c->packed;
+	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
+		const uint64_t *want = store_cols_array(plain, col);
+		struct store_packed v, l;
+		if (!(mask & STORE_COLBIT(col)))
+			continue;
+		assert_true((c->mask | c->packed) & STORE_COLBIT(col));
+		store_cols_packed_view(c, col, &v);
+		store_cols_packed_view(c, STORE_COL_LAST, &l);
+		for (uint32_t i = 0; i < c->n; i++) {
+			uint64_t x = store_packed_get(&v, i);
+			if (col == STORE_COL_FIRST && c->lastdiff)
+				x = store_packed_get(&l, i) - x;
+			assert_int_equal(x, want[i]);
+		}
+	}
+	store_cols_unpack(c);
+	assert_int_equal(c->packed, 0);
+	assert_int_equal(c->lastdiff, 0);
+	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++)
+		if (mask & STORE_COLBIT(col))
+			assert_memory_equal(store_cols_array(c, col), store_cols_array(plain, col),
+					    c->n * sizeof(uint64_t));
+	return got;
+}
+
 /* Counters and times decode side by side (and FIRST against LAST): any subset of them
- * must come out as the whole does. */
+ * must come out as the whole does, packed or not. */
 struct subsets {
 	const struct flow_rec *in;
 	size_t n, at;
-	struct store_cols c;
+	struct store_cols c, plain, pk;
 };
 
 static void check_subsets_block(struct store_reader *r, const struct store_block_info *bi,
@@ -1659,6 +1700,9 @@ static void check_subsets_block(struct store_reader *r, const struct store_block
 	struct subsets *a = arg;
 	struct store_cols *c = &a->c;
 
+	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
+	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+		check_packed(r, masks[m], &a->plain, &a->pk);
 	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
 		assert_int_equal(store_reader_decode(r, masks[m], c), 0);
 		assert_true(a->at + c->n <= a->n);
@@ -1685,9 +1729,13 @@ static void check_time_subsets(const char *dir, const struct flow_rec *in, size_
 	uint64_t bad, tail;
 
 	store_cols_init(&a.c);
+	store_cols_init(&a.plain);
+	store_cols_init(&a.pk);
 	each_block(dir, check_subsets_block, &a, &bad, &tail);
 	assert_int_equal(a.at, n);
 	store_cols_free(&a.c);
+	store_cols_free(&a.plain);
+	store_cols_free(&a.pk);
 }
 
 static void test_coding_paths(void **state)
@@ -1952,6 +2000,76 @@ static void test_port_codes(void **state)
 	rmtree(dir);
 }
 
+/* Counters and times stored as plain bit-packed values come packed where asked: LAST
+ * even with FIRST coded against it, full-range values (64 bits), not a width of two
+ * loads (57-63 bits); the values equal a plain decode's (compressed columns, which
+ * stay unpacked, in test_coding_paths). */
+struct packed_seen {
+	struct store_cols plain, c;
+	uint32_t got[8];
+	int lastdiff[8];
+	unsigned nb;
+};
+
+static void packed_block(struct store_reader *r, const struct store_block_info *bi, void *arg)
+{
+	struct packed_seen *a = arg;
+	(void)bi;
+	assert_true(a->nb < 8);
+	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
+	a->got[a->nb] = check_packed(r, PACKABLE | STORE_COLBIT(STORE_COL_DST), &a->plain, &a->c);
+	assert_int_equal(store_reader_decode_codes(r, PACKABLE, PACKABLE, &a->c), 0);
+	a->lastdiff[a->nb++] = a->c.lastdiff;
+	/* FIRST alone: LAST comes along, as it does unpacked */
+	check_packed(r, STORE_COLBIT(STORE_COL_FIRST), &a->plain, &a->c);
+}
+
+static void test_packed_columns(void **state)
+{
+	enum { B = 5000 };
+	uint64_t s = 23, bad, tail;
+	struct packed_seen a = { .nb = 0 };
+	(void)state;
+
+	store_cols_init(&a.plain);
+	store_cols_init(&a.c);
+	for (int codec = STORE_CODEC_NONE; codec <= STORE_CODEC_LZ4; codec++) {
+		char *dir = mktmp();
+		struct store_writer *w = wopen(dir, (uint8_t)codec, B, T0);
+		for (int b = 0; b < 3; b++) {
+			for (uint32_t i = 0; i < B; i++) {
+				struct flow_rec r;
+				/* ends spread over the block's minute in no order, short flows */
+				tcp_rec(&r, &s, T0 + (uint64_t)b * 60000 + rnd_below(&s, 60000));
+				r.first_ms = r.last_ms - rnd_below(&s, 4);
+				addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 300));
+				r.packets = 1 + rnd_below(&s, 1u << 20);
+				if (b == 1)             /* the full range: 64 bits a value */
+					r.bytes = rnd_below(&s, 2) ? rnd(&s) | 1ULL << 63 : rnd(&s) >> 1;
+				else if (b == 2)        /* 60 bits */
+					r.bytes = rnd(&s) >> 4;
+				assert_int_equal(store_writer_add(w, &r), 0);
+			}
+		}
+		assert_int_equal(store_writer_close(w), 0);
+		a.nb = 0;
+		each_block(dir, packed_block, &a, &bad, &tail);
+		assert_int_equal(bad, 0);
+		assert_int_equal(a.nb, 3);
+		const uint32_t pb = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
+				    STORE_COLBIT(STORE_COL_LAST);
+		/* LZ4 leaves these columns as they are: they do not compress */
+		assert_int_equal(a.got[0] & pb, pb);
+		assert_int_equal(a.got[1] & pb, pb);
+		assert_int_equal(a.got[2] & pb, pb & ~STORE_COLBIT(STORE_COL_BYTES));
+		for (unsigned b = 0; b < 3; b++)
+			assert_int_equal(a.lastdiff[b], 1);
+		rmtree(dir);
+	}
+	store_cols_free(&a.plain);
+	store_cols_free(&a.c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1981,6 +2099,7 @@ int main(void)
 		cmocka_unit_test(test_coding_paths),
 		cmocka_unit_test(test_address_codes),
 		cmocka_unit_test(test_port_codes),
+		cmocka_unit_test(test_packed_columns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
