@@ -580,20 +580,38 @@ static size_t pack_bits(uint8_t *out, const uint64_t *v, size_t n, uint64_t base
 }
 
 /* Groups of 8 values of W bits (a constant at each call: offsets and shifts fold, one
- * load, shift, mask and add a value); returns the values done, a multiple of 8. */
-static inline __attribute__((always_inline)) size_t unpack8(const uint8_t *p, size_t n,
-							    unsigned W, uint64_t base,
-							    uint64_t *out)
-{
-	const uint64_t mask = (1ULL << W) - 1;
-	size_t i = 0;
+ * load, shift, mask and add a value) into T; returns the values done, a multiple of 8. */
+#define UNPACK8(name, T)                                                                    \
+static inline __attribute__((always_inline)) size_t name(const uint8_t *p, size_t n,       \
+							 unsigned W, uint64_t base, T *out)  \
+{                                                                                           \
+	const uint64_t mask = (1ULL << W) - 1;                                              \
+	size_t i = 0;                                                                       \
+	for (; i + 8 <= n; i += 8, p += W) {                                                \
+		_Pragma("GCC unroll 8")                                                     \
+		for (unsigned k = 0; k < 8; k++)                                            \
+			out[i + k] = (T)(base + (ld_le64(p + k * W / 8) >> (k * W % 8) & mask)); \
+	}                                                                                   \
+	return i;                                                                           \
+}
+UNPACK8(unpack8, uint64_t)
+UNPACK8(unpack8_32, uint32_t)
+#undef UNPACK8
 
-	for (; i + 8 <= n; i += 8, p += W) {
-#pragma GCC unroll 8
-		for (unsigned k = 0; k < 8; k++)
-			out[i + k] = base + (ld_le64(p + k * W / 8) >> (k * W % 8) & mask);
+/* n values of w <= 32 bits over base into 32 bits (tuple indices); reads as unpack_bits. */
+static void unpack_bits32(const uint8_t *p, size_t n, unsigned w, uint64_t base, uint32_t *out)
+{
+	uint64_t mask = (1ULL << w) - 1, bp = 0;
+	size_t done = 0;
+
+	switch (w) {
+#define W(x) case x: done = unpack8_32(p, n, x, base, out); break;
+	W(1) W(2) W(3) W(4) W(5) W(6) W(7) W(8) W(9) W(10) W(11) W(12)
+#undef W
 	}
-	return i;
+	p += done / 8 * w;
+	for (size_t i = done; i < n; i++, bp += w)
+		out[i] = (uint32_t)(base + (ld_le64(p + (bp >> 3)) >> (bp & 7) & mask));
 }
 
 /* Reads up to 9 bytes past the last value's first byte: callers guarantee SLACK. */
@@ -4434,6 +4452,38 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 	return 1;
 }
 
+/* The tuple index column into r->tidx, each checked below r->tnd. Plain FOR of a
+ * tuple index's width (the way writers store it) unpacks straight into 32 bits, and
+ * needs no check when no value of that width can reach past the dictionary. */
+static int dec_tidx(struct store_reader *r)
+{
+	const struct rd_col *rc = &r->b.col[COL_TIDX];
+	uint32_t n = r->b.nrec, nd = r->tnd, oob = 0;
+	const uint8_t *h, *d;
+	struct cur cu;
+	int err, fast = 0;
+
+	if (rc->present && rc->enc == ENC_FOR && rc->xform == XF_NONE) {
+		if ((err = chunk_cur(r, COL_TIDX, &cu)) < 0)
+			return err;
+		fast = (h = cur_take(&cu, 10)) && !h[9] && h[8] <= 12 && ld_le64(h) < nd;
+	}
+	if (fast) {
+		unsigned w = h[8];
+		uint64_t base = ld_le64(h), len = packed_len(n, w, 0);
+		if (len != cur_left(&cu) || !(d = cur_take(&cu, (size_t)len)))
+			return -EPROTO;
+		unpack_bits32(d, n, w, base, r->tidx);
+		if (base + (1ULL << w) - 1 < nd)
+			return 0;
+	} else if ((err = dec_chunk(r, COL_TIDX, r->tidx, n, NULL)) < 0) {
+		return err;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		oob |= r->tidx[i] >= nd;
+	return oob ? -EPROTO : 0;
+}
+
 #define PACKABLE (STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) | \
 		  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST))
 #define PACK_HOST (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) /* store_packed_get's loads */
@@ -4573,17 +4623,9 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		undo_lastdiff(out->first_ms, out->last_ms, r->b.nrec);
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
-		uint32_t oob = 0, nd;
 		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||
-		    (err = dec_chunk(r, COL_TIDX, r->tidx, r->b.nrec, NULL)) < 0)
+		    (err = dec_tidx(r)) < 0)
 			goto bad;
-		nd = r->tnd;
-		for (uint32_t i = 0; i < r->b.nrec; i++)
-			oob |= r->tidx[i] >= nd;
-		if (oob) {
-			err = -EPROTO;
-			goto bad;
-		}
 		for (int c = 0; c < STORE_NCOLS; c++)
 			if ((tuple & ~tcodes & STORE_COLBIT(c)))
 				tuple_expand(r, c, store_cols_array(out, c), r->b.nrec);
