@@ -1392,7 +1392,8 @@ static uint32_t code_cols(const struct qctx *q)
 
 /* The counter and time columns a block may hand out packed (store_cols.packed): those
  * of a scan whose every table counts by address code (codes_keys reads them packed);
- * none for a listing or a bounding scan. */
+ * none for a listing or a bounding scan. With one table of one address column, its
+ * codes may come packed too (codes_keys checks them before any reaches the table). */
 static uint32_t packed_cols(const struct worker *w)
 {
 	const struct qctx *q = w->q;
@@ -1401,7 +1402,15 @@ static uint32_t packed_cols(const struct worker *w)
 	for (unsigned s = 0; s < q->nspec; s++)
 		if (!code_key(&q->spec[s]))
 			return 0;
-	return COL(PACKETS) | COL(BYTES) | COL(FIRST) | COL(LAST);
+	return COL(PACKETS) | COL(BYTES) | COL(FIRST) | COL(LAST) |
+	       (q->nspec == 1 && !q->spec[0].both ? STORE_CODES_PACKED : 0);
+}
+
+/* 1 if c holds packed columns or codes. */
+static inline int has_packed(const struct store_cols *c)
+{
+	return c->packed || ((c->codes & COL(SRC)) && !c->code[0]) ||
+	       ((c->codes & COL(DST)) && !c->code[1]);
 }
 
 /* Side side's address column of spec ts as codes in c: 0 src, 1 dst; -1 when c has
@@ -1455,38 +1464,39 @@ static void codes_collect(struct worker *w, struct cacc *acc, uint32_t nd, uint3
 
 /* Counts the n selected records per code of address column k into w->cagg, one key
  * per code used in w->keys (put_field over the dictionary); *nk: how many. A bounding
- * scan has only the order's column: its sum goes in bytes. Returns 0 or EWIDE (as
- * put_field). */
+ * scan has only the order's column: its sum goes in bytes. Returns 0, EWIDE (as
+ * put_field), or -EPROTO for a packed code past the dictionary (nothing counted). */
 static int codes_keys(struct worker *w, const struct tspec *ts, const struct store_cols *c,
 		      uint32_t n, int k, int side, uint32_t *nk)
 {
 	const uint64_t *code = c->code[k];
 	struct cacc *acc;
+	const size_t need = 2 * (size_t)c->n > c->nd[k] ? 2 * (size_t)c->n : c->nd[k];
 	struct store_cols d;
 	const size_t stride = (size_t)ts->kw * 8;
 	uint32_t nt = 0;
 
-	if (w->cacc_cap < c->nd[k]) {   /* room for a mirrored block's 2 * n at once */
-		size_t cap = 2 * (size_t)c->n > c->nd[k] ? 2 * (size_t)c->n : c->nd[k];
+	if (w->cacc_cap < need) {       /* a mirrored block's 2 n codes, any packed code */
 		free(w->cacc);
 		w->cacc_cap = 0;
-		if (!(w->cacc = calloc(cap, sizeof(*w->cacc))))
+		if (!(w->cacc = calloc(need, sizeof(*w->cacc))))
 			return -ENOMEM;
-		w->cacc_cap = cap;
+		w->cacc_cap = need;
 	}
 	acc = w->cacc;       /* all zeros between blocks */
-	if (c->packed) {
-		/* dense (see codes_dense), the counters read where they are stored: a
-		 * selected few of a block's records cost less than unpacking them all */
-		struct store_packed pk, by, fs, ls;
+	if (has_packed(c)) {
+		/* dense (see codes_dense), codes and counters read where they are stored:
+		 * a selected few of a block's records cost less than unpacking them all */
+		struct store_packed cd, pk, by, fs, ls;
 		const uint64_t ld = c->lastdiff ? ~0ULL : 0;
+		store_cols_code_view(c, k, &cd);
 		store_cols_packed_view(c, STORE_COL_PACKETS, &pk);
 		store_cols_packed_view(c, STORE_COL_BYTES, &by);
 		store_cols_packed_view(c, STORE_COL_FIRST, &fs);
 		store_cols_packed_view(c, STORE_COL_LAST, &ls);
 		for (uint32_t i = 0; i < n; i++) {
 			uint32_t j = w->sel[i];
-			struct cacc *e = &acc[code[j]];
+			struct cacc *e = &acc[store_packed_get(&cd, j)];       /* below 2 n */
 			uint64_t l = store_packed_get(&ls, j), f = store_packed_get(&fs, j);
 			uint64_t nf = ~(f ^ (ld & (f ^ (l - f))));      /* lastdiff: l - f */
 			e->flows++;
@@ -1495,7 +1505,18 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 			e->first = nf > e->first ? nf : e->first;
 			e->last = l > e->last ? l : e->last;
 		}
-		codes_collect(w, acc, c->nd[k], &nt);
+		if (!code) {    /* packed codes: none may pass the dictionary */
+			uint64_t past = 0;
+			for (uint64_t x = c->nd[k]; x <= cd.base + cd.mask; x++) {
+				past |= acc[x].flows;
+				memset(&acc[x], 0, sizeof(acc[x]));
+			}
+			codes_collect(w, acc, c->nd[k], &nt);
+			if (past)
+				return -EPROTO;
+		} else {
+			codes_collect(w, acc, c->nd[k], &nt);
+		}
 	} else if (codes_dense(w, c, n, k)) {
 		/* most codes are used: count without a branch on whether a code is new
 		 * (it is for an unpredictable share of the records), then collect the
@@ -1879,17 +1900,20 @@ static int scan_block(struct worker *w, struct store_reader *r, const struct sto
 		w->ac.packed = 0;
 	}
 	cols_view(&v, &w->fc, &w->ac);
-	if (v.packed && !packed_fit(w, &v, n))
-		store_cols_unpack(&v);
+	if (has_packed(&v) && !packed_fit(w, &v, n) && (rc = store_cols_unpack(&v)) < 0)
+		goto bad;
 	if (w->count_blocks && q->flows_table >= 0 && (rc = list_block(w, r, &v, n, pos0)) < 0) {
 		if (w->sink_failed)
 			return rc;
 		goto bad;
 	}
 	w->sum_pending = w->count_blocks;
-	for (unsigned s = 0; s < q->nspec; s++)
-		if ((rc = agg_block(w, s, &v, n)) < 0)
+	for (unsigned s = 0; s < q->nspec; s++) {
+		if ((rc = agg_block(w, s, &v, n)) == -EPROTO)
+			goto bad;       /* a packed code past its dictionary, none counted */
+		if (rc < 0)
 			return rc;
+	}
 	if (w->sum_pending) {
 		sum_block(&w->sum, &v, w->sel, n);
 		w->sum_pending = 0;

@@ -357,10 +357,13 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		memcpy(r->src, c->src[i], 16);
 	if (m & STORE_COLBIT(STORE_COL_DST))
 		memcpy(r->dst, c->dst[i], 16);
-	if (c->codes & STORE_COLBIT(STORE_COL_SRC))
-		memcpy(r->src, c->dict[0][c->code[0][i]], 16);
-	if (c->codes & STORE_COLBIT(STORE_COL_DST))
-		memcpy(r->dst, c->dict[1][c->code[1][i]], 16);
+	for (int k = 0; k < 2; k++) {
+		if (!(c->codes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC)))
+			continue;
+		uint64_t x = c->code[k] ? c->code[k][i] : store_packed_get(&c->cpk[k], i);
+		if (x < c->nd[k])       /* packed codes are not checked: one out of range reads 0 */
+			memcpy(k ? r->dst : r->src, c->dict[k][x], 16);
+	}
 	if (m & STORE_COLBIT(STORE_COL_NEXTHOP))
 		memcpy(r->nexthop, c->nexthop[i], 16);
 	if (m & STORE_COLBIT(STORE_COL_EXPORTER))
@@ -709,6 +712,30 @@ static int get_for(struct cur *c, size_t n, uint64_t *out)
 	else
 		unpack_bits(d, n, w, ld_le64(h), out);
 	return 0;
+}
+
+/* A FOR block of n values at c as a packed view (store_packed_get) instead of unpacked:
+ * 1 with c past it, 0 when its layout or width is not one store_packed_get reads or
+ * (vmax below UINT64_MAX) a value of its width could pass vmax, -EPROTO if short. */
+static int packed_view(struct cur *c, size_t n, uint64_t vmax, struct store_packed *v)
+{
+	const uint8_t *h = cur_take(c, 10), *d;
+
+	if (!h)
+		return -EPROTO;
+	unsigned w = h[8];
+	uint64_t base = ld_le64(h), mask = w >= 64 ? ~0ULL : (1ULL << w) - 1;
+	if (h[9] || (w > 56 && w != 64) ||
+	    (vmax != UINT64_MAX && (base > vmax || mask > vmax - base)))
+		return 0;
+	uint64_t len = packed_len(n, w, 0);
+	if (len > cur_left(c) || !(d = cur_take(c, (size_t)len)))
+		return -EPROTO;
+	v->p = d;       /* SLACK readable bytes follow any chunk */
+	v->base = base;
+	v->mask = mask;
+	v->w = w;
+	return 1;
 }
 
 static int get_varints(struct cur *c, size_t n, uint64_t base, uint64_t *out)
@@ -3422,6 +3449,8 @@ struct store_reader {
 	size_t pay_cap;
 	uint8_t *raw;
 	size_t raw_cap;
+	uint8_t *craw[2];       /* src's and dst's chunk inflated, for packed codes */
+	size_t craw_cap[2];
 	uint64_t *t0, *t1, *t2, *dv;
 	uint8_t *dicta;
 	uint64_t *cd[2];        /* address codes (store_reader_decode_codes) */
@@ -3981,15 +4010,27 @@ static void dict_of_one(const uint8_t *a, uint32_t n, uint64_t *codes, uint8_t (
 	*nd = 1;
 }
 
+/* 1 if a code of n is nd or more (nd >= 1). */
+static inline uint64_t codes_past(const uint64_t *codes, uint32_t n, uint32_t nd)
+{
+	uint64_t bad = 0;
+	/* codes[i] >= nd, as 64-bit subtraction, or and shift: one vector step for two
+	 * codes on plain SSE2 or NEON (no 64-bit compares there); exact for any code */
+	for (uint32_t i = 0; i < n; i++)
+		bad |= (((uint64_t)nd - 1 - codes[i]) | codes[i]) >> 63;
+	return bad;
+}
+
 /* An address column coded as a dictionary (ADDR_DICT, ADDR_DICT2; CONST: one entry):
  * its *ndp entries into dict, each record's index into codes (each checked < *ndp).
- * Returns 1, 0 for a column coded otherwise (nothing read), or -EPROTO. */
+ * Returns 1, 0 for a column coded otherwise (nothing read), or -EPROTO. With pk (c in
+ * a buffer that outlives the decode), codes stored as plain FOR of a width below 2 n
+ * come as a packed view in *pk instead, unchecked: returns 2. */
 static int dec_addr_dict(struct store_reader *r, struct cur *c, uint32_t n,
 			 const struct rd_col *rc, uint64_t *codes, uint8_t (*dict)[16],
-			 uint32_t *ndp)
+			 uint32_t *ndp, struct store_packed *pk)
 {
 	const uint8_t *p;
-	uint64_t bad = 0;
 	uint32_t nd;
 	int err;
 
@@ -4011,6 +4052,18 @@ static int dec_addr_dict(struct store_reader *r, struct cur *c, uint32_t n,
 	if (nd < 1 || nd > n || !(p = cur_take(c, (size_t)16 * nd)))
 		return -EPROTO;
 	planes_to_addrs(dict, p, nd);
+	if (pk && (rc->enc == ENC_ADDR_DICT || (c->p < c->end && *c->p == ENC_FOR))) {
+		struct cur at = *c;
+		if (rc->enc == ENC_ADDR_DICT2)
+			cur_take(&at, 1);
+		if ((err = packed_view(&at, n, 2 * (uint64_t)n, pk)) < 0)
+			return err;
+		if (err) {
+			*c = at;
+			*ndp = nd;
+			return 2;
+		}
+	}
 	if (rc->enc == ENC_ADDR_DICT) {
 		err = get_for(c, n, codes);
 	} else if (!(p = cur_take(c, 1))) {
@@ -4025,11 +4078,7 @@ static int dec_addr_dict(struct store_reader *r, struct cur *c, uint32_t n,
 	}
 	if (err < 0)
 		return err;
-	/* codes[i] >= nd, as 64-bit subtraction, or and shift: one vector step for two
-	 * codes on plain SSE2 or NEON (no 64-bit compares there); exact for any code */
-	for (uint32_t i = 0; i < n; i++)
-		bad |= ((nd - 1 - codes[i]) | codes[i]) >> 63;
-	if (bad)
+	if (codes_past(codes, n, nd))
 		return -EPROTO;
 	*ndp = nd;
 	return 1;
@@ -4049,7 +4098,7 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 			planes_to_addrs(a, p, n);
 		return 0;
 	}
-	got = dec_addr_dict(r, c, n, rc, r->t1, (uint8_t (*)[16])r->dicta, &nd);
+	got = dec_addr_dict(r, c, n, rc, r->t1, (uint8_t (*)[16])r->dicta, &nd, NULL);
 	if (got <= 0)
 		return got < 0 ? got : -EPROTO;
 	for (uint32_t i = 0; i < n; i++)
@@ -4058,7 +4107,9 @@ static int dec_addr(struct store_reader *r, struct cur *c, uint32_t n, const str
 }
 
 /* A cursor over column c's chunk (present), inflated if it was compressed. */
-static int chunk_cur(struct store_reader *r, int c, struct cur *cu)
+/* Column c's chunk as a cursor: in the payload, or inflated into *buf (cap *cap). */
+static int chunk_cur_in(struct store_reader *r, int c, struct cur *cu, uint8_t **buf,
+			size_t *cap)
 {
 	const struct rd_col *rc = &r->b.col[c];
 	const uint8_t *p;
@@ -4067,23 +4118,29 @@ static int chunk_cur(struct store_reader *r, int c, struct cur *cu)
 	p = r->pay + rc->off;
 	len = rc->disk_len;
 	if (rc->codec != STORE_CODEC_NONE) {
-		if (grow((void **)&r->raw, &r->raw_cap, (size_t)rc->raw_len + SLACK, 1) < 0)
+		if (grow((void **)buf, cap, (size_t)rc->raw_len + SLACK, 1) < 0)
 			return -ENOMEM;
 		if (rc->codec == STORE_CODEC_LZ4) {
-			int got = LZ4_decompress_safe((const char *)p, (char *)r->raw, (int)len,
+			int got = LZ4_decompress_safe((const char *)p, (char *)*buf, (int)len,
 						      (int)rc->raw_len);
 			if (got < 0 || (uint32_t)got != rc->raw_len)
 				return -EIO;
 		} else {
-			size_t got = ZSTD_decompressDCtx(r->zd, r->raw, rc->raw_len, p, len);
+			size_t got = ZSTD_decompressDCtx(r->zd, *buf, rc->raw_len, p, len);
 			if (ZSTD_isError(got) || got != rc->raw_len)
 				return -EIO;
 		}
-		p = r->raw;
+		p = *buf;
 		len = rc->raw_len;
 	}
 	*cu = cur_make(p, len);
 	return 0;
+}
+
+/* The same in the reader's buffer for one chunk at a time. */
+static int chunk_cur(struct store_reader *r, int c, struct cur *cu)
+{
+	return chunk_cur_in(r, c, cu, &r->raw, &r->raw_cap);
 }
 
 /* Decodes column c's chunk of n values into arr (last: the LAST column, for FIRST). */
@@ -4340,7 +4397,7 @@ static int rd_load(struct store_reader *r)
  * codes and dict (*nd entries), 0 when the block codes it otherwise, or -errno. A column
  * left out is all zeros: one entry. */
 static int dec_codes(struct store_reader *r, int c, uint32_t n, uint64_t *codes,
-		     uint8_t (*dict)[16], uint32_t *nd)
+		     uint8_t (*dict)[16], uint32_t *nd, struct store_packed *pk)
 {
 	const struct rd_col *rc = &r->b.col[c];
 	struct cur cu;
@@ -4353,27 +4410,32 @@ static int dec_codes(struct store_reader *r, int c, uint32_t n, uint64_t *codes,
 	}
 	if (rc->enc != ENC_CONST && rc->enc != ENC_ADDR_DICT && rc->enc != ENC_ADDR_DICT2)
 		return 0;
-	if ((err = chunk_cur(r, c, &cu)) < 0)
+	/* packed codes point into the chunk: an inflated one keeps a buffer of its own */
+	if ((err = pk ? chunk_cur_in(r, c, &cu, &r->craw[c == STORE_COL_DST],
+				     &r->craw_cap[c == STORE_COL_DST])
+		      : chunk_cur(r, c, &cu)) < 0)
 		return err;
-	err = dec_addr_dict(r, &cu, n, rc, codes, dict, nd);
-	return err == 1 && cur_left(&cu) ? -EPROTO : err;
+	err = dec_addr_dict(r, &cu, n, rc, codes, dict, nd, pk);
+	return err > 0 && cur_left(&cu) ? -EPROTO : err;
 }
 
 /* The address columns of want as codes (out->codes says which came so); with mirrored
  * records (mref decoded, m kept) both come or neither, in one code space: src's
  * dictionary, then dst's. */
 static int dec_addr_codes(struct store_reader *r, uint32_t want, int mirrored, uint32_t m,
-			  struct store_cols *out)
+			  int pack, struct store_cols *out)
 {
 	uint32_t n = r->b.nrec;
 	int got, err;
 
 	out->codes = 0;
+	out->code[0] = r->cd[0];
+	out->code[1] = r->cd[1];
 	if (mirrored) {
 		uint32_t na, nb;
-		if ((got = dec_codes(r, STORE_COL_SRC, m, r->t0, r->cdict, &na)) <= 0)
+		if ((got = dec_codes(r, STORE_COL_SRC, m, r->t0, r->cdict, &na, NULL)) <= 0)
 			return got;
-		if ((got = dec_codes(r, STORE_COL_DST, m, r->t2, r->cdict + na, &nb)) <= 0)
+		if ((got = dec_codes(r, STORE_COL_DST, m, r->t2, r->cdict + na, &nb, NULL)) <= 0)
 			return got;
 		for (uint32_t i = 0; i < m; i++)
 			r->t2[i] += na;
@@ -4388,16 +4450,17 @@ static int dec_addr_codes(struct store_reader *r, uint32_t want, int mirrored, u
 			if (!(want & STORE_COLBIT(c)))
 				continue;
 			if ((got = dec_codes(r, c, n, r->cd[k], r->cdict + (size_t)k * n,
-					     &out->nd[k])) < 0)
+					     &out->nd[k], pack ? &out->cpk[k] : NULL)) < 0)
 				return got;
 			if (got) {
 				out->dict[k] = (const uint8_t (*)[16])(r->cdict + (size_t)k * n);
 				out->codes |= STORE_COLBIT(c);
 			}
+			if (got == 2)
+				out->code[k] = NULL;
+			out->cbuf[k] = r->cd[k];
 		}
 	}
-	out->code[0] = r->cd[0];
-	out->code[1] = r->cd[1];
 	return 0;
 }
 
@@ -4494,27 +4557,17 @@ static int dec_tidx(struct store_reader *r)
 static int dec_packed(struct store_reader *r, int c, int ld, struct store_cols *out)
 {
 	const struct rd_col *rc = &r->b.col[c];
-	const uint8_t *h, *d;
 	struct cur cu;
-	unsigned w;
+	int err;
 
 	if (!rc->present || rc->enc != ENC_FOR || rc->codec != STORE_CODEC_NONE ||
 	    (rc->xform != XF_NONE && !(ld && rc->xform == XF_LASTDIFF)))
 		return 0;
 	cu = cur_make(r->pay + rc->off, rc->disk_len);
-	if (!(h = cur_take(&cu, 10)))
+	if ((err = packed_view(&cu, r->b.nrec, UINT64_MAX, &out->pk[c - STORE_COL_PACKETS])) <= 0)
+		return err;
+	if (cur_left(&cu))
 		return -EPROTO;
-	w = h[8];
-	if (h[9] || (w > 56 && w != 64))
-		return 0;       /* planes, or two loads a value: decoded as usual (or refused) */
-	uint64_t len = packed_len(r->b.nrec, w, 0);
-	if (len != cur_left(&cu) || !(d = cur_take(&cu, (size_t)len)))
-		return -EPROTO;
-	struct store_packed *v = &out->pk[c - STORE_COL_PACKETS];
-	v->p = d;       /* SLACK readable bytes follow the payload */
-	v->base = ld_le64(h);
-	v->mask = w == 64 ? ~0ULL : (1ULL << w) - 1;
-	v->w = w;
 	out->packed |= STORE_COLBIT(c);
 	return 1;
 }
@@ -4531,7 +4584,19 @@ void store_cols_packed_view(const struct store_cols *c, int col, struct store_pa
 	v->w = 64;
 }
 
-void store_cols_unpack(struct store_cols *c)
+void store_cols_code_view(const struct store_cols *c, int k, struct store_packed *v)
+{
+	if (!c->code[k]) {
+		*v = c->cpk[k];
+		return;
+	}
+	v->p = (const uint8_t *)c->code[k];
+	v->base = 0;
+	v->mask = ~0ULL;
+	v->w = 64;
+}
+
+int store_cols_unpack(struct store_cols *c)
 {
 	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
 		const struct store_packed *v = &c->pk[col - STORE_COL_PACKETS];
@@ -4543,6 +4608,18 @@ void store_cols_unpack(struct store_cols *c)
 	c->mask |= c->packed;
 	c->packed = 0;
 	c->lastdiff = 0;
+	for (int k = 0; k < 2; k++) {
+		const struct store_packed *v = &c->cpk[k];
+		if (c->code[k] || !(c->codes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC)))
+			continue;
+		unpack_bits(v->p, c->n, v->w, v->base, c->cbuf[k]);
+		if (codes_past(c->cbuf[k], c->n, c->nd[k])) {
+			c->codes = 0;
+			return -EPROTO;
+		}
+		c->code[k] = c->cbuf[k];
+	}
+	return 0;
 }
 
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
@@ -4574,6 +4651,7 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 	uint32_t tcodes = codes & mask & TUPLE_MEMBERS;
 	uint32_t pcodes = codes & mask & ports & ~mirrored;
 	uint32_t packs = PACK_HOST ? codes & mask & PACKABLE : 0;
+	int pack_codes = !!(codes & STORE_CODES_PACKED);
 	codes &= mask & addrs;
 	if (store_cols_reserve(out, r->b.nrec, mask) < 0 || rd_scratch(r, r->b.nrec) < 0)
 		return -ENOMEM;
@@ -4592,7 +4670,7 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 			m += !r->mref[i];
 		/* codes for both or neither (they come in one code space) */
 		if (codes && !(mask & addrs & ~codes) &&
-		    (err = dec_addr_codes(r, addrs, 1, m, out)) < 0)
+		    (err = dec_addr_codes(r, addrs, 1, m, 0, out)) < 0)
 			goto bad;
 		if ((mirrored & addrs && !out->codes &&
 		     (err = dec_mirrored(r, STORE_COL_SRC, STORE_COL_DST, m, out)) < 0) ||
@@ -4636,7 +4714,8 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 			out->tdict = &r->tview;
 		}
 	}
-	if (codes && !mirrored && (err = dec_addr_codes(r, codes, 0, 0, out)) < 0)
+	if (codes && !mirrored &&
+	    (err = dec_addr_codes(r, codes, 0, 0, PACK_HOST && pack_codes, out)) < 0)
 		goto bad;
 	for (int c = STORE_COL_SPORT; c <= STORE_COL_DPORT; c++)
 		if ((pcodes & STORE_COLBIT(c)) && (err = dec_port_codes(r, c, out)) < 0)
@@ -4823,6 +4902,8 @@ void store_reader_close(struct store_reader *r)
 		close(r->fd);
 	free(r->pay);
 	free(r->raw);
+	free(r->craw[0]);
+	free(r->craw[1]);
 	rd_free_scratch(r);
 	ZSTD_freeDCtx(r->zd);
 	free(r);

@@ -165,6 +165,13 @@ enum store_col {
 
 /* Records as columns (struct of arrays). Arrays hold cap records; only columns in mask
  * hold data. Owned by whoever called store_cols_init(); free with store_cols_free(). */
+/* n values bit-packed as stored (see store_cols.packed) */
+struct store_packed {
+	const uint8_t *p;
+	uint64_t base, mask;
+	unsigned w;     /* bits a value: at most 56, or 64 */
+};
+
 struct store_cols {
 	uint32_t n;
 	uint32_t cap;
@@ -204,6 +211,12 @@ struct store_cols {
 	const uint64_t *code[2];
 	const uint8_t (*dict[2])[16];
 	uint32_t nd[2];
+	/* Asked for with STORE_CODES_PACKED, a column's codes may come packed instead:
+	 * code[k] NULL, record i's code store_packed_get(&cpk[k], i), below 2 n but NOT
+	 * checked against nd[k] (a damaged block may hold more): its reader checks them,
+	 * or store_cols_unpack() does. */
+	struct store_packed cpk[2];
+	uint64_t *cbuf[2];          /* the reader's room for them unpacked */
 	/* Tuple members handed out as the block's tuple dictionary (the same call): bits
 	 * in tuple; record i's value of such a column is that column of *tdict (tdict->n
 	 * entries, at most STORE_TUPLE_MAX) at tidx[i]. A filter leaf on them is then
@@ -232,11 +245,7 @@ struct store_cols {
 	 * into arrays. Point into the reader, as codes do. */
 	uint32_t packed;
 	int lastdiff;
-	struct store_packed {
-		const uint8_t *p;
-		uint64_t base, mask;
-		unsigned w;     /* bits a value: at most 56, or 64 */
-	} pk[4];
+	struct store_packed pk[4];
 };
 
 /* Record i of a packed column (little-endian hosts: see store_cols.packed). An array of
@@ -265,9 +274,13 @@ const uint16_t *store_cols_port_values(const struct store_cols *c, int k);
 /* Column c (PACKETS .. LAST) of c, packed or an array, as a view for store_packed_get
  * (little-endian hosts). */
 void store_cols_packed_view(const struct store_cols *c, int col, struct store_packed *v);
-/* The packed columns of c unpacked into their arrays (and FIRST's lastdiff undone), so
- * that c holds them as store_reader_decode() gives them. */
-void store_cols_unpack(struct store_cols *c);
+/* Address codes k (0 src, 1 dst; in c->codes) the same way. */
+void store_cols_code_view(const struct store_cols *c, int k, struct store_packed *v);
+/* The packed columns and codes of c unpacked into arrays (FIRST's lastdiff undone, the
+ * codes checked), so that c holds them as store_reader_decode_codes() gives them
+ * unpacked. Returns 0, or -EPROTO for a code past its dictionary (c then holds no
+ * codes; a damaged block). */
+int store_cols_unpack(struct store_cols *c);
 
 /* Per-block (and, in the footer, per-file) summary a reader gets without inflating.
  * An empty zone has first_min > first_max. */
@@ -445,10 +458,12 @@ int store_reader_decode(struct store_reader *r, uint32_t mask, struct store_cols
  * that dictionary and each record's index (out->tuple, out->tdict, out->tidx), and port
  * columns of codes that the block stores as frequent values and exceptions come as those
  * (out->pcodes ..), and counter and time columns of codes (PACKETS .. LAST) that the
- * block stores plainly bit-packed come so (out->packed, out->pk). Columns coded
- * otherwise are decoded as usual. */
+ * block stores plainly bit-packed come so (out->packed, out->pk), as do address codes
+ * with STORE_CODES_PACKED in codes (out->cpk). Columns coded otherwise are decoded as
+ * usual. */
 int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t codes,
 			      struct store_cols *out);
+#define STORE_CODES_PACKED (1u << 31)   /* in codes: address codes may come packed */
 
 const struct store_read_stats *store_reader_stats(const struct store_reader *r);
 

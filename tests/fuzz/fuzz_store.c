@@ -4,9 +4,9 @@
  * tuple) instead of stopping at a hash. Every block is decoded with a few column masks
  * (all columns, one that pulls in its partner columns, one tuple member, the summary's
  * four), and with its addresses as dictionary codes, its tuple as its dictionary and its
- * ports as codes, and its counters and times packed where they are stored plainly
- * (read through the packed views, then unpacked), which must give the values the whole
- * decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
+ * ports as codes, and its counters, times and address codes packed where they are
+ * stored plainly (read through the packed views, then unpacked), which must give the
+ * values the whole decode gives. Seeds: tests/fuzz/seeds/fuzz_store/,
  * small store files: version 1 (LZ4, zstd,
  * stored; mirrored and dictionary-coded columns; a torn tail), version 2 ("v2-":
  * realistic ones, and "odd" ones whose tuple falls apart into its columns, with
@@ -54,7 +54,7 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 	const uint32_t counters = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
 				  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST);
 	const uint32_t codes = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST) |
-			       STORE_TUPLE_MEMBERS | ports | counters;
+			       STORE_TUPLE_MEMBERS | ports | counters | STORE_CODES_PACKED;
 	unsigned k = 0;
 
 	if (!r)
@@ -66,13 +66,14 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 			store_cols_get(c, c->n - 1, &rec);
 		/* addresses as dictionary codes (top N by address) and the tuple as its
 		 * dictionary (filters): the same values as decoded whole */
-		uint32_t got = 0, n = 0;
-		uint64_t psum[2] = { 0, 0 }, csum[4] = { 0, 0, 0, 0 };
+		uint32_t got = 0, n = 0, acodes = 0;
+		uint64_t psum[2] = { 0, 0 }, csum[4] = { 0, 0, 0, 0 }, asum[2] = { 0, 0 };
 		if (store_reader_decode_codes(r, masks[k % 4] | STORE_COLBIT(STORE_COL_SRC) |
 					      STORE_COLBIT(STORE_COL_PROTO) | ports, codes, c) == 0 &&
 		    c->n) {
 			n = c->n;
 			got = c->mask | c->codes | c->tuple | c->pcodes | c->packed;
+			acodes = c->codes;
 			for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
 				struct store_packed v, l;
 				if (!(got & STORE_COLBIT(col)))
@@ -86,8 +87,23 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 					csum[col - STORE_COL_PACKETS] += x;
 				}
 			}
-			store_cols_unpack(c);
-			store_cols_get(c, n - 1, &rec);
+			for (int k = 0; k < 2; k++) {   /* packed codes: unchecked, below 2 n */
+				struct store_packed v;
+				if (!(c->codes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC)))
+					continue;
+				store_cols_code_view(c, k, &v);
+				for (uint32_t i = 0; i < n; i++) {
+					uint64_t x = store_packed_get(&v, i);
+					if (x >= 2 * (uint64_t)n)
+						__builtin_trap();
+					if (x < c->nd[k])
+						asum[k] += c->dict[k][x][15];
+				}
+			}
+			if (store_cols_unpack(c) < 0)
+				got = 0;        /* a code past its dictionary: the whole decode fails */
+			else
+				store_cols_get(c, n - 1, &rec);
 			for (int j = 0; j < 2; j++) {
 				const uint16_t *v = j ? c->dport : c->sport;
 				if (c->pcodes & (j ? STORE_COLBIT(STORE_COL_DPORT) :
@@ -109,6 +125,15 @@ static void read_all(const uint8_t *data, size_t size, int verify, struct store_
 				for (uint32_t i = 0; i < n; i++)
 					sum += j ? c->dport[i] : c->sport[i];
 				if (sum != psum[j])
+					__builtin_trap();
+			}
+			for (int k = 0; k < 2; k++) {
+				uint64_t sum = 0;
+				if (!(acodes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC)))
+					continue;
+				for (uint32_t i = 0; i < n; i++)
+					sum += k ? c->dst[i][15] : c->src[i][15];
+				if (sum != asum[k])
 					__builtin_trap();
 			}
 			for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {

@@ -29,6 +29,7 @@ static char dir[TEST_PATH_MAX];
 static struct flow_rec flows[NFLOWS];
 /* the flows the model answers from: flows, or a test's own store's */
 static const struct flow_rec *mflows = flows;
+static int mnflows = NFLOWS;
 
 static uint64_t rng_state = 0x853c49e6748fea9bULL;
 
@@ -248,7 +249,7 @@ static struct mrow *model(const struct query_req *rq, const struct query_table_r
 	int both = t->kind == QK_STAT &&
 		   (f0 == QF_IP || f0 == QF_PORT || f0 == QF_IF || f0 == QF_AS);
 	assert_non_null(v);
-	for (int i = 0; i < NFLOWS; i++) {
+	for (int i = 0; i < mnflows; i++) {
 		const struct flow_rec *r = &mflows[i];
 		if (!in_window(r, rq) || (f && !f(r)))
 			continue;
@@ -364,7 +365,7 @@ static void check_table(const struct query_req *rq, const struct query_result *r
 static void check_summary(const struct query_req *rq, const struct query_result *res, mfilter f)
 {
 	uint64_t fl = 0, pk = 0, by = 0, first = UINT64_MAX, last = 0;
-	for (int i = 0; i < NFLOWS; i++) {
+	for (int i = 0; i < mnflows; i++) {
 		const struct flow_rec *r = &mflows[i];
 		if (!in_window(r, rq) || (f && !f(r)))
 			continue;
@@ -1470,6 +1471,145 @@ static void test_damaged_block_is_skipped(void **st)
 	assert_int_equal(system(cmd), 0);
 }
 
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint8_t odd_src[16];     /* the record a filter leaves out (not_odd) */
+
+static int not_odd(const struct flow_rec *r)
+{
+	return memcmp(r->src, odd_src, 16) != 0;
+}
+
+static int few_srcs(const struct flow_rec *r)
+{
+	uint8_t a[16], b[16];
+	addr4(a, 0x0a000007);
+	addr4(b, 0x0a000009);
+	return !memcmp(r->src, a, 16) || !memcmp(r->src, b, 16);
+}
+
+/* A block whose hash holds but one of whose destination codes is past its dictionary
+ * (what a faulty writer would leave): wherever the query reads that code, the block is
+ * reported damaged and none of it is counted (packed codes read by the table, or
+ * unpacked for a few records, or addresses for -A); a query that selects around it
+ * reads the rest. */
+static void test_damaged_code_is_caught(void **st)
+{
+	(void)st;
+	enum { N = 1000, BAD = 7 };
+	static struct flow_rec f[N];
+	char d2[TEST_PATH_MAX];
+	uint64_t h = 0x9e3779b97f4a7c15ULL;
+
+	assert_non_null(test_mkdtemp(d2, sizeof(d2), "tf-query-code"));
+	for (int i = 0; i < N; i++) {
+		h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+		memset(&f[i], 0, sizeof(f[i]));
+		addr4(f[i].src, 0x0a000000u + (uint32_t)i);
+		/* 50 addresses varying in every byte: a dictionary, 6-bit codes */
+		addr4(f[i].dst, 0x9e3779b1u * (1 + (uint32_t)(h >> 33) % 50));
+		f[i].ipver = 4;
+		f[i].proto = 17;
+		f[i].packets = 1 + (h >> 20) % 9;
+		f[i].bytes = 100 * f[i].packets;
+		f[i].first_ms = f[i].last_ms = T0 + (uint64_t)i * 10;
+	}
+	struct store_cfg cfg;
+	store_cfg_default(&cfg, d2);
+	cfg.nosync = 1;
+	cfg.block_recs = 500;
+	cfg.codec = STORE_CODEC_NONE;
+	struct store_writer *w = store_writer_open(&cfg, T0);
+	assert_non_null(w);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(store_writer_add(w, &f[i]), 0);
+	assert_int_equal(store_writer_close(w), 0);
+
+	/* the first block's DST codes (a plain FOR): record BAD's set to all ones, then
+	 * the payload and header hashes made right again */
+	struct store_list l;
+	assert_int_equal(store_list_files(d2, &l), 0);
+	assert_int_equal(l.n, 1);
+	FILE *fp = fopen(l.v[0].path, "r+b");
+	store_list_free(&l);
+	assert_non_null(fp);
+	static uint8_t b[1 << 20];
+	size_t len = fread(b, 1, sizeof(b), fp);
+	assert_true(len > STORE_FILE_HDR_LEN + 200);
+	uint8_t *bh = b + STORE_FILE_HDR_LEN;
+	unsigned ncols = bh[5], hlen = bh[6] | bh[7] << 8;
+	uint32_t plen = le32(bh + 12);
+	uint8_t *pay = bh + hlen, *chunk = pay;
+	const uint8_t *de = NULL;
+	for (unsigned k = 0; k < ncols; k++) {
+		if (bh[124 + 12 * k] == STORE_COL_DST) {
+			de = bh + 124 + 12 * k;
+			break;
+		}
+		chunk += le32(bh + 124 + 12 * k + 4);
+	}
+	assert_non_null(de);
+	assert_int_equal(de[2], STORE_CODEC_NONE);
+	assert_true(de[1] == 6 || de[1] == 12);         /* ADDR_DICT, ADDR_DICT2 */
+	uint32_t nd = le32(chunk);
+	uint8_t *fr = chunk + 4 + 16 * nd;
+	if (de[1] == 12)
+		assert_int_equal(*fr++, 2);             /* its codes a FOR block */
+	unsigned wd = fr[8];
+	assert_int_equal(fr[9], 0);
+	assert_true((1u << wd) - 1 >= nd);             /* room for a code past nd */
+	for (unsigned bit = BAD * wd; bit < (BAD + 1) * wd; bit++)
+		fr[10 + bit / 8] |= (uint8_t)(1u << bit % 8);
+	put_le32(bh + 16, store_payload_hash(b[37] ? b[37] : STORE_PHASH_XXH32, pay, plen));
+	put_le32(bh + hlen - 4, store_hash32(bh, hlen - 4, 0));
+	assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+	assert_int_equal(fwrite(b, 1, len, fp), len);
+	fclose(fp);
+
+	static const struct {
+		const char *filter;
+		mfilter f;
+		int aggr, bad;
+	} cases[] = {
+		{ NULL, NULL, 0, 1 },                   /* packed codes, counted */
+		{ "not src host 10.0.0.7", not_odd, 0, 0 },   /* selected around */
+		{ "src host 10.0.0.7 or src host 10.0.0.9", few_srcs, 0, 1 },   /* unpacked */
+		{ NULL, NULL, 1, 1 },                   /* -A: addresses */
+	};
+	memcpy(odd_src, f[BAD].src, 16);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct query_req rq;
+		struct query_result res;
+		query_req_init(&rq, d2);
+		rq.filter = cases[c].filter;
+		rq.warn = count_warn;
+		rq.ntables = 1;
+		rq.table[0] = cases[c].aggr ? aggr_req("srcip,dstip", QO_FLOWS, 0)
+					    : stat_req(QF_DSTIP, QO_FLOWS, 0);
+		warned = 0;
+		run_ok(&rq, &res);
+		assert_int_equal(res.sum.bad_blocks, cases[c].bad);
+		assert_int_equal(warned, cases[c].bad);
+		mflows = cases[c].bad ? f + 500 : f;    /* a damaged block: the second only */
+		mnflows = cases[c].bad ? 500 : N;
+		check_summary(&rq, &res, cases[c].f);
+		check_table(&rq, &res, 0, cases[c].f);
+		mflows = flows;
+		mnflows = NFLOWS;
+		query_result_free(&res);
+	}
+	rm_dir(d2);
+}
+
 static void test_parse_time(void **st)
 {
 	(void)st;
@@ -1671,6 +1811,7 @@ int main(void)
 		cmocka_unit_test(test_live_file_snapshot),
 		cmocka_unit_test(test_file_deleted_during_query),
 		cmocka_unit_test(test_damaged_block_is_skipped),
+		cmocka_unit_test(test_damaged_code_is_caught),
 		cmocka_unit_test(test_output_formats),
 	};
 	return cmocka_run_group_tests(tests, setup_store, teardown_store);

@@ -1640,19 +1640,37 @@ static void test_payload_hashes(void **state)
 #define PACKABLE (STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) | \
 		  STORE_COLBIT(STORE_COL_FIRST) | STORE_COLBIT(STORE_COL_LAST))
 
-/* The current block's columns of mask with the counters and times asked for packed
- * (into c) read as in plain (a plain decode of them all), through the packed views
- * and again once unpacked. Returns the columns that came packed. */
+/* The current block's columns of mask with the counters and times, and the address
+ * codes, asked for packed (into c) read as in plain (a plain decode of them all),
+ * through the packed views and again once unpacked. Returns the columns that came
+ * packed (address columns: their codes). */
 static uint32_t check_packed(struct store_reader *r, uint32_t mask, const struct store_cols *plain,
 			     struct store_cols *c)
 {
-	assert_int_equal(store_reader_decode_codes(r, mask, PACKABLE, c), 0);
+	const uint32_t addrs = STORE_COLBIT(STORE_COL_SRC) | STORE_COLBIT(STORE_COL_DST);
+	assert_int_equal(store_reader_decode_codes(r, mask, PACKABLE | addrs | STORE_CODES_PACKED,
+						   c), 0);
 	assert_int_equal(c->n, plain->n);
 	assert_int_equal(c->mask & c->packed, 0);
 	assert_int_equal(c->packed & ~PACKABLE, 0);
 	if (c->lastdiff)
 		assert_true(c->packed & STORE_COLBIT(STORE_COL_LAST));
 	uint32_t got = c->packed;
+	for (int k = 0; k < 2; k++) {
+		const int col = k ? STORE_COL_DST : STORE_COL_SRC;
+		const uint8_t (*want)[16] = k ? plain->dst : plain->src;
+		struct store_packed v;
+		if (!(c->codes & STORE_COLBIT(col)))
+			continue;
+		if (!c->code[k])
+			got |= STORE_COLBIT(col);
+		store_cols_code_view(c, k, &v);
+		for (uint32_t i = 0; i < c->n; i++) {
+			uint64_t x = store_packed_get(&v, i);
+			assert_true(x < c->nd[k]);
+			assert_memory_equal(c->dict[k][x], want[i], 16);
+		}
+	}
 	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++) {
 		const uint64_t *want = store_cols_array(plain, col);
 		struct store_packed v, l;
@@ -1668,9 +1686,17 @@ static uint32_t check_packed(struct store_reader *r, uint32_t mask, const struct
 			assert_int_equal(x, want[i]);
 		}
 	}
-	store_cols_unpack(c);
+	assert_int_equal(store_cols_unpack(c), 0);
 	assert_int_equal(c->packed, 0);
 	assert_int_equal(c->lastdiff, 0);
+	for (int k = 0; k < 2; k++) {
+		if (!(c->codes & STORE_COLBIT(k ? STORE_COL_DST : STORE_COL_SRC)))
+			continue;
+		assert_non_null(c->code[k]);
+		for (uint32_t i = 0; i < c->n; i++)
+			assert_memory_equal(c->dict[k][c->code[k][i]], k ? plain->dst[i] : plain->src[i],
+					    16);
+	}
 	for (int col = STORE_COL_PACKETS; col <= STORE_COL_LAST; col++)
 		if (mask & STORE_COLBIT(col))
 			assert_memory_equal(store_cols_array(c, col), store_cols_array(plain, col),
@@ -1703,6 +1729,7 @@ static void check_subsets_block(struct store_reader *r, const struct store_block
 	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
 	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
 		check_packed(r, masks[m], &a->plain, &a->pk);
+	check_packed(r, STORE_COLS_ALL, &a->plain, &a->pk);     /* address codes too */
 	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
 		assert_int_equal(store_reader_decode(r, masks[m], c), 0);
 		assert_true(a->at + c->n <= a->n);
@@ -2042,7 +2069,7 @@ static void test_packed_columns(void **state)
 				/* ends spread over the block's minute in no order, short flows */
 				tcp_rec(&r, &s, T0 + (uint64_t)b * 60000 + rnd_below(&s, 60000));
 				r.first_ms = r.last_ms - rnd_below(&s, 4);
-				addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 300));
+				addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 1000));
 				r.packets = 1 + rnd_below(&s, 1u << 20);
 				if (b == 1)             /* the full range: 64 bits a value */
 					r.bytes = rnd_below(&s, 2) ? rnd(&s) | 1ULL << 63 : rnd(&s) >> 1;
@@ -2058,10 +2085,12 @@ static void test_packed_columns(void **state)
 		assert_int_equal(a.nb, 3);
 		const uint32_t pb = STORE_COLBIT(STORE_COL_PACKETS) | STORE_COLBIT(STORE_COL_BYTES) |
 				    STORE_COLBIT(STORE_COL_LAST);
-		/* LZ4 leaves these columns as they are: they do not compress */
+		/* LZ4 leaves the counters and times as they are: they do not compress */
 		assert_int_equal(a.got[0] & pb, pb);
 		assert_int_equal(a.got[1] & pb, pb);
 		assert_int_equal(a.got[2] & pb, pb & ~STORE_COLBIT(STORE_COL_BYTES));
+		for (unsigned b = 0; codec == STORE_CODEC_NONE && b < 3; b++)   /* 10-bit codes */
+			assert_true(a.got[b] & STORE_COLBIT(STORE_COL_DST));
 		for (unsigned b = 0; b < 3; b++)
 			assert_int_equal(a.lastdiff[b], 1);
 		rmtree(dir);
