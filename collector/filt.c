@@ -2124,6 +2124,62 @@ static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_
 
 /* A leaf on tuple members handed out as the block's tuple dictionary: evaluated once an
  * entry, then looked up a record by its index. */
+/* The set bits of each byte value: their positions, and how many. */
+static uint8_t bits8[256][8], nbits8[256];
+
+__attribute__((constructor)) static void bits8_init(void)
+{
+	for (unsigned x = 0; x < 256; x++)
+		for (unsigned b = 0; b < 8; b++)
+			if (x >> b & 1)
+				bits8[x][nbits8[x]++] = (uint8_t)b;
+}
+
+/* The records of in (NULL: 0 .. m-1) whose packed tuple index v has hit set. One bit a
+ * record (two tuples in the block) with in NULL: the records come eight at a time,
+ * from the set (or clear) bits of each byte. */
+static uint32_t run_tuple_packed(const struct store_packed *v, const uint8_t *hit,
+				 const uint32_t *in, uint32_t m, uint32_t *out)
+{
+	uint32_t k = 0;
+
+	if (!in && v->w <= 1) {
+		const unsigned h0 = hit[v->base], h1 = v->w ? hit[v->base + 1] : h0;
+		const uint8_t flip = h1 ? 0 : 0xff;
+		uint32_t b = 0;
+		if (h0 == h1) {
+			for (uint32_t i = 0; h0 && i < m; i++)
+				out[i] = i;
+			return h0 ? m : 0;
+		}
+		/* eight entries written a byte, k + 8 <= b + 8 <= m: within out */
+		for (; b + 8 <= m; b += 8) {
+			const uint8_t x = v->p[b / 8] ^ flip;
+			for (unsigned q = 0; q < 8; q++)
+				out[k + q] = b + bits8[x][q];
+			k += nbits8[x];
+		}
+		for (; b < m; b++) {
+			out[k] = b;
+			k += (v->p[b / 8] >> (b % 8) & 1) ^ (flip & 1);
+		}
+		return k;
+	}
+	if (!in) {
+		for (uint32_t i = 0; i < m; i++) {
+			out[k] = i;
+			k += hit[store_packed_get(v, i)];
+		}
+	} else {
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = in[j];
+			out[k] = i;
+			k += hit[store_packed_get(v, i)];
+		}
+	}
+	return k;
+}
+
 static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store_cols *c,
 			  const uint32_t *in, uint32_t m, uint32_t *out)
 {
@@ -2144,6 +2200,8 @@ static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store
 			out[j] = in ? in[j] : j;
 		return m;
 	}
+	if (!tidx)
+		return run_tuple_packed(&c->tpk, hit, in, m, out);
 	if (!in) {
 		for (uint32_t i = 0; i < m; i++) {
 			out[k] = i;

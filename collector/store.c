@@ -425,7 +425,8 @@ void store_cols_get(const struct store_cols *c, uint32_t i, struct flow_rec *r)
 		/* members handed out as the tuple dictionary: that entry's values */
 		struct flow_rec t;
 		uint32_t tm = c->tuple;
-		store_cols_get(c->tdict, c->tidx[i], &t);
+		store_cols_get(c->tdict, c->tidx ? c->tidx[i] : (uint32_t)store_packed_get(&c->tpk, i),
+			       &t);
 #define TUPLE_TAKE(f, col) if (tm & STORE_COLBIT(col)) r->f = t.f
 		TUPLE_TAKE(in_if, STORE_COL_IN_IF); TUPLE_TAKE(out_if, STORE_COL_OUT_IF);
 		TUPLE_TAKE(vlan, STORE_COL_VLAN); TUPLE_TAKE(proto, STORE_COL_PROTO);
@@ -3451,6 +3452,8 @@ struct store_reader {
 	size_t raw_cap;
 	uint8_t *craw[2];       /* src's and dst's chunk inflated, for packed codes */
 	size_t craw_cap[2];
+	uint8_t *traw;          /* the tuple indices' inflated, for them packed */
+	size_t traw_cap;
 	uint64_t *t0, *t1, *t2, *dv;
 	uint8_t *dicta;
 	uint64_t *cd[2];        /* address codes (store_reader_decode_codes) */
@@ -4517,8 +4520,9 @@ static int dec_port_codes(struct store_reader *r, int c, struct store_cols *out)
 
 /* The tuple index column into r->tidx, each checked below r->tnd. Plain FOR of a
  * tuple index's width (the way writers store it) unpacks straight into 32 bits, and
- * needs no check when no value of that width can reach past the dictionary. */
-static int dec_tidx(struct store_reader *r)
+ * needs no check when no value of that width can reach past the dictionary; then,
+ * with pk, it is not unpacked at all but handed out as *pk: returns 1. */
+static int dec_tidx(struct store_reader *r, struct store_packed *pk)
 {
 	const struct rd_col *rc = &r->b.col[COL_TIDX];
 	uint32_t n = r->b.nrec, nd = r->tnd, oob = 0;
@@ -4527,17 +4531,26 @@ static int dec_tidx(struct store_reader *r)
 	int err, fast = 0;
 
 	if (rc->present && rc->enc == ENC_FOR && rc->xform == XF_NONE) {
-		if ((err = chunk_cur(r, COL_TIDX, &cu)) < 0)
+		/* a packed view points into the chunk: inflated, it keeps a buffer of its own */
+		if ((err = pk ? chunk_cur_in(r, COL_TIDX, &cu, &r->traw, &r->traw_cap)
+			      : chunk_cur(r, COL_TIDX, &cu)) < 0)
 			return err;
 		fast = (h = cur_take(&cu, 10)) && !h[9] && h[8] <= 12 && ld_le64(h) < nd;
 	}
 	if (fast) {
 		unsigned w = h[8];
-		uint64_t base = ld_le64(h), len = packed_len(n, w, 0);
+		uint64_t base = ld_le64(h), len = packed_len(n, w, 0), mask = (1ULL << w) - 1;
 		if (len != cur_left(&cu) || !(d = cur_take(&cu, (size_t)len)))
 			return -EPROTO;
+		if (pk && base + mask < nd) {
+			pk->p = d;
+			pk->base = base;
+			pk->mask = mask;
+			pk->w = w;
+			return 1;
+		}
 		unpack_bits32(d, n, w, base, r->tidx);
-		if (base + (1ULL << w) - 1 < nd)
+		if (base + mask < nd)
 			return 0;
 	} else if ((err = dec_chunk(r, COL_TIDX, r->tidx, n, NULL)) < 0) {
 		return err;
@@ -4701,16 +4714,19 @@ int store_reader_decode_codes(struct store_reader *r, uint32_t mask, uint32_t co
 		undo_lastdiff(out->first_ms, out->last_ms, r->b.nrec);
 	uint32_t tuple = r->b.col[COL_TDICT].present ? mask & TUPLE_MEMBERS : 0;
 	if (tuple) {
+		/* the indices packed where no member is wanted as values (tuple_expand) */
+		int tp = PACK_HOST && !(tuple & ~tcodes);
 		if ((err = dec_chunk(r, COL_TDICT, NULL, r->b.nrec, NULL)) < 0 ||
-		    (err = dec_tidx(r)) < 0)
+		    (err = dec_tidx(r, tp ? &out->tpk : NULL)) < 0)
 			goto bad;
+		tp = err == 1;
 		for (int c = 0; c < STORE_NCOLS; c++)
 			if ((tuple & ~tcodes & STORE_COLBIT(c)))
 				tuple_expand(r, c, store_cols_array(out, c), r->b.nrec);
 		if (tuple & tcodes) {
 			tuple_view(r, tuple & tcodes);
 			out->tuple = tuple & tcodes;
-			out->tidx = r->tidx;
+			out->tidx = tp ? NULL : r->tidx;
 			out->tdict = &r->tview;
 		}
 	}
@@ -4904,6 +4920,7 @@ void store_reader_close(struct store_reader *r)
 	free(r->raw);
 	free(r->craw[0]);
 	free(r->craw[1]);
+	free(r->traw);
 	rd_free_scratch(r);
 	ZSTD_freeDCtx(r->zd);
 	free(r);

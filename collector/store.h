@@ -224,6 +224,10 @@ struct store_cols {
 	uint32_t tuple;
 	const uint32_t *tidx;
 	const struct store_cols *tdict;
+	/* tidx NULL (all members asked for so, on little-endian hosts, a block storing
+	 * the indices plainly bit-packed within the dictionary): record i's index is
+	 * store_packed_get(&tpk, i), below tdict->n. */
+	struct store_packed tpk;
 	/* Port columns handed out as the codes of a frequent-values dictionary (the same
 	 * call; blocks coding them so): bit STORE_COL_SPORT / _DPORT in pcodes, k 0 for
 	 * sport and 1 for dport. Record i's code pcode[k][i] is c >= 1 for pdict[k][c - 1]

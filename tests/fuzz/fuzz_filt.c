@@ -152,8 +152,8 @@ static int same_tuple(const struct flow_rec *a, const struct flow_rec *b)
 }
 
 /* The same block with the filter's tuple columns as a dictionary of distinct tuples and
- * an index a record (as the store's reader hands them out, the record arrays of those
- * columns gone): the selection must not change. */
+ * an index a record, as an array and bit-packed (as the store's reader hands them out,
+ * the record arrays of those columns gone): the selection must not change. */
 static void tuple_check(const struct filt *f, const struct store_cols *c,
 			const struct flow_rec *rec, uint32_t n, const uint32_t *sel, uint32_t k,
 			struct store_cols *d)
@@ -189,6 +189,20 @@ static void tuple_check(const struct filt *f, const struct store_cols *c,
 	tv.tuple = members;
 	tv.tidx = tidx;
 	tv.tdict = d;
+	if (filt_eval(f, &tv, sel2) != k || memcmp(sel, sel2, k * sizeof(*sel)))
+		__builtin_trap();
+	/* and the indices bit-packed, as the store hands them out (tidx NULL) */
+	uint8_t packed[MAXREC * 2 + 32];
+	unsigned w = nd > 1 ? 32 - (unsigned)__builtin_clz(nd - 1) : 0;
+	memset(packed, 0, sizeof(packed));
+	for (uint32_t i = 0; i < n; i++)
+		for (unsigned b = 0; b < w; b++)
+			packed[(i * w + b) / 8] |= (uint8_t)((tidx[i] >> b & 1) << (i * w + b) % 8);
+	tv.tidx = NULL;
+	tv.tpk.p = packed;
+	tv.tpk.base = 0;
+	tv.tpk.mask = (1u << w) - 1;
+	tv.tpk.w = w;
 	if (filt_eval(f, &tv, sel2) != k || memcmp(sel, sel2, k * sizeof(*sel)))
 		__builtin_trap();
 }

@@ -638,6 +638,24 @@ static void test_table(void **st)
 				fail_msg("filt_eval('%s') with tuple members %#x as the "
 					 "dictionary: %u records, over the columns %u", table[t].expr,
 					 members, n2, n);
+			/* and with the indices packed as the store hands them out */
+			uint8_t packed[NREC * 2 + 32];
+			unsigned w = dict.n > 1 ? 32 - (unsigned)__builtin_clz(dict.n - 1) : 0;
+			memset(packed, 0, sizeof(packed));
+			for (uint32_t i = 0; i < NREC; i++)
+				for (unsigned b = 0; b < w; b++)
+					packed[(i * w + b) / 8] |= (uint8_t)((tidx[i] >> b & 1) <<
+									     (i * w + b) % 8);
+			tv.tidx = NULL;
+			tv.tpk.p = packed;
+			tv.tpk.base = 0;
+			tv.tpk.mask = (1u << w) - 1;
+			tv.tpk.w = w;
+			n2 = filt_eval(f, &tv, sel2);
+			if (n2 != n || memcmp(sel, sel2, n * sizeof(*sel)))
+				fail_msg("filt_eval('%s') with tuple members %#x as the "
+					 "dictionary, indices packed (%u bits): %u records, over the "
+					 "columns %u", table[t].expr, members, w, n2, n);
 		}
 		for (int v = 0; v < 2; v++) {
 			const uint32_t ports = STORE_COLBIT(STORE_COL_SPORT) |
@@ -662,6 +680,84 @@ static void test_table(void **st)
 		filt_free(f);
 	}
 	store_cols_free(&one);
+	store_cols_free(&all);
+	store_cols_free(&dict);
+}
+
+/* Tuple indices handed out packed (store_cols.tpk; one bit a record, or none where the
+ * block has one tuple): the records the columns give, whatever the block's length,
+ * the indices' base (an entry of the dictionary no record uses), and the leaf's place
+ * in the filter. */
+static void test_tuple_packed(void **st)
+{
+	static const char *const exprs[] = {
+		"proto tcp", "proto udp", "not proto tcp", "proto tcp or proto udp", "proto icmp",
+		"port 80 and proto tcp", "proto udp and not port 80", "not (proto tcp or proto udp)",
+	};
+	static const uint32_t lens[] = { 1, 7, 8, 9, 63, 64, 65, 200 };
+	struct flow_rec r[200], unused;
+	struct store_cols all, tv, dict;
+	uint32_t sel[200], sel2[200];
+	uint8_t bits[200 / 8 + 8 + 32];         /* SLACK readable bytes after them */
+
+	(void)st;
+	store_cols_init(&all);
+	store_cols_init(&dict);
+	memset(&unused, 0, sizeof(unused));
+	unused.proto = 1;
+	for (int one = 0; one <= 1; one++) {
+		for (uint32_t i = 0; i < 200; i++) {
+			memset(&r[i], 0, sizeof(r[i]));
+			r[i].ipver = 4;
+			r[i].proto = one || (i * 7919) % 5 < 3 ? 6 : 17;
+			r[i].dport = i % 4 ? (uint16_t)(1000 + i) : 80;
+		}
+		for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+			const uint32_t m = lens[li];
+			cols_fill(&all, r, m);
+			for (uint32_t base = 0; base <= 1; base++) {
+				/* the dictionary: [unused], then the tuples in order of appearance */
+				uint32_t nt = 0, w;
+				assert_int_equal(store_cols_reserve(&dict, 4, STORE_COLS_ALL), 0);
+				dict.mask = STORE_TUPLE_MEMBERS;
+				if (base)
+					cols_put(&dict, nt++, &unused);
+				memset(bits, 0, sizeof(bits));
+				for (uint32_t i = 0; i < m; i++) {
+					uint32_t j = base;
+					while (j < nt && dict.proto[j] != r[i].proto)
+						j++;
+					if (j == nt)
+						cols_put(&dict, nt++, &r[i]);
+					if (j > base)
+						bits[i / 8] |= (uint8_t)(1u << i % 8);
+				}
+				dict.n = nt;
+				w = nt - base > 1;
+				assert_int_equal(w, !one && m > 1);
+				for (size_t e = 0; e < sizeof(exprs) / sizeof(exprs[0]); e++) {
+					struct filt *f = compile_ok(exprs[e]);
+					assert_int_equal(filt_tuple_columns(f), STORE_COLBIT(STORE_COL_PROTO));
+					tv = all;
+					tv.proto = NULL;        /* a leaf that reads it anyway crashes */
+					tv.mask &= ~STORE_COLBIT(STORE_COL_PROTO);
+					tv.tuple = STORE_COLBIT(STORE_COL_PROTO);
+					tv.tidx = NULL;
+					tv.tpk.p = bits;
+					tv.tpk.base = base;
+					tv.tpk.mask = w;
+					tv.tpk.w = w;
+					tv.tdict = &dict;
+					uint32_t n = filt_eval(f, &all, sel), n2 = filt_eval(f, &tv, sel2);
+					if (n2 != n || memcmp(sel, sel2, n * sizeof(*sel)))
+						fail_msg("'%s' over %u records (base %u, %u bits): %u "
+							 "records packed, %u over the columns", exprs[e],
+							 m, base, w, n2, n);
+					filt_free(f);
+				}
+			}
+		}
+	}
 	store_cols_free(&all);
 	store_cols_free(&dict);
 }
@@ -1414,6 +1510,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_tuple_packed),
 		cmocka_unit_test(test_tuple_columns),
 		cmocka_unit_test(test_port_code_columns),
 		cmocka_unit_test(test_port_code_ranges),

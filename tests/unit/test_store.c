@@ -1730,6 +1730,19 @@ static void check_subsets_block(struct store_reader *r, const struct store_block
 	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
 		check_packed(r, masks[m], &a->plain, &a->pk);
 	check_packed(r, STORE_COLS_ALL, &a->plain, &a->pk);     /* address codes too */
+	/* tuple members as the dictionary, its indices packed where they can be */
+	assert_int_equal(store_reader_decode_codes(r, STORE_TUPLE_MEMBERS, STORE_TUPLE_MEMBERS,
+						   &a->pk), 0);
+	for (uint32_t i = 0; a->pk.tuple && i < a->pk.n; i++) {
+		struct flow_rec x, y;
+		store_cols_get(&a->pk, i, &x);
+		store_cols_get(&a->plain, i, &y);
+		assert_int_equal(x.proto, y.proto);
+		assert_int_equal(x.tos, y.tos);
+		assert_int_equal(x.in_if, y.in_if);
+		assert_int_equal(x.vlan, y.vlan);
+		assert_int_equal(x.end_reason, y.end_reason);
+	}
 	for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
 		assert_int_equal(store_reader_decode(r, masks[m], c), 0);
 		assert_true(a->at + c->n <= a->n);
@@ -2029,12 +2042,13 @@ static void test_port_codes(void **state)
 
 /* Counters and times stored as plain bit-packed values come packed where asked: LAST
  * even with FIRST coded against it, full-range values (64 bits), not a width of two
- * loads (57-63 bits); the values equal a plain decode's (compressed columns, which
- * stay unpacked, in test_coding_paths). */
+ * loads (57-63 bits); the values equal a plain decode's (compressed counters, which
+ * stay unpacked, in test_coding_paths). So do address codes, and the indices of a
+ * tuple dictionary of two. */
 struct packed_seen {
 	struct store_cols plain, c;
 	uint32_t got[8];
-	int lastdiff[8];
+	int lastdiff[8], tpacked[8];
 	unsigned nb;
 };
 
@@ -2046,7 +2060,17 @@ static void packed_block(struct store_reader *r, const struct store_block_info *
 	assert_int_equal(store_reader_decode(r, STORE_COLS_ALL, &a->plain), 0);
 	a->got[a->nb] = check_packed(r, PACKABLE | STORE_COLBIT(STORE_COL_DST), &a->plain, &a->c);
 	assert_int_equal(store_reader_decode_codes(r, PACKABLE, PACKABLE, &a->c), 0);
-	a->lastdiff[a->nb++] = a->c.lastdiff;
+	a->lastdiff[a->nb] = a->c.lastdiff;
+	/* the tuple (TCP or UDP): one bit a record, handed out packed */
+	assert_int_equal(store_reader_decode_codes(r, STORE_COLBIT(STORE_COL_PROTO),
+						   STORE_TUPLE_MEMBERS, &a->c), 0);
+	assert_int_equal(a->c.tuple, STORE_COLBIT(STORE_COL_PROTO));
+	a->tpacked[a->nb++] = !a->c.tidx;
+	for (uint32_t i = 0; i < a->c.n; i++) {
+		struct flow_rec x;
+		store_cols_get(&a->c, i, &x);
+		assert_int_equal(x.proto, a->plain.proto[i]);
+	}
 	/* FIRST alone: LAST comes along, as it does unpacked */
 	check_packed(r, STORE_COLBIT(STORE_COL_FIRST), &a->plain, &a->c);
 }
@@ -2069,6 +2093,7 @@ static void test_packed_columns(void **state)
 				/* ends spread over the block's minute in no order, short flows */
 				tcp_rec(&r, &s, T0 + (uint64_t)b * 60000 + rnd_below(&s, 60000));
 				r.first_ms = r.last_ms - rnd_below(&s, 4);
+				r.proto = rnd_below(&s, 3) ? 6 : 17;
 				addr4(r.dst, 0x0b000000 + (uint32_t)rnd_below(&s, 1000));
 				r.packets = 1 + rnd_below(&s, 1u << 20);
 				if (b == 1)             /* the full range: 64 bits a value */
@@ -2091,8 +2116,10 @@ static void test_packed_columns(void **state)
 		assert_int_equal(a.got[2] & pb, pb & ~STORE_COLBIT(STORE_COL_BYTES));
 		for (unsigned b = 0; codec == STORE_CODEC_NONE && b < 3; b++)   /* 10-bit codes */
 			assert_true(a.got[b] & STORE_COLBIT(STORE_COL_DST));
-		for (unsigned b = 0; b < 3; b++)
+		for (unsigned b = 0; b < 3; b++) {
 			assert_int_equal(a.lastdiff[b], 1);
+			assert_int_equal(a.tpacked[b], 1);
+		}
 		rmtree(dir);
 	}
 	store_cols_free(&a.plain);
