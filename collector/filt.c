@@ -2124,15 +2124,17 @@ static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_
 
 /* A leaf on tuple members handed out as the block's tuple dictionary: evaluated once an
  * entry, then looked up a record by its index. */
-/* The set bits of each byte value: their positions, and how many. */
-static uint8_t bits8[256][8], nbits8[256];
+/* The set bits of each byte value: their positions (32 bits each: eight come out in two
+ * vector adds), and how many. */
+static uint32_t bits8[256][8];
+static uint8_t nbits8[256];
 
 __attribute__((constructor)) static void bits8_init(void)
 {
 	for (unsigned x = 0; x < 256; x++)
 		for (unsigned b = 0; b < 8; b++)
 			if (x >> b & 1)
-				bits8[x][nbits8[x]++] = (uint8_t)b;
+				bits8[x][nbits8[x]++] = b;
 }
 
 /* The records of in (NULL: 0 .. m-1) whose packed tuple index v has hit set. One bit a
@@ -2155,8 +2157,11 @@ static uint32_t run_tuple_packed(const struct store_packed *v, const uint8_t *hi
 		/* eight entries written a byte, k + 8 <= b + 8 <= m: within out */
 		for (; b + 8 <= m; b += 8) {
 			const uint8_t x = v->p[b / 8] ^ flip;
+			uint32_t t[8];
+			memcpy(t, bits8[x], sizeof(t));
 			for (unsigned q = 0; q < 8; q++)
-				out[k + q] = b + bits8[x][q];
+				t[q] += b;
+			memcpy(out + k, t, sizeof(t));
 			k += nbits8[x];
 		}
 		for (; b < m; b++) {
