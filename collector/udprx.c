@@ -19,6 +19,7 @@
 #define UDPRX_NAP_MIN_RCVBUF (8u << 20)  /* kernel-reported bytes; see udprx_run */
 #define UDPRX_NAP_US 2000               /* with UDPRX_NAP_MIN_RCVBUF; longer with more */
 #define UDPRX_NAP_MAX_US 4000
+#define UDPRX_DRAIN_US 1000000          /* at a stop, taking what the socket holds */
 
 int udprx_parse_prefix(const char *s, struct udprx_prefix *p)
 {
@@ -161,14 +162,68 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
-{
+/* One recvmmsg batch's room: UDPRX_BATCH datagrams into bufs. */
+struct rxbatch {
 	struct mmsghdr msgs[UDPRX_BATCH];
 	struct iovec iov[UDPRX_BATCH];
 	struct sockaddr_storage from[UDPRX_BATCH];
-	uint8_t *bufs = malloc((size_t)UDPRX_BATCH * UDPRX_MAXDG);
-	if (!bufs)
+	uint8_t *bufs;
+};
+
+/* Up to UDPRX_BATCH datagrams from the socket into b (flags as recvmmsg's): their
+ * number, or -1 with errno. */
+static int rx_recv(struct udprx *rx, struct rxbatch *b, int flags)
+{
+	for (int i = 0; i < UDPRX_BATCH; i++) {
+		b->iov[i].iov_base = b->bufs + (size_t)i * UDPRX_MAXDG;
+		b->iov[i].iov_len = UDPRX_MAXDG;
+		memset(&b->msgs[i].msg_hdr, 0, sizeof(b->msgs[i].msg_hdr));
+		b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+		b->msgs[i].msg_hdr.msg_iovlen = 1;
+		b->msgs[i].msg_hdr.msg_name = &b->from[i];
+		b->msgs[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+	}
+	return recvmmsg(rx->fd, b->msgs, UDPRX_BATCH, flags, NULL);
+}
+
+/* The n datagrams of b, received at ts, counted and queued (or denied). */
+static void rx_take(struct udprx *rx, struct rxq *q, struct rxbatch *b, int n, uint64_t ts)
+{
+	pthread_mutex_lock(&rx->mu);
+	for (int i = 0; i < n; i++) {
+		uint8_t addr[16];
+		if (b->from[i].ss_family == AF_INET6) {
+			memcpy(addr, &((struct sockaddr_in6 *)&b->from[i])->sin6_addr, 16);
+		} else {
+			uint8_t a4[4];
+			memcpy(a4, &((struct sockaddr_in *)&b->from[i])->sin_addr, 4);
+			flowrec_addr4(addr, a4);
+		}
+		rx->datagrams++;
+		rx->bytes += b->msgs[i].msg_len;
+		if (rx->nallow) {
+			int ok = 0;
+			for (int k = 0; k < rx->nallow && !ok; k++)
+				ok = prefix_match(&rx->allow[k], addr);
+			if (!ok) {
+				rx->denied++;
+				continue;
+			}
+		}
+		if (rxq_push(q, addr, ts, b->iov[i].iov_base, b->msgs[i].msg_len) < 0)
+			rx->queue_full++;
+	}
+	pthread_mutex_unlock(&rx->mu);
+	rxq_wake(q);
+}
+
+int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
+{
+	struct rxbatch *b = malloc(sizeof(*b));
+	if (!b || !(b->bufs = malloc((size_t)UDPRX_BATCH * UDPRX_MAXDG))) {
+		free(b);
 		return -ENOMEM;
+	}
 	int rc = 0;
 	/* Under steady load a wake per datagram or two costs more CPU than the decoding
 	 * (context switches, a futex each): when the socket was drained less than a nap
@@ -183,16 +238,7 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 		nap_us = UDPRX_NAP_MAX_US;
 	uint64_t last_wake = 0;
 	while (!__atomic_load_n(stop, __ATOMIC_ACQUIRE)) {
-		for (int i = 0; i < UDPRX_BATCH; i++) {
-			iov[i].iov_base = bufs + (size_t)i * UDPRX_MAXDG;
-			iov[i].iov_len = UDPRX_MAXDG;
-			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-			msgs[i].msg_hdr.msg_name = &from[i];
-			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-		}
-		int n = recvmmsg(rx->fd, msgs, UDPRX_BATCH, MSG_WAITFORONE, NULL);
+		int n = rx_recv(rx, b, MSG_WAITFORONE);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				continue;
@@ -209,34 +255,19 @@ int udprx_run(struct udprx *rx, struct rxq *q, const int *stop)
 			}
 			last_wake = t;
 		}
-		pthread_mutex_lock(&rx->mu);
-		for (int i = 0; i < n; i++) {
-			uint8_t addr[16];
-			if (from[i].ss_family == AF_INET6) {
-				memcpy(addr, &((struct sockaddr_in6 *)&from[i])->sin6_addr, 16);
-			} else {
-				uint8_t a4[4];
-				memcpy(a4, &((struct sockaddr_in *)&from[i])->sin_addr, 4);
-				flowrec_addr4(addr, a4);
-			}
-			rx->datagrams++;
-			rx->bytes += msgs[i].msg_len;
-			if (rx->nallow) {
-				int ok = 0;
-				for (int k = 0; k < rx->nallow && !ok; k++)
-					ok = prefix_match(&rx->allow[k], addr);
-				if (!ok) {
-					rx->denied++;
-					continue;
-				}
-			}
-			if (rxq_push(q, addr, ts, iov[i].iov_base, msgs[i].msg_len) < 0)
-				rx->queue_full++;
-		}
-		pthread_mutex_unlock(&rx->mu);
-		rxq_wake(q);
+		rx_take(rx, q, b, n, ts);
 	}
-	free(bufs);
+	/* Stopping: what the socket still holds was sent before the stop (a probe's last
+	 * export just before the collector is told to stop): taken, not closed away with
+	 * the socket. For at most UDPRX_DRAIN_US, against an exporter that never pauses. */
+	for (uint64_t end = mono_us() + UDPRX_DRAIN_US; rc == 0 && mono_us() < end;) {
+		int n = rx_recv(rx, b, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		rx_take(rx, q, b, n, now_ms());
+	}
+	free(b->bufs);
+	free(b);
 	return rc;
 }
 

@@ -51,8 +51,9 @@ int udprx_open(struct udprx *rx, const char *bind_addr, uint16_t port, uint32_t 
  * rx->kernel_drops. The thread that closes the socket. */
 uint64_t udprx_kernel_drops(struct udprx *rx);
 
-/* Receives until *stop is set: each datagram from an allowed exporter goes into q.
- * Wakes q after each batch. Returns 0, or a negative errno on a socket error. */
+/* Receives until *stop is set, then takes what the socket still holds (for up to a
+ * second): each datagram from an allowed exporter goes into q. Wakes q after each
+ * batch. Returns 0, or a negative errno on a socket error. */
 int udprx_run(struct udprx *rx, struct rxq *q, const int *stop);
 
 void udprx_close(struct udprx *rx);

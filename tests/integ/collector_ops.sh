@@ -2,7 +2,8 @@
 # Collector operations: --help, the example config file, IPv6 and IPv4 exporters on the
 # one dual-stack socket, the allow list (others counted as denied) and its reload on
 # SIGHUP, SIGUSR1 statistics, retention at start-up, a store that can be queried while
-# the collector runs (within the flush interval), clear errors for bad settings.
+# the collector runs (within the flush interval), clear errors for bad settings, and a
+# stop that stores what the socket still holds.
 . "$(dirname "$0")/lib.sh"
 COLL=$BIN/tapflow-collector
 "$COLL" --help >"$T/help" || fail "--help"
@@ -102,3 +103,15 @@ drops=$(sed -n 's/^  socket_drops: //p' "$T/drops.log" | tail -n 1)
 [ $((rcvd + drops)) = "$sent" ] || fail "received $rcvd + socket drops $drops != sent $sent"
 grep -q "datagrams dropped by the kernel" "$T/drops.log" || { cat "$T/drops.log"; fail "socket drops not logged"; }
 echo "ok: $sent datagrams to a stopped collector: $rcvd received, $drops counted as socket drops"
+
+# A stop takes what the socket holds: datagrams queued while the collector was frozen,
+# before it was told to stop, are all stored (a probe's last export just before the
+# collector stops).
+start_tapflow_collector "$T/stopq" "$P"
+kill -STOP "$COLL_PID"
+"$TOOLS/nfblast" --synth 50000 -d "127.0.0.1:$P" >/dev/null
+kill -TERM "$COLL_PID"
+stop_pid "$COLL_PID" CONT || fail "collector did not exit 0 after a stop with datagrams queued"
+got=$(tf_totals "$T/stopq" | cut -d' ' -f1)
+[ "$got" = 50000 ] || { cat "$T/stopq.log"; fail "stopped with datagrams queued: stored $got of 50000 flows"; }
+echo "ok: a stop with 50000 flows queued in the socket stored them all"
