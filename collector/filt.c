@@ -2122,8 +2122,43 @@ static uint32_t leaf_columns(const struct leaf *l);
 static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_cols *c,
 			 const uint32_t *in, uint32_t m, uint32_t *out);
 
-/* A leaf on tuple members handed out as the block's tuple dictionary: evaluated once an
- * entry, then looked up a record by its index. */
+/* Where a record's index into a block dictionary comes from (sel_hit). */
+enum { IX_U32, IX_U64, IX_PACKED };
+
+static inline __attribute__((always_inline)) uint64_t rec_index(int kind, const void *ix,
+								  uint32_t i)
+{
+	switch (kind) {
+	case IX_U32: return ((const uint32_t *)ix)[i];
+	case IX_U64: return ((const uint64_t *)ix)[i];
+	default: return store_packed_get(ix, i);
+	}
+}
+
+/* The records of in (NULL: 0 .. m-1) whose index (kind, a constant, from ix) has hit
+ * set, without a branch on it. */
+static inline __attribute__((always_inline)) uint32_t sel_hit(const uint8_t *hit, int kind,
+							       const void *ix,
+							       const uint32_t *in, uint32_t m,
+							       uint32_t *out)
+{
+	uint32_t k = 0;
+
+	if (!in) {
+		for (uint32_t i = 0; i < m; i++) {
+			out[k] = i;
+			k += hit[rec_index(kind, ix, i)];
+		}
+	} else {
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = in[j];
+			out[k] = i;
+			k += hit[rec_index(kind, ix, i)];
+		}
+	}
+	return k;
+}
+
 /* The set bits of each byte value: their positions (32 bits each: eight come out in two
  * vector adds), and how many. */
 static uint32_t bits8[256][8];
@@ -2170,27 +2205,16 @@ static uint32_t run_tuple_packed(const struct store_packed *v, const uint8_t *hi
 		}
 		return k;
 	}
-	if (!in) {
-		for (uint32_t i = 0; i < m; i++) {
-			out[k] = i;
-			k += hit[store_packed_get(v, i)];
-		}
-	} else {
-		for (uint32_t j = 0; j < m; j++) {
-			uint32_t i = in[j];
-			out[k] = i;
-			k += hit[store_packed_get(v, i)];
-		}
-	}
-	return k;
+	return sel_hit(hit, IX_PACKED, v, in, m, out);
 }
 
+/* A leaf on tuple members handed out as the block's tuple dictionary: evaluated once an
+ * entry, then looked up a record by its index. */
 static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store_cols *c,
 			  const uint32_t *in, uint32_t m, uint32_t *out)
 {
 	const struct store_cols *d = c->tdict;
-	const uint32_t *tidx = c->tidx;
-	uint32_t dsel[STORE_TUPLE_MAX], nd = d->n, k = 0;
+	uint32_t dsel[STORE_TUPLE_MAX], nd = d->n;
 	uint8_t hit[STORE_TUPLE_MAX];
 
 	uint32_t nt = nd;
@@ -2205,21 +2229,9 @@ static uint32_t run_tuple(const struct leaf *l, unsigned neg, const struct store
 			out[j] = in ? in[j] : j;
 		return m;
 	}
-	if (!tidx)
+	if (!c->tidx)
 		return run_tuple_packed(&c->tpk, hit, in, m, out);
-	if (!in) {
-		for (uint32_t i = 0; i < m; i++) {
-			out[k] = i;
-			k += hit[tidx[i]];
-		}
-	} else {
-		for (uint32_t j = 0; j < m; j++) {
-			uint32_t i = in[j];
-			out[k] = i;
-			k += hit[tidx[i]];
-		}
-	}
-	return k;
+	return sel_hit(hit, IX_U32, c->tidx, in, m, out);
 }
 
 /* c with port column k as values (store_cols_port_values) instead of codes. */
@@ -2245,8 +2257,7 @@ static uint32_t run_pcode(const struct leaf *l, unsigned neg, const struct store
 {
 	const int k = l->col_a == STORE_COL_DPORT;
 	uint32_t nf = c->pnf[k], ne = c->pne[k];
-	const uint64_t *code = c->pcode[k];
-	uint32_t dsel[STORE_PDICT_MAX + 1], nd, eh = 0, kk = 0;
+	uint32_t dsel[STORE_PDICT_MAX + 1], nd, eh = 0;
 	uint8_t hit[STORE_PDICT_MAX + 1];
 	struct store_cols d;
 
@@ -2274,19 +2285,7 @@ static uint32_t run_pcode(const struct leaf *l, unsigned neg, const struct store
 	hit[0] = (uint8_t)((eh != 0) ^ neg);
 	for (uint32_t j = 0; j < nd; j++)
 		hit[dsel[j] + 1] = (uint8_t)!neg;
-	if (!in) {
-		for (uint32_t i = 0; i < m; i++) {
-			out[kk] = i;
-			kk += hit[code[i]];
-		}
-	} else {
-		for (uint32_t j = 0; j < m; j++) {
-			uint32_t i = in[j];
-			out[kk] = i;
-			kk += hit[code[i]];
-		}
-	}
-	return kk;
+	return sel_hit(hit, IX_U64, c->pcode[k], in, m, out);
 }
 
 static uint32_t run_leaf(const struct leaf *l, unsigned neg, const struct store_cols *c,

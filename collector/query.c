@@ -1505,18 +1505,14 @@ static int codes_keys(struct worker *w, const struct tspec *ts, const struct sto
 			e->first = nf > e->first ? nf : e->first;
 			e->last = l > e->last ? l : e->last;
 		}
-		if (!code) {    /* packed codes: none may pass the dictionary */
-			uint64_t past = 0;
-			for (uint64_t x = c->nd[k]; x <= cd.base + cd.mask; x++) {
-				past |= acc[x].flows;
-				memset(&acc[x], 0, sizeof(acc[x]));
-			}
-			codes_collect(w, acc, c->nd[k], &nt);
-			if (past)
-				return -EPROTO;
-		} else {
-			codes_collect(w, acc, c->nd[k], &nt);
+		uint64_t past = 0;      /* packed codes: none may pass the dictionary */
+		for (uint64_t x = c->nd[k]; !code && x <= cd.base + cd.mask; x++) {
+			past |= acc[x].flows;
+			memset(&acc[x], 0, sizeof(acc[x]));
 		}
+		codes_collect(w, acc, c->nd[k], &nt);
+		if (past)
+			return -EPROTO;
 	} else if (codes_dense(w, c, n, k)) {
 		/* most codes are used: count without a branch on whether a code is new
 		 * (it is for an unpredictable share of the records), then collect the

@@ -4526,31 +4526,25 @@ static int dec_tidx(struct store_reader *r, struct store_packed *pk)
 {
 	const struct rd_col *rc = &r->b.col[COL_TIDX];
 	uint32_t n = r->b.nrec, nd = r->tnd, oob = 0;
-	const uint8_t *h, *d;
-	struct cur cu;
+	struct store_packed v;
 	int err, fast = 0;
 
 	if (rc->present && rc->enc == ENC_FOR && rc->xform == XF_NONE) {
+		struct cur cu;
 		/* a packed view points into the chunk: inflated, it keeps a buffer of its own */
 		if ((err = pk ? chunk_cur_in(r, COL_TIDX, &cu, &r->traw, &r->traw_cap)
-			      : chunk_cur(r, COL_TIDX, &cu)) < 0)
+			      : chunk_cur(r, COL_TIDX, &cu)) < 0 ||
+		    (err = packed_view(&cu, n, UINT64_MAX, &v)) < 0)
 			return err;
-		fast = (h = cur_take(&cu, 10)) && !h[9] && h[8] <= 12 && ld_le64(h) < nd;
+		fast = err && v.w <= 12 && v.base < nd && !cur_left(&cu);
 	}
 	if (fast) {
-		unsigned w = h[8];
-		uint64_t base = ld_le64(h), len = packed_len(n, w, 0), mask = (1ULL << w) - 1;
-		if (len != cur_left(&cu) || !(d = cur_take(&cu, (size_t)len)))
-			return -EPROTO;
-		if (pk && base + mask < nd) {
-			pk->p = d;
-			pk->base = base;
-			pk->mask = mask;
-			pk->w = w;
+		if (pk && v.base + v.mask < nd) {
+			*pk = v;
 			return 1;
 		}
-		unpack_bits32(d, n, w, base, r->tidx);
-		if (base + mask < nd)
+		unpack_bits32(v.p, n, v.w, v.base, r->tidx);
+		if (v.base + v.mask < nd)
 			return 0;
 	} else if ((err = dec_chunk(r, COL_TIDX, r->tidx, n, NULL)) < 0) {
 		return err;
@@ -4585,28 +4579,21 @@ static int dec_packed(struct store_reader *r, int c, int ld, struct store_cols *
 	return 1;
 }
 
+/* An array of native u64 as a packed view (little-endian hosts: see store_packed_get). */
+static struct store_packed array_view(const uint64_t *a)
+{
+	return (struct store_packed){ (const uint8_t *)a, 0, ~0ULL, 64 };
+}
+
 void store_cols_packed_view(const struct store_cols *c, int col, struct store_packed *v)
 {
-	if (c->packed & STORE_COLBIT(col)) {
-		*v = c->pk[col - STORE_COL_PACKETS];
-		return;
-	}
-	v->p = store_cols_array(c, col);
-	v->base = 0;
-	v->mask = ~0ULL;
-	v->w = 64;
+	*v = c->packed & STORE_COLBIT(col) ? c->pk[col - STORE_COL_PACKETS]
+					   : array_view(store_cols_array(c, col));
 }
 
 void store_cols_code_view(const struct store_cols *c, int k, struct store_packed *v)
 {
-	if (!c->code[k]) {
-		*v = c->cpk[k];
-		return;
-	}
-	v->p = (const uint8_t *)c->code[k];
-	v->base = 0;
-	v->mask = ~0ULL;
-	v->w = 64;
+	*v = c->code[k] ? array_view(c->code[k]) : c->cpk[k];
 }
 
 int store_cols_unpack(struct store_cols *c)
