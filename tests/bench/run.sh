@@ -342,16 +342,39 @@ bench_collector() {
 # The exact CPU time of one process in ns (/proc/PID/schedstat).
 task_ns() { [ -r "/proc/$1/schedstat" ] && cut -d' ' -f1 "/proc/$1/schedstat" || echo 0; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
-# soak_rates: turns a second of cpusoak on CPU 0 and 1 over half a second, both soaked
-# and nothing else running (the two CPUs may share a core: one alone turns faster).
-soak_rates() {
-	"$B/tools/cpusoak" -c 0 -c 1 -t 0.5 |
-		awk -F'[ =]' '{r[$2] = $4 / $6 * 1e9} END{printf "%.0f %.0f\n", r[0], r[1]}'
+# idle_snap: for each CPU, the clock, its idle time so far (us) and how often it went
+# idle, on one line ("T0 IDLE0 N0 T1 IDLE1 N1 ..."). The idle time is what /proc/stat's
+# idle column counts (nohz keeps it to the us and stops it for interrupts taken while
+# idle), read to the us from cpuidle's residency counters where the kernel has them,
+# else from /proc/stat (USER_HZ ticks; N is then 0). A residency counter moves when an
+# idle period ends: each CPU's is read by a process running on that CPU, so its idle
+# period has ended.
+idle_snap() {
+	local c n out=""
+	n=$(nproc)
+	if [ -r /sys/devices/system/cpu/cpu0/cpuidle/state0/time ]; then
+		for ((c = 0; c < n; c++)); do
+			out="$out $(taskset -c $c sh -c "date +%s%6N; cd /sys/devices/system/cpu/cpu$c/cpuidle &&
+				cat state*/time; echo usage; cat state*/usage" |
+				awk 'NR == 1 {t = $1; next} /usage/ {u = 1; next}
+					u {e += $1; next} {s += $1} END{printf "%s %.0f %.0f", t, s, e}')"
+		done
+		echo "$out"
+	else
+		awk -v t="$(date +%s%6N)" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+			'/^cpu[0-9]/ && substr($1, 4) < n {o = o " " t " " sprintf("%.0f", ($5 + $6) * 1000000 / hz) " 0"}
+			END{print o}' /proc/stat
+	fi
 }
-# soak_busy OUT RATE0 RATE1: ns CPU 0 and 1 spent on other work during a cpusoak run.
-soak_busy() {
-	awk -F'[ =]' -v r0="$2" -v r1="$3" \
-		'{b[$2] = $6 - $4 / ($2 == 0 ? r0 : r1) * 1e9} END{printf "%.0f %.0f\n", b[0], b[1]}' "$1"
+# idle_busy SNAP0 SNAP1: ns CPU 1 and all CPUs were busy (not idle) between two snaps,
+# and how often CPU 1 went idle.
+idle_busy() {
+	awk -v a="$1" -v b="$2" 'BEGIN{n = split(a, x, " "); split(b, y, " ")
+		for (i = 1; i < n; i += 3) {
+			u = (y[i] - x[i]) - (y[i + 1] - x[i + 1]); all += u
+			if (i == 4) { c1 = u; e1 = y[i + 2] - x[i + 2] }
+		}
+		printf "%.0f %.0f %.0f\n", c1 * 1000, all * 1000, e1}'
 }
 
 # The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
@@ -360,23 +383,34 @@ soak_busy() {
 # (the sender's own share); the probe process's own CPU; and, for eBPF, the programs'
 # run time in the kernel (kernel.bpf_stats_enabled, in a separate run: the stats cost
 # time themselves). The sender is pinned to CPU 0 and RPS moves the receive path to
-# CPU 1, where the probe runs too. CPU time comes from tools/cpusoak, a SCHED_IDLE
-# thread per CPU that counts what it could still do: /proc/stat on a kernel with tick
-# accounting samples 250 times a second and gave figures that swung by more than the
-# probes' cost (negative ones too). Median of 5 runs (BENCH_EBPF_REPS), microseconds
-# per packet.
+# CPU 1, where the probe runs too. CPU time is busy time: the time between two reads
+# less what each CPU spent idle (idle_snap; /proc/stat's busy columns only sample who
+# runs at each of 250 ticks a second on this kernel, and swung by more than the probes
+# cost). At fixed rates the sender sends bursts of 32 packets, as a NIC's interrupt
+# coalescing hands them on: one packet a wakeup made the wakeups of CPU 1 (an exit to
+# the host in a guest, its cost moving with the host's load) most of what was
+# measured. Even so, a probe that keeps CPU 1 busier saves some of its wakeups, so at
+# these rates part of its cost is paid back; the last pass ("one": sender, receive
+# path and probe on CPU 1 at top speed, RPS off) leaves no idle time to pay back, and
+# gives each probe's cost per packet itself. Median of 5 runs (BENCH_EBPF_REPS),
+# microseconds per packet.
 bench_ebpf() {
 	echo "== probe: live capture cost, eBPF vs AF_PACKET vs softflowd (veth, tcpreplay)"
 	if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
 		echo "   skipped: needs 2 CPUs and taskset"
 		return 0
 	fi
-	echo "   us of CPU per packet, median of 5 runs. The sender runs on CPU 0, the probe and"
-	echo "   the receive path (RPS) on CPU 1; CPU time is what a SCHED_IDLE soaker on each CPU"
-	echo "   could not do (tools/cpusoak), less a run without any probe: cpu1 = the probe's"
-	echo "   whole cost on its CPU (softirq included), machine = the same over both CPUs;"
-	echo "   process = the probe's threads (softirq that ran on their time included);"
-	echo "   bpf = the program's own run time"
+	echo "   us of CPU per packet, median of 5 runs. The sender runs on CPU 0 (bursts of 32 at"
+	echo "   fixed rates), the probe and the receive path (RPS) on CPU 1. CPU time is busy (not"
+	echo "   idle) time, less a run without any probe: cpu1 = the probe's whole cost on its CPU"
+	echo "   (softirq included), machine = the same over all CPUs (at fixed rates the sender"
+	echo "   spins between bursts: CPU 0 reads busy whatever else runs there); process = the"
+	echo "   probe's threads (softirq that ran on their time included); bpf = the program's"
+	echo "   own run time (bpf_stats, a run of its own); wake = how often CPU 1 went idle, per"
+	echo "   packet. Work that keeps CPU 1 awake saves wakeups (each an exit to the host in a"
+	echo "   guest): at fixed rates a probe's cost is partly paid back that way. The last"
+	echo "   pass, \"one CPU\", has no idle time to pay back: sender, receive path and probe all"
+	echo "   on CPU 1 at top speed, RPS off; cpu1 there is the probe's cost per packet itself"
 	local na=tfbench-ea nb=tfbench-eb npk=${BENCH_LIVE_PACKETS:-300000} stats0
 	local nrep=${BENCH_EBPF_REPS:-5}
 	# reps ARRAY WHO: WHO's figure of each run
@@ -389,14 +423,19 @@ bench_ebpf() {
 		ip netns exec $n sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 	done
 	ip -n $na link set vtfea up; ip -n $nb link set vtfeb up
-	ip netns exec $nb sh -c 'echo 2 >/sys/class/net/vtfeb/queues/rx-0/rps_cpus'
 	"$B/tools/genpcap" -o "$W/ebpf.pcap" -n "$npk" -s 9 >/dev/null
-	local pps who rep r0 r1
-	for pps in ${BENCH_EBPF_RATES:-100000 200000 400000 0}; do
-		local -A mc=() pc=() pr=() lost=()
-		local achieved=0 sent=0 bpf=0
+	local pps who rep
+	for pps in ${BENCH_EBPF_RATES:-100000 200000 400000 0 one}; do
+		local -A mc=() pc=() pr=() wk=() lost=()
+		local achieved=0 sent=0 bpf=0 scpu=0 rps=2
+		[ "$pps" = one ] && scpu=1 rps=0
+		ip netns exec $nb sh -c "echo $rps >/sys/class/net/vtfeb/queues/rx-0/rps_cpus"
 		for rep in $(seq "$nrep") stats; do
-			for who in none ebpf ebpf-xdpgen afpacket softflowd; do
+			# every other round in reverse: a drift of the host over a round falls on
+			# each backend alike
+			local order=(none ebpf ebpf-xdpgen afpacket softflowd)
+			[ "$rep" != stats ] && [ $((rep % 2)) = 0 ] && order=(softflowd afpacket ebpf-xdpgen ebpf none)
+			for who in "${order[@]}"; do
 				[ "$rep" = stats ] && [ "$who" != ebpf ] && continue
 				local log=$W/eb-$who.log pp="" i
 				local run=(ip netns exec $nb taskset -c 1)
@@ -417,19 +456,17 @@ bench_ebpf() {
 					esac
 					sleep 0.05
 				done
-				local args=(--pps "$pps" --loop 2) sk b0 b1 t0=0 t1=0 got=0
-				[ "$pps" = 0 ] && args=(--topspeed --loop 2)
-				# this machine's speed drifts (other guests): each run has its own rates
-				read -r r0 r1 <<<"$(soak_rates)"
-				"$B/tools/cpusoak" -c 0 -c 1 >"$W/soak.out" & sk=$!
-				sleep 0.2 # its threads pinned and counting
+				local args=(--pps "$pps" --pps-multi 32 --loop 2) s0 s1 b1 ball e1 t0=0 t1=0 got=0
+				case $pps in 0 | one) args=(--topspeed --loop 2) ;; esac
+				sleep 0.3 # the probe's start is over
 				[ -n "$pp" ] && t0=$(task_ns $pp)
-				ip netns exec $na taskset -c 0 tcpreplay -q -K "${args[@]}" -i vtfea \
+				s0=$(idle_snap)
+				ip netns exec $na taskset -c $scpu tcpreplay -q -K "${args[@]}" -i vtfea \
 					"$W/ebpf.pcap" >"$W/replay.out" 2>&1
 				sleep 1 # the probe drains what it has queued; idle time does not count
+				s1=$(idle_snap)
 				[ -n "$pp" ] && t1=$(task_ns $pp)
-				kill -TERM $sk; wait $sk
-				read -r b0 b1 <<<"$(soak_busy "$W/soak.out" "$r0" "$r1")"
+				read -r b1 ball e1 <<<"$(idle_busy "$s0" "$s1")"
 				sent=$(sed -nE 's/.*Actual: ([0-9]+) packets.*/\1/p' "$W/replay.out")
 				case $who in
 				none) achieved=$(sed -nE 's/.*Rated: .* ([0-9.]+) pps.*/\1/p' "$W/replay.out") ;;
@@ -451,33 +488,36 @@ bench_ebpf() {
 					bpf=$(awk '/^  ebpf_prog_ns:/{n=$2} /^  ebpf_prog_runs:/{r=$2} END{print (r ? n / r / 1000 : 0)}' "$log")
 					continue
 				fi
-				mc[$who,$rep]=$(echo "($b0 + $b1) / 1000 / $sent" | bc -l)
+				mc[$who,$rep]=$(echo "$ball / 1000 / $sent" | bc -l)
 				pc[$who,$rep]=$(echo "$b1 / 1000 / $sent" | bc -l)
 				pr[$who,$rep]=$(echo "($t1 - $t0) / 1000 / $sent" | bc -l)
+				wk[$who,$rep]=$(echo "$e1 / $sent" | bc -l)
 				[ "$who" = none ] || lost[$who]=$(( ${lost[$who]:-0} + sent - ${got:-0} ))
 			done
 		done
 		local bm bp
 		bm=$(median $(reps mc none))
 		bp=$(median $(reps pc none))
-		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f\n' \
-			"$([ "$pps" = 0 ] && echo top || echo "$pps")" "$achieved" "$bp" "$bm"
+		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f, wake %4.2f\n' \
+			"$(case $pps in 0) echo top ;; one) echo "one CPU" ;; *) echo "$pps" ;; esac)" \
+			"$achieved" "$bp" "$bm" "$(median $(reps wk none))"
 		local -A c1=()
 		for who in ebpf ebpf-xdpgen afpacket softflowd; do
 			local lo hi
 			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
 			read -r lo hi <<<"$(reps pc $who |
 				sort -g | awk -v b="$bp" 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l - b, h - b}')"
-			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f%s\n' "$who" \
+			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f   wake %4.2f%s\n' "$who" \
 				"${lost[$who]}" $((nrep * sent)) \
 				"${c1[$who]}" "$lo" "$hi" \
 				"$(echo "$(median $(reps mc $who)) - $bm" | bc -l)" \
-				"$(median $(reps pr $who))" \
-				"$([ "$who" = ebpf ] && printf '   bpf %5.3f (tc ingress program)' "$bpf")"
+				"$(median $(reps pr $who))" "$(median $(reps wk $who))" \
+				"$([ "$who" = ebpf ] && printf '   bpf %5.3f' "$bpf")"
 		done
 		printf '    cpu1 ratios (target: each at most 0.5): ebpf/afpacket %.2f, afpacket/softflowd %.2f\n' \
 			"$(echo "${c1[ebpf]} / ${c1[afpacket]}" | bc -l)" "$(echo "${c1[afpacket]} / ${c1[softflowd]}" | bc -l)"
 	done
+	ip netns exec $nb sh -c 'echo 2 >/sys/class/net/vtfeb/queues/rx-0/rps_cpus'
 	# The once-a-second map scan of an idle probe: the kernel's (scan.bpf.c) against
 	# user space's batch lookups, for the flows of one pass of the capture left in the
 	# map (100 s inactive timeout), alternating, median of 3.
