@@ -124,12 +124,16 @@ enum { CAP_DIR_BOTH = 0, CAP_DIR_IN = 1, CAP_DIR_OUT = 2 };
 struct cap *cap_open_afpacket(const struct cap_afp_cfg *cfg, char *err, size_t errlen);
 
 enum { CAP_XDP_OFF = 0, CAP_XDP_NATIVE, CAP_XDP_GENERIC, CAP_XDP_AUTO };
+/* How TC programs attach: tcx links (6.6+) where the kernel has them, else a cls_bpf
+ * filter on a clsact qdisc; or only one of the two. */
+enum { CAP_TC_AUTO = 0, CAP_TC_TCX, CAP_TC_CLSACT };
 
 struct cap_ebpf_cfg {
 	const char *const *ifaces;  /* interface names (Ethernet) */
 	int nifaces;
 	int direction;              /* CAP_DIR_*: TC ingress, egress or both */
 	int xdp;                    /* CAP_XDP_*: XDP instead of TC ingress */
+	int tc;                     /* CAP_TC_*: how the TC programs attach */
 	int router;                 /* route lookup per new flow (out_if, next hop); on
 				     * egress only packets this host sends are counted */
 	int promisc;

@@ -44,6 +44,7 @@ struct probe_cfg {
 	const char *direction;
 	const char *capture;
 	const char *xdp;
+	const char *tc_attach;
 	int router;
 	uint32_t bpf_map_size;
 	const char *bpf_scan;
@@ -68,6 +69,7 @@ static const struct probe_cfg defaults = {
 	.direction = "both",
 	.capture = "auto",
 	.xdp = "off",
+	.tc_attach = "auto",
 	.bpf_map_size = 65536,
 	.bpf_scan = "kernel",
 	.user = "nobody",
@@ -139,6 +141,13 @@ static const struct opt_def probe_opts[] = {
 	  "needs driver support (earliest and cheapest), generic works everywhere, auto\n"
 	  "tries native first. XDP sees VLAN tags only where the NIC leaves them in the\n"
 	  "frame (VLAN offload off). Egress (--direction) stays on TC." },
+	{ "tc-attach", 0, OPT_STR, O(tc_attach), 0, 0, "auto|tcx|clsact",
+	  "eBPF backend: how the TC programs attach. tcx (kernel 6.6+): through links,\n"
+	  "with no qdisc in the way (cheaper per packet), and the kernel detaches them\n"
+	  "when the probe ends, even by kill -9. clsact: a cls_bpf filter on a clsact\n"
+	  "qdisc the probe adds (and removes at exit if nobody else uses it); after a\n"
+	  "kill -9 the filter stays until the next start replaces it. auto (default):\n"
+	  "tcx where the kernel has it, else clsact." },
 	{ "router", 0, OPT_BOOL, O(router), 0, 0, NULL,
 	  "eBPF backend on a Linux router (give every routed interface with -i): on each\n"
 	  "new flow look up its route (bpf_fib_lookup, as forwarding does) and export the\n"
@@ -522,6 +531,14 @@ int main(int argc, char **argv)
 			"'%s'\n", cfg.xdp);
 		return 2;
 	}
+	int tc = !strcmp(cfg.tc_attach, "auto") ? CAP_TC_AUTO :
+		 !strcmp(cfg.tc_attach, "tcx") ? CAP_TC_TCX :
+		 !strcmp(cfg.tc_attach, "clsact") ? CAP_TC_CLSACT : -1;
+	if (tc < 0) {
+		fprintf(stderr, "tapflow-probe: --tc-attach must be auto, tcx or clsact, not "
+			"'%s'\n", cfg.tc_attach);
+		return 2;
+	}
 	if (strcmp(cfg.bpf_scan, "kernel") && strcmp(cfg.bpf_scan, "user")) {
 		fprintf(stderr, "tapflow-probe: --bpf-scan must be kernel or user, not '%s'\n",
 			cfg.bpf_scan);
@@ -569,6 +586,7 @@ int main(int argc, char **argv)
 				.nifaces = cfg.iface.n,
 				.direction = direction,
 				.xdp = xdp,
+				.tc = tc,
 				.router = cfg.router,
 				.promisc = cfg.promisc,
 				.map_size = cfg.bpf_map_size,

@@ -91,7 +91,7 @@ cat "$T/probe.log"
 wait_for "udp_drained $P $R" 30 || fail "nfcapd does not drain"
 stop_pid "$NFCAPD_PID" TERM || true
 [ "$(sed -n 's/^  ebpf_fib_ok: //p' "$T/probe.log")" -gt 0 ] 2>/dev/null || fail "no route lookups counted"
-grep -q '^  ebpf_attach: tc ingress + tc egress (own packets) on 2 interfaces, router' "$T/probe.log" ||
+grep -q '^  ebpf_attach: tcx ingress + tcx egress (own packets) on 2 interfaces, router' "$T/probe.log" ||
 	fail "router attach not reported"
 
 TZ=UTC nfdump -R "$T/nf" -o json >"$T/flows.json"
