@@ -411,6 +411,8 @@ bench_ebpf() {
 	echo "   guest): at fixed rates a probe's cost is partly paid back that way. The last"
 	echo "   pass, \"one CPU\", has no idle time to pay back: sender, receive path and probe all"
 	echo "   on CPU 1 at top speed, RPS off; cpu1 there is the probe's cost per packet itself"
+	echo "   ebpf attaches through tcx where the kernel has it (6.6+), ebpf-clsact as a filter"
+	echo "   on a clsact qdisc (--tc-attach clsact, as on older kernels)"
 	local na=tfbench-ea nb=tfbench-eb npk=${BENCH_LIVE_PACKETS:-300000} stats0
 	local nrep=${BENCH_EBPF_REPS:-5}
 	# reps ARRAY WHO: WHO's figure of each run
@@ -433,8 +435,9 @@ bench_ebpf() {
 		for rep in $(seq "$nrep") stats; do
 			# every other round in reverse: a drift of the host over a round falls on
 			# each backend alike
-			local order=(none ebpf ebpf-xdpgen afpacket softflowd)
-			[ "$rep" != stats ] && [ $((rep % 2)) = 0 ] && order=(softflowd afpacket ebpf-xdpgen ebpf none)
+			local order=(none ebpf ebpf-clsact ebpf-xdpgen afpacket softflowd)
+			[ "$rep" != stats ] && [ $((rep % 2)) = 0 ] &&
+				order=(softflowd afpacket ebpf-xdpgen ebpf-clsact ebpf none)
 			for who in "${order[@]}"; do
 				[ "$rep" = stats ] && [ "$who" != ebpf ] && continue
 				local log=$W/eb-$who.log pp="" i
@@ -443,6 +446,8 @@ bench_ebpf() {
 				[ "$rep" = stats ] && sysctl -qw kernel.bpf_stats_enabled=1
 				case $who in
 				ebpf) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture ebpf -n 127.0.0.1:9 2>"$log" & pp=$! ;;
+				ebpf-clsact) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture ebpf --tc-attach clsact \
+					-n 127.0.0.1:9 2>"$log" & pp=$! ;;
 				ebpf-xdpgen) "${run[@]}" "$B/tapflow-probe" -i vtfeb --xdp generic -n 127.0.0.1:9 2>"$log" & pp=$! ;;
 				afpacket) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture afpacket -n 127.0.0.1:9 2>"$log" & pp=$! ;;
 				softflowd) "${run[@]}" softflowd -i vtfeb -n 127.0.0.1:9 -v 9 -d -m 1000000 \
@@ -502,7 +507,7 @@ bench_ebpf() {
 			"$(case $pps in 0) echo top ;; one) echo "one CPU" ;; *) echo "$pps" ;; esac)" \
 			"$achieved" "$bp" "$bm" "$(median $(reps wk none))"
 		local -A c1=()
-		for who in ebpf ebpf-xdpgen afpacket softflowd; do
+		for who in ebpf ebpf-clsact ebpf-xdpgen afpacket softflowd; do
 			local lo hi
 			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
 			read -r lo hi <<<"$(reps pc $who |
