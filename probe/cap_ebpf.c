@@ -89,9 +89,9 @@ struct eb_if {
 	char name[IF_NAMESIZE];
 	int ifindex;
 	int xdp_fd;             /* XDP link, -1 if none */
+	int tcx_fd[2];          /* tcx links, [EB_HOOK_* - 1], -1 if none */
 	uint32_t xdp_flags;     /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE */
-	uint8_t tc;             /* EB_HOOK_* with our TC filter attached */
-	int tcx_fd[2];          /* tcx links, ingress and egress, -1 if none */
+	uint8_t tc;             /* EB_HOOK_* with our clsact filter attached */
 	uint8_t qdisc;          /* the clsact qdisc is ours to remove: we created it, or a
 				 * killed probe did (its filter was still there) */
 };
@@ -896,6 +896,24 @@ out:
 	return rc < 0 ? rc : n;
 }
 
+static const char *eb_hook_name(int hook)
+{
+	return hook == EB_HOOK_IN ? "ingress" : "egress";
+}
+
+/* -EBUSY with a message if another running probe holds program id (ours) on f's
+ * hook, else 0. */
+static int eb_held(const struct eb_if *f, int hook, uint32_t id, char *err, size_t errlen)
+{
+	int holder = eb_prog_holder(id);
+
+	if (!holder)
+		return 0;
+	snprintf(err, errlen, "%s: TC %s is in use by another tapflow-probe (pid %d)", f->name,
+		 eb_hook_name(hook), holder);
+	return -EBUSY;
+}
+
 static void eb_tc_hook(struct bpf_tc_hook *h, int ifindex, int hook)
 {
 	memset(h, 0, sizeof(*h));
@@ -909,9 +927,7 @@ static void eb_tc_hook(struct bpf_tc_hook *h, int ifindex, int hook)
  * probe holds it, -EEXIST with a message if the filter there is not ours. */
 static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
 {
-	const char *where = hook == EB_HOOK_IN ? "ingress" : "egress";
 	struct bpf_tc_hook h;
-	int holder;
 
 	eb_tc_hook(&h, f->ifindex, hook);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TF_TC_HANDLE, .priority = TF_TC_PRIO);
@@ -919,16 +935,11 @@ static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
 		return 0;
 	if (!eb_prog_is_ours(q.prog_id)) {
 		snprintf(err, errlen, "%s: TC %s handle 0x%x priority 0x%x holds another "
-			 "program (id %u)", f->name, where, TF_TC_HANDLE, TF_TC_PRIO, q.prog_id);
+			 "program (id %u)", f->name, eb_hook_name(hook), TF_TC_HANDLE, TF_TC_PRIO,
+			 q.prog_id);
 		return -EEXIST;
 	}
-	holder = eb_prog_holder(q.prog_id);
-	if (holder) {
-		snprintf(err, errlen, "%s: TC %s is in use by another tapflow-probe (pid %d)",
-			 f->name, where, holder);
-		return -EBUSY;
-	}
-	return 1;
+	return eb_held(f, hook, q.prog_id, err, errlen) < 0 ? -EBUSY : 1;
 }
 
 /* Attaches prog_fd to one tcx hook of f: 0; -EBUSY with a message if another probe
@@ -937,7 +948,6 @@ static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
  * into a map nobody reads); its qdisc goes when this probe stops, if empty. */
 static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size_t errlen)
 {
-	const char *where = hook == EB_HOOK_IN ? "ingress" : "egress";
 	uint32_t type = hook == EB_HOOK_IN ? EB_TCX_INGRESS : EB_TCX_EGRESS;
 	uint32_t ids[64], n = 64;
 	int r, stale;
@@ -947,26 +957,21 @@ static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size
 		return r;
 	stale = r == 1;
 	if (bpf_prog_query(f->ifindex, type, 0, NULL, ids, &n) == 0) {
-		for (uint32_t i = 0; i < n && i < 64; i++) {
-			int holder = eb_prog_is_ours(ids[i]) ? eb_prog_holder(ids[i]) : 0;
-			if (holder) {
-				snprintf(err, errlen, "%s: TC %s is in use by another "
-					 "tapflow-probe (pid %d)", f->name, where, holder);
+		for (uint32_t i = 0; i < n && i < 64; i++)
+			if (eb_prog_is_ours(ids[i]) && eb_held(f, hook, ids[i], err, errlen))
 				return -EBUSY;
-			}
-		}
 	}
 	r = bpf_link_create(prog_fd, f->ifindex, type, NULL);
 	if (r < 0)
 		return r;
-	f->tcx_fd[hook == EB_HOOK_IN ? 0 : 1] = r;
+	f->tcx_fd[hook - 1] = r;
 	if (stale) {
 		struct bpf_tc_hook h;
 		LIBBPF_OPTS(bpf_tc_opts, d, .handle = TF_TC_HANDLE, .priority = TF_TC_PRIO);
 		eb_tc_hook(&h, f->ifindex, hook);
 		if (bpf_tc_detach(&h, &d) == 0) {
 			log_info("%s: removed the eBPF program a previous run left on TC %s",
-				 f->name, where);
+				 f->name, eb_hook_name(hook));
 			f->qdisc = 1;
 		}
 	}
@@ -978,7 +983,7 @@ static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size
 static int eb_clsact_attach(struct eb_if *f, int hook, int prog_fd, char *err,
 			    size_t errlen)
 {
-	const char *where = hook == EB_HOOK_IN ? "ingress" : "egress";
+	const char *where = eb_hook_name(hook);
 	struct bpf_tc_hook h;
 	int r, replace = 0;
 
@@ -1021,8 +1026,7 @@ static int eb_tc_attach(struct eb_if *f, int hook, int prog_fd, int mode, char *
 			return r;
 		if (mode == CAP_TC_TCX) {
 			snprintf(err, errlen, "%s: cannot attach to tcx %s (kernel 6.6 or "
-				 "later): %s", f->name, hook == EB_HOOK_IN ? "ingress" : "egress",
-				 strerror(-r));
+				 "later): %s", f->name, eb_hook_name(hook), strerror(-r));
 			return r;
 		}
 	}
@@ -1442,14 +1446,18 @@ static int eb_attach_all(struct cap_ebpf *e, const struct cap_ebpf_cfg *cfg, cha
 	}
 	e->attached = 1;
 	const struct eb_if *f0 = &e->ifs[0];
-	snprintf(e->how, sizeof(e->how), "%s%s%s on %d interface%s%s",
-		 !in ? "" : cfg->xdp != CAP_XDP_OFF ?
-		 (f0->xdp_flags == XDP_FLAGS_DRV_MODE ? "xdp native" : "xdp generic") :
-		 f0->tcx_fd[0] >= 0 ? "tcx ingress" : "tc ingress",
-		 in && out ? " + " : "", !out ? "" : f0->tcx_fd[1] >= 0 ?
-		 (cfg->router ? "tcx egress (own packets)" : "tcx egress") :
-		 (cfg->router ? "tc egress (own packets)" : "tc egress"),
-		 e->nifs, e->nifs > 1 ? "s" : "", cfg->router ? ", router" : "");
+	char hin[16] = "", hout[40] = "";
+	if (in && cfg->xdp != CAP_XDP_OFF)
+		snprintf(hin, sizeof(hin), "xdp %s",
+			 f0->xdp_flags == XDP_FLAGS_DRV_MODE ? "native" : "generic");
+	else if (in)
+		snprintf(hin, sizeof(hin), "%s ingress", f0->tcx_fd[0] >= 0 ? "tcx" : "tc");
+	if (out)
+		snprintf(hout, sizeof(hout), "%s egress%s", f0->tcx_fd[1] >= 0 ? "tcx" : "tc",
+			 cfg->router ? " (own packets)" : "");
+	snprintf(e->how, sizeof(e->how), "%s%s%s on %d interface%s%s", hin,
+		 in && out ? " + " : "", hout, e->nifs, e->nifs > 1 ? "s" : "",
+		 cfg->router ? ", router" : "");
 	return 0;
 }
 

@@ -427,6 +427,10 @@ bench_ebpf() {
 	ip -n $na link set vtfea up; ip -n $nb link set vtfeb up
 	"$B/tools/genpcap" -o "$W/ebpf.pcap" -n "$npk" -s 9 >/dev/null
 	local pps who rep
+	# the probes compared, and tapflow-probe's arguments for each of ours
+	local whos=(ebpf ebpf-clsact ebpf-xdpgen afpacket softflowd)
+	local -A pargs=([ebpf]="--capture ebpf" [ebpf-clsact]="--capture ebpf --tc-attach clsact"
+		[ebpf-xdpgen]="--xdp generic" [afpacket]="--capture afpacket")
 	for pps in ${BENCH_EBPF_RATES:-100000 200000 400000 0 one}; do
 		local -A mc=() pc=() pr=() wk=() lost=()
 		local achieved=0 sent=0 bpf=0 scpu=0 rps=2
@@ -435,9 +439,9 @@ bench_ebpf() {
 		for rep in $(seq "$nrep") stats; do
 			# every other round in reverse: a drift of the host over a round falls on
 			# each backend alike
-			local order=(none ebpf ebpf-clsact ebpf-xdpgen afpacket softflowd)
+			local order=(none "${whos[@]}")
 			[ "$rep" != stats ] && [ $((rep % 2)) = 0 ] &&
-				order=(softflowd afpacket ebpf-xdpgen ebpf-clsact ebpf none)
+				mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
 			for who in "${order[@]}"; do
 				[ "$rep" = stats ] && [ "$who" != ebpf ] && continue
 				local log=$W/eb-$who.log pp="" i
@@ -445,13 +449,12 @@ bench_ebpf() {
 				rm -f "$W/sf.ctl"
 				[ "$rep" = stats ] && sysctl -qw kernel.bpf_stats_enabled=1
 				case $who in
-				ebpf) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture ebpf -n 127.0.0.1:9 2>"$log" & pp=$! ;;
-				ebpf-clsact) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture ebpf --tc-attach clsact \
-					-n 127.0.0.1:9 2>"$log" & pp=$! ;;
-				ebpf-xdpgen) "${run[@]}" "$B/tapflow-probe" -i vtfeb --xdp generic -n 127.0.0.1:9 2>"$log" & pp=$! ;;
-				afpacket) "${run[@]}" "$B/tapflow-probe" -i vtfeb --capture afpacket -n 127.0.0.1:9 2>"$log" & pp=$! ;;
+				none) ;;
 				softflowd) "${run[@]}" softflowd -i vtfeb -n 127.0.0.1:9 -v 9 -d -m 1000000 \
 					-B 67108864 -c "$W/sf.ctl" -p "$W/sf.pid" >"$log" 2>&1 & pp=$! ;;
+				*) # shellcheck disable=SC2086 # pargs holds several words
+					"${run[@]}" "$B/tapflow-probe" -i vtfeb ${pargs[$who]} -n 127.0.0.1:9 \
+						2>"$log" & pp=$! ;;
 				esac
 				for i in $(seq 200); do
 					case $who in
@@ -507,7 +510,7 @@ bench_ebpf() {
 			"$(case $pps in 0) echo top ;; one) echo "one CPU" ;; *) echo "$pps" ;; esac)" \
 			"$achieved" "$bp" "$bm" "$(median $(reps wk none))"
 		local -A c1=()
-		for who in ebpf ebpf-clsact ebpf-xdpgen afpacket softflowd; do
+		for who in "${whos[@]}"; do
 			local lo hi
 			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
 			read -r lo hi <<<"$(reps pc $who |
