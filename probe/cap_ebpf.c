@@ -1517,6 +1517,9 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 	e->skel->rodata->tf_cfg_sample = cfg->sample > 1 ? cfg->sample : 1;
 	e->skel->rodata->tf_cfg_router = cfg->router ? 1 : 0;
 	e->skel->rodata->tf_cfg_ncpu = (uint32_t)e->ncpu;
+	e->skel->rodata->tf_cfg_coarse =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_ktime_get_coarse_ns,
+					NULL) == 1;
 	bpf_map__set_max_entries(e->skel->maps.tf_flows, e->map_size);
 	bpf_map__set_value_size(e->skel->maps.tf_flows,
 				(uint32_t)e->ncpu * (uint32_t)sizeof(struct tf_flow_val));

@@ -36,7 +36,8 @@ struct tf_flow_val {
 	uint64_t packets;
 	uint64_t bytes;         /* IP-layer bytes (IP total length) */
 	uint64_t first_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
-	uint64_t last_ns;
+	uint64_t last_ns;       /* the same clock at the tick's resolution (coarse, 5.11+),
+				 * never before gen_first_ns */
 	uint64_t gen_first_ns;  /* first packet on this CPU since tf_gen became gen */
 	uint64_t gen_bytes;
 	uint64_t pre_last_ns;   /* last packet before that, 0 if none */
