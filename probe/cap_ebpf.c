@@ -949,7 +949,7 @@ static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
 static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size_t errlen)
 {
 	uint32_t type = hook == EB_HOOK_IN ? EB_TCX_INGRESS : EB_TCX_EGRESS;
-	uint32_t ids[64], n = 64;
+	uint32_t ids[64], n = 64;  /* a tcx hook holds at most 64 (BPF_MPROG_MAX) */
 	int r, stale;
 
 	r = eb_tc_leftover(f, hook, err, errlen);

@@ -379,8 +379,9 @@ idle_busy() {
 
 # The eBPF backend against AF_PACKET and softflowd, live on a veth pair at fixed replay
 # rates. Per backend: packets lost (sent - counted); the CPU time the probe costs the
-# machine per packet, softirq included, less a run without any probe at the same rate
-# (the sender's own share); the probe process's own CPU; and, for eBPF, the programs'
+# machine per packet, softirq included, less the run without any probe of the same
+# round at the same rate (the sender's own share; paired so that the host's drift
+# between rounds cancels); the probe process's own CPU; and, for eBPF, the programs'
 # run time in the kernel (kernel.bpf_stats_enabled, in a separate run: the stats cost
 # time themselves). The sender is pinned to CPU 0 and RPS moves the receive path to
 # CPU 1, where the probe runs too. CPU time is busy time: the time between two reads
@@ -400,9 +401,10 @@ bench_ebpf() {
 		echo "   skipped: needs 2 CPUs and taskset"
 		return 0
 	fi
-	echo "   us of CPU per packet, median of 5 runs. The sender runs on CPU 0 (bursts of 32 at"
+	echo "   us of CPU per packet, median of 5 rounds. The sender runs on CPU 0 (bursts of 32 at"
 	echo "   fixed rates), the probe and the receive path (RPS) on CPU 1. CPU time is busy (not"
-	echo "   idle) time, less a run without any probe: cpu1 = the probe's whole cost on its CPU"
+	echo "   idle) time, less the same round's run without any probe (range: over the rounds):"
+	echo "   cpu1 = the probe's whole cost on its CPU"
 	echo "   (softirq included), machine = the same over all CPUs (at fixed rates the sender"
 	echo "   spins between bursts: CPU 0 reads busy whatever else runs there); process = the"
 	echo "   probe's threads (softirq that ran on their time included); bpf = the program's"
@@ -506,19 +508,22 @@ bench_ebpf() {
 		local bm bp
 		bm=$(median $(reps mc none))
 		bp=$(median $(reps pc none))
+		# paired WHO ARRAY: WHO's figure less the run without a probe of the same round
+		paired() { local -n a=$2; local i; for i in $(seq "$nrep"); do
+			echo "${a[$1,$i]} - ${a[none,$i]}" | bc -l; done; }
 		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f, wake %4.2f\n' \
 			"$(case $pps in 0) echo top ;; one) echo "one CPU" ;; *) echo "$pps" ;; esac)" \
 			"$achieved" "$bp" "$bm" "$(median $(reps wk none))"
 		local -A c1=()
 		for who in "${whos[@]}"; do
 			local lo hi
-			c1[$who]=$(echo "$(median $(reps pc $who)) - $bp" | bc -l)
-			read -r lo hi <<<"$(reps pc $who |
-				sort -g | awk -v b="$bp" 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l - b, h - b}')"
+			c1[$who]=$(median $(paired $who pc))
+			read -r lo hi <<<"$(paired $who pc |
+				sort -g | awk 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l, h}')"
 			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f   wake %4.2f%s\n' "$who" \
 				"${lost[$who]}" $((nrep * sent)) \
 				"${c1[$who]}" "$lo" "$hi" \
-				"$(echo "$(median $(reps mc $who)) - $bm" | bc -l)" \
+				"$(median $(paired $who mc))" \
 				"$(median $(reps pr $who))" "$(median $(reps wk $who))" \
 				"$([ "$who" = ebpf ] && printf '   bpf %5.3f' "$bpf")"
 		done
