@@ -212,7 +212,7 @@ long httpcli_parse_response(const char *buf, size_t len, struct httpcli_resp *r)
 		if (!n)
 			break;
 		if (header_is(l, n, "Content-Length", &v, &vl)) {
-			uint64_t x;
+			uint64_t x = 0;  /* gcc -O3 sees a path that leaves it unset */
 			if (parse_num(v, vl, 10, &x) != (int)vl || (has_clen && x != clen))
 				return -1;
 			clen = x;
@@ -227,7 +227,7 @@ long httpcli_parse_response(const char *buf, size_t len, struct httpcli_resp *r)
 		} else if (header_is(l, n, "WWW-Authenticate", &v, &vl)) {
 			copy_value(r->www_auth, sizeof(r->www_auth), v, vl);
 		} else if (header_is(l, n, "Retry-After", &v, &vl)) {
-			uint64_t x;
+			uint64_t x = 0;  /* gcc -O3 sees a path that leaves it unset */
 			if (parse_num(v, vl, 10, &x) == (int)vl)
 				r->retry_after = x > 3600 ? 3600 : (unsigned)x;
 		} else if (!memchr(l, ':', n)) {
