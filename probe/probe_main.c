@@ -132,6 +132,8 @@ static const struct opt_def probe_opts[] = {
 	  "Capture backend for -i. ebpf: an eBPF program (TC or XDP) counts flows in the\n"
 	  "kernel and only finished flows reach user space (no packet copies; kernel 5.10+,\n"
 	  "root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN, Ethernet interfaces, no FILTER).\n"
+	  "A flow's first packet is timed exactly, later ones by the kernel's tick (5.11+):\n"
+	  "a record's end may read a few ms early.\n"
 	  "afpacket: TPACKET_V3 rings, every packet header copied to user space. auto:\n"
 	  "ebpf when the kernel and privileges allow it (it tries to load it), else\n"
 	  "afpacket; afpacket also when a FILTER or --workers above 1 is given. One log\n"
