@@ -139,6 +139,7 @@ struct cap_ebpf {
 	uint32_t gen;
 	int router;
 	int64_t mono_to_unix_ns;
+	uint64_t tick_lag_ms;   /* how far a packet's time may lag (the tick clock) */
 	struct flowtab_cfg exp;
 
 	uint32_t batch;
@@ -1179,6 +1180,10 @@ static int eb_flows(struct cap *c, uint64_t now_ms, int force, flowtab_emit_fn e
 
 	if (force && e->attached)
 		eb_detach(e);  /* count nothing more: the last records hold every packet */
+	/* Decide as of a moment the packets' times surely reached: a flow ends a few ms
+	 * late, never early. */
+	if (now_ms > e->tick_lag_ms)
+		now_ms -= e->tick_lag_ms;
 	if (!force && e->scan && !e->scan_off) {
 		r = eb_kscan(e, now_ms, emit, arg);
 		kernel = r == 0;
@@ -1520,6 +1525,14 @@ struct cap *cap_open_ebpf(const struct cap_ebpf_cfg *cfg, char *err, size_t errl
 	e->skel->rodata->tf_cfg_coarse =
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_ktime_get_coarse_ns,
 					NULL) == 1;
+	if (e->skel->rodata->tf_cfg_coarse) {
+		/* The tick's time lags by up to a tick, by two measured while CPUs sleep:
+		 * three of them, so that no flow is judged idle before it is. */
+		struct timespec res = { 0, 10000000 };
+		clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+		e->tick_lag_ms = ((uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec) *
+				 3 / 1000000u + 1;
+	}
 	bpf_map__set_max_entries(e->skel->maps.tf_flows, e->map_size);
 	bpf_map__set_value_size(e->skel->maps.tf_flows,
 				(uint32_t)e->ncpu * (uint32_t)sizeof(struct tf_flow_val));
