@@ -1021,7 +1021,7 @@ static size_t put_huf(uint8_t *o, const uint64_t *v, uint32_t n, uint64_t base,
 {
 	const uint32_t sync = (uint32_t)huf_sync_size(n), half = sync ? huf_half(n) : n;
 	uint8_t *body = huf_put_hdr(o, len, A) + sync;
-	uint32_t ct[HUF_MAXSYM];
+	uint32_t ct[HUF_MAXSYM] = { 0 };  /* only [0, A) is used; gcc -O1 cannot tell */
 	struct bitw b = { body, 0, 0 };
 
 	huf_codes(len, A, code);
