@@ -923,6 +923,16 @@ static void eb_tc_hook(struct bpf_tc_hook *h, int ifindex, int hook)
 	h->attach_point = hook == EB_HOOK_IN ? BPF_TC_INGRESS : BPF_TC_EGRESS;
 }
 
+/* Takes the filter at our handle and priority off one clsact hook of f: 0, or -errno. */
+static int eb_clsact_detach(const struct eb_if *f, int hook)
+{
+	struct bpf_tc_hook h;
+	LIBBPF_OPTS(bpf_tc_opts, d, .handle = TF_TC_HANDLE, .priority = TF_TC_PRIO);
+
+	eb_tc_hook(&h, f->ifindex, hook);
+	return bpf_tc_detach(&h, &d);
+}
+
 /* A filter of ours at our handle and priority on one clsact hook of f: 0 if there is
  * none (or no qdisc), 1 if a killed run left it, -EBUSY with a message if another
  * probe holds it, -EEXIST with a message if the filter there is not ours. */
@@ -950,7 +960,8 @@ static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
 static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size_t errlen)
 {
 	uint32_t type = hook == EB_HOOK_IN ? EB_TCX_INGRESS : EB_TCX_EGRESS;
-	uint32_t ids[64], n = 64;  /* a tcx hook holds at most 64 (BPF_MPROG_MAX) */
+	uint32_t ids[64];  /* a tcx hook holds at most 64 (BPF_MPROG_MAX) */
+	uint32_t n = sizeof(ids) / sizeof(ids[0]);
 	int r, stale;
 
 	r = eb_tc_leftover(f, hook, err, errlen);
@@ -958,7 +969,7 @@ static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size
 		return r;
 	stale = r == 1;
 	if (bpf_prog_query(f->ifindex, type, 0, NULL, ids, &n) == 0) {
-		for (uint32_t i = 0; i < n && i < 64; i++)
+		for (uint32_t i = 0; i < n && i < sizeof(ids) / sizeof(ids[0]); i++)
 			if (eb_prog_is_ours(ids[i]) && eb_held(f, hook, ids[i], err, errlen))
 				return -EBUSY;
 	}
@@ -966,15 +977,10 @@ static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size
 	if (r < 0)
 		return r;
 	f->tcx_fd[hook - 1] = r;
-	if (stale) {
-		struct bpf_tc_hook h;
-		LIBBPF_OPTS(bpf_tc_opts, d, .handle = TF_TC_HANDLE, .priority = TF_TC_PRIO);
-		eb_tc_hook(&h, f->ifindex, hook);
-		if (bpf_tc_detach(&h, &d) == 0) {
-			log_info("%s: removed the eBPF program a previous run left on TC %s",
-				 f->name, eb_hook_name(hook));
-			f->qdisc = 1;
-		}
+	if (stale && eb_clsact_detach(f, hook) == 0) {
+		log_info("%s: removed the eBPF program a previous run left on TC %s", f->name,
+			 eb_hook_name(hook));
+		f->qdisc = 1;
 	}
 	return 0;
 }
@@ -1050,9 +1056,7 @@ static void eb_tc_detach(struct eb_if *f)
 	for (int hook = EB_HOOK_IN; hook <= EB_HOOK_OUT; hook <<= 1) {
 		if (!(f->tc & hook))
 			continue;
-		LIBBPF_OPTS(bpf_tc_opts, d, .handle = TF_TC_HANDLE, .priority = TF_TC_PRIO);
-		eb_tc_hook(&h, f->ifindex, hook);
-		int r = bpf_tc_detach(&h, &d);
+		int r = eb_clsact_detach(f, hook);
 		if (r < 0 && r != -ENOENT && r != -ENODEV)
 			log_warn("%s: cannot detach the eBPF program: %s", f->name, strerror(-r));
 	}

@@ -259,6 +259,21 @@ static void usage(FILE *out)
 }
 
 /* Joins the trailing arguments into one filter string (owned by the caller). */
+/* The index of v among the NULL-terminated names; -1 after saying what --opt takes. */
+static int choice(const char *opt, const char *v, const char *const *names)
+{
+	int i;
+
+	for (i = 0; names[i]; i++)
+		if (!strcmp(v, names[i]))
+			return i;
+	fprintf(stderr, "tapflow-probe: --%s must be ", opt);
+	for (i = 0; names[i]; i++)
+		fprintf(stderr, "%s%s", i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+	fprintf(stderr, ", not '%s'\n", v);
+	return -1;
+}
+
 static char *join_args(int argc, char **argv, int first)
 {
 	size_t n = 1;
@@ -501,51 +516,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tapflow-probe: at most %d collectors\n", EXPORT_MAX_DEST);
 		return 2;
 	}
-	int direction;
-	if (!strcmp(cfg.direction, "both"))
-		direction = CAP_DIR_BOTH;
-	else if (!strcmp(cfg.direction, "in"))
-		direction = CAP_DIR_IN;
-	else if (!strcmp(cfg.direction, "out"))
-		direction = CAP_DIR_OUT;
-	else {
-		fprintf(stderr, "tapflow-probe: --direction must be in, out or both, not '%s'\n",
-			cfg.direction);
+	static const char *const dirs[] = { "in", "out", "both", NULL };
+	static const int dir_of[] = { CAP_DIR_IN, CAP_DIR_OUT, CAP_DIR_BOTH };
+	static const char *const captures[] = { "auto", "ebpf", "afpacket", "pcap", NULL };
+	static const char *const xdps[] = { "off", "native", "generic", "auto", NULL };
+	static const char *const tcs[] = { "auto", "tcx", "clsact", NULL };
+	static const char *const scans[] = { "kernel", "user", NULL };
+	_Static_assert(CAP_XDP_OFF == 0 && CAP_XDP_AUTO == 3 && CAP_TC_AUTO == 0 &&
+		       CAP_TC_CLSACT == 2, "xdps and tcs list the values in order");
+	int d = choice("direction", cfg.direction, dirs);
+	int xdp = choice("xdp", cfg.xdp, xdps);  /* CAP_XDP_*, in that order */
+	int tc = choice("tc-attach", cfg.tc_attach, tcs);  /* CAP_TC_* */
+	if (d < 0 || choice("capture", cfg.capture, captures) < 0 || xdp < 0 || tc < 0 ||
+	    choice("bpf-scan", cfg.bpf_scan, scans) < 0)
 		return 2;
-	}
-	if (strcmp(cfg.capture, "auto") && strcmp(cfg.capture, "ebpf") &&
-	    strcmp(cfg.capture, "afpacket") && strcmp(cfg.capture, "pcap")) {
-		fprintf(stderr, "tapflow-probe: --capture must be auto, ebpf, afpacket or pcap, "
-			"not '%s'\n", cfg.capture);
-		return 2;
-	}
-	int xdp;
-	if (!strcmp(cfg.xdp, "off"))
-		xdp = CAP_XDP_OFF;
-	else if (!strcmp(cfg.xdp, "native"))
-		xdp = CAP_XDP_NATIVE;
-	else if (!strcmp(cfg.xdp, "generic"))
-		xdp = CAP_XDP_GENERIC;
-	else if (!strcmp(cfg.xdp, "auto"))
-		xdp = CAP_XDP_AUTO;
-	else {
-		fprintf(stderr, "tapflow-probe: --xdp must be off, native, generic or auto, not "
-			"'%s'\n", cfg.xdp);
-		return 2;
-	}
-	int tc = !strcmp(cfg.tc_attach, "auto") ? CAP_TC_AUTO :
-		 !strcmp(cfg.tc_attach, "tcx") ? CAP_TC_TCX :
-		 !strcmp(cfg.tc_attach, "clsact") ? CAP_TC_CLSACT : -1;
-	if (tc < 0) {
-		fprintf(stderr, "tapflow-probe: --tc-attach must be auto, tcx or clsact, not "
-			"'%s'\n", cfg.tc_attach);
-		return 2;
-	}
-	if (strcmp(cfg.bpf_scan, "kernel") && strcmp(cfg.bpf_scan, "user")) {
-		fprintf(stderr, "tapflow-probe: --bpf-scan must be kernel or user, not '%s'\n",
-			cfg.bpf_scan);
-		return 2;
-	}
+	int direction = dir_of[d];
 	/* --xdp and --router ask for the eBPF backend as --capture ebpf does. */
 	int want_ebpf = !strcmp(cfg.capture, "ebpf") ||
 			(!strcmp(cfg.capture, "auto") && (xdp != CAP_XDP_OFF || cfg.router));

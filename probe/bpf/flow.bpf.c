@@ -438,9 +438,8 @@ static __always_inline uint64_t tf_now(void)
 static __always_inline void tf_add(struct tf_flow_val *v, uint32_t len, uint8_t flags,
 				   uint64_t now, uint32_t gen)
 {
-	if (v->packets == 0)
-		v->gen = gen - 1;  /* differs: the generation fields start below */
-	if (v->gen != gen) {
+	/* A new copy, or the first packet since a scan's bump: both read the exact time. */
+	if (v->packets == 0 || v->gen != gen) {
 		if (tf_cfg_coarse)
 			now = bpf_ktime_get_ns();
 		if (v->packets == 0)

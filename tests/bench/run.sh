@@ -419,6 +419,9 @@ bench_ebpf() {
 	local nrep=${BENCH_EBPF_REPS:-5}
 	# reps ARRAY WHO: WHO's figure of each run
 	reps() { local -n a=$1; local i; for i in $(seq "$nrep"); do echo "${a[$2,$i]}"; done; }
+	# paired WHO ARRAY: WHO's figure less the run without a probe of the same round
+	paired() { local -n a=$2; local i; for i in $(seq "$nrep"); do
+		echo "${a[$1,$i]} - ${a[none,$i]}" | bc -l; done; }
 	stats0=$(sysctl -n kernel.bpf_stats_enabled)
 	ip netns add $na; ip netns add $nb
 	ip link add vtfea netns $na mtu 1600 type veth peer name vtfeb netns $nb mtu 1600
@@ -508,18 +511,15 @@ bench_ebpf() {
 		local bm bp
 		bm=$(median $(reps mc none))
 		bp=$(median $(reps pc none))
-		# paired WHO ARRAY: WHO's figure less the run without a probe of the same round
-		paired() { local -n a=$2; local i; for i in $(seq "$nrep"); do
-			echo "${a[$1,$i]} - ${a[none,$i]}" | bc -l; done; }
 		printf '  rate %-7s achieved %7.0f pkt/s; without a probe: cpu1 %5.2f, machine %5.2f, wake %4.2f\n' \
 			"$(case $pps in 0) echo top ;; one) echo "one CPU" ;; *) echo "$pps" ;; esac)" \
 			"$achieved" "$bp" "$bm" "$(median $(reps wk none))"
 		local -A c1=()
 		for who in "${whos[@]}"; do
-			local lo hi
-			c1[$who]=$(median $(paired $who pc))
-			read -r lo hi <<<"$(paired $who pc |
-				sort -g | awk 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l, h}')"
+			local lo hi d
+			d=$(paired $who pc)
+			c1[$who]=$(median $d)
+			read -r lo hi <<<"$(sort -g <<<"$d" | awk 'NR == 1 {l = $1} {h = $1} END{printf "%.2f %.2f\n", l, h}')"
 			printf '    %-11s lost %6d of %d   cpu1 %5.3f (%s..%s)   machine %6.3f   process %5.3f   wake %4.2f%s\n' "$who" \
 				"${lost[$who]}" $((nrep * sent)) \
 				"${c1[$who]}" "$lo" "$hi" \
