@@ -419,6 +419,13 @@ bench_ebpf() {
 	local nrep=${BENCH_EBPF_REPS:-5}
 	# reps ARRAY WHO: WHO's figure of each run
 	reps() { local -n a=$1; local i; for i in $(seq "$nrep"); do echo "${a[$2,$i]}"; done; }
+	# ratio WHO1 WHO2: "WHO1/WHO2 R" of their cpu1 medians (c1), or what it means when a
+	# cost is at or below zero (paid back in wakeups): a quotient of such a figure reads
+	# as nonsense
+	ratio() { awk -v n="$1/$2" -v a="${c1[$1]}" -v b="${c1[$2]}" -v w1="$1" -v w2="$2" 'BEGIN{
+		if (b <= 0) printf "%s n/a (%s at or below 0)\n", n, w2
+		else if (a <= 0) printf "%s 0 (%s at or below 0)\n", n, w1
+		else printf "%s %.2f\n", n, a / b}'; }
 	# paired WHO ARRAY: WHO's figure less the run without a probe of the same round
 	paired() { local -n a=$2; local i; for i in $(seq "$nrep"); do
 		echo "${a[$1,$i]} - ${a[none,$i]}" | bc -l; done; }
@@ -527,8 +534,8 @@ bench_ebpf() {
 				"$(median $(reps pr $who))" "$(median $(reps wk $who))" \
 				"$([ "$who" = ebpf ] && printf '   bpf %5.3f' "$bpf")"
 		done
-		printf '    cpu1 ratios (target: each at most 0.5): ebpf/afpacket %.2f, afpacket/softflowd %.2f\n' \
-			"$(echo "${c1[ebpf]} / ${c1[afpacket]}" | bc -l)" "$(echo "${c1[afpacket]} / ${c1[softflowd]}" | bc -l)"
+		printf '    cpu1 ratios (target: each at most 0.5): %s, %s\n' \
+			"$(ratio ebpf afpacket)" "$(ratio afpacket softflowd)"
 	done
 	ip netns exec $nb sh -c 'echo 2 >/sys/class/net/vtfeb/queues/rx-0/rps_cpus'
 	# The once-a-second map scan of an idle probe: the kernel's (scan.bpf.c) against
