@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make bench: tapflow against its peers, each figure measured in the same run on the
 # same input (this machine is noisy: compare the ratios, not the absolute numbers).
-#   tests/bench/run.sh [probe|live|collector|memory|query|all]
+#   tests/bench/run.sh [probe|live|ebpf|collector|memory|query|all]
+# Sizes and repeats from the environment: BENCH_PACKETS (pcap-file probe runs),
+# BENCH_LIVE_PACKETS (the ebpf section's capture), BENCH_EBPF_RATES (packets a second, 0 for top
+# speed, "one" for the one-CPU pass), BENCH_EBPF_REPS, BENCH_QUERY_FLOWS,
+# BENCH_QUERY_REAL_FLOWS.
 set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build
@@ -668,4 +672,7 @@ memory) bench_memory ;;
 ebpf) bench_ebpf ;;
 query) bench_query ;;
 all) bench_probe; bench_live; bench_ebpf; bench_collector; bench_memory; bench_query ;;
+*)
+	echo "usage: tests/bench/run.sh [probe|live|ebpf|collector|memory|query|all]" >&2
+	exit 2 ;;
 esac
