@@ -960,8 +960,8 @@ static int eb_tc_leftover(struct eb_if *f, int hook, char *err, size_t errlen)
 static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size_t errlen)
 {
 	uint32_t type = hook == EB_HOOK_IN ? EB_TCX_INGRESS : EB_TCX_EGRESS;
-	uint32_t ids[64];  /* a tcx hook holds at most 64 (BPF_MPROG_MAX) */
-	uint32_t n = sizeof(ids) / sizeof(ids[0]);
+	enum { IDS = 64 };  /* a tcx hook holds at most 64 (BPF_MPROG_MAX) */
+	uint32_t ids[IDS], n = IDS;
 	int r, stale;
 
 	r = eb_tc_leftover(f, hook, err, errlen);
@@ -969,7 +969,7 @@ static int eb_tcx_attach(struct eb_if *f, int hook, int prog_fd, char *err, size
 		return r;
 	stale = r == 1;
 	if (bpf_prog_query(f->ifindex, type, 0, NULL, ids, &n) == 0) {
-		for (uint32_t i = 0; i < n && i < sizeof(ids) / sizeof(ids[0]); i++)
+		for (uint32_t i = 0; i < n && i < IDS; i++)
 			if (eb_prog_is_ours(ids[i]) && eb_held(f, hook, ids[i], err, errlen))
 				return -EBUSY;
 	}

@@ -258,7 +258,6 @@ static void usage(FILE *out)
 "    tapflow-probe -i eth0 -i eth1 --router -n 192.0.2.10:2055\n");
 }
 
-/* Joins the trailing arguments into one filter string (owned by the caller). */
 /* The index of v among the NULL-terminated names; -1 after saying what --opt takes. */
 static int choice(const char *opt, const char *v, const char *const *names)
 {
@@ -274,6 +273,7 @@ static int choice(const char *opt, const char *v, const char *const *names)
 	return -1;
 }
 
+/* Joins the trailing arguments into one filter string (owned by the caller). */
 static char *join_args(int argc, char **argv, int first)
 {
 	size_t n = 1;

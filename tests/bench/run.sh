@@ -426,10 +426,11 @@ bench_ebpf() {
 	# ratio WHO1 WHO2: "WHO1/WHO2 R" of their cpu1 medians (c1), or what it means when a
 	# cost is at or below zero (paid back in wakeups): a quotient of such a figure reads
 	# as nonsense
-	ratio() { awk -v n="$1/$2" -v a="${c1[$1]}" -v b="${c1[$2]}" -v w1="$1" -v w2="$2" 'BEGIN{
-		if (b <= 0) printf "%s n/a (%s at or below 0)\n", n, w2
-		else if (a <= 0) printf "%s 0 (%s at or below 0)\n", n, w1
-		else printf "%s %.2f\n", n, a / b}'; }
+	ratio() { awk -v a="${c1[$1]}" -v b="${c1[$2]}" -v w1="$1" -v w2="$2" 'BEGIN{
+		printf "%s/%s ", w1, w2
+		if (b <= 0) printf "n/a (%s at or below 0)\n", w2
+		else if (a <= 0) printf "0 (%s at or below 0)\n", w1
+		else printf "%.2f\n", a / b}'; }
 	# paired WHO ARRAY: WHO's figure less the run without a probe of the same round
 	paired() { local -n a=$2; local i; for i in $(seq "$nrep"); do
 		echo "${a[$1,$i]} - ${a[none,$i]}" | bc -l; done; }
