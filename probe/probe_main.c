@@ -524,11 +524,13 @@ int main(int argc, char **argv)
 	static const char *const scans[] = { "kernel", "user", NULL };
 	_Static_assert(CAP_XDP_OFF == 0 && CAP_XDP_AUTO == 3 && CAP_TC_AUTO == 0 &&
 		       CAP_TC_CLSACT == 2, "xdps and tcs list the values in order");
+	/* Every choice is checked, so that each bad one is named at once. */
 	int d = choice("direction", cfg.direction, dirs);
+	int capture_ok = choice("capture", cfg.capture, captures) >= 0;
 	int xdp = choice("xdp", cfg.xdp, xdps);  /* CAP_XDP_*, in that order */
 	int tc = choice("tc-attach", cfg.tc_attach, tcs);  /* CAP_TC_* */
-	if (d < 0 || choice("capture", cfg.capture, captures) < 0 || xdp < 0 || tc < 0 ||
-	    choice("bpf-scan", cfg.bpf_scan, scans) < 0)
+	int scan_ok = choice("bpf-scan", cfg.bpf_scan, scans) >= 0;
+	if (d < 0 || !capture_ok || xdp < 0 || tc < 0 || !scan_ok)
 		return 2;
 	int direction = dir_of[d];
 	/* --xdp and --router ask for the eBPF backend as --capture ebpf does. */
